@@ -1,0 +1,16 @@
+"""Memory cores: every core, its registry, and the shared ops they build on.
+
+>>> import memory_cores, torch
+>>> core = memory_cores.build("lstm", input_size=8, hidden_size=16)
+>>> state = core.initial_state(batch_size=4)
+>>> out, state, aux = core(torch.zeros(5, 4, 8), state, reset=None)
+>>> out.shape
+torch.Size([5, 4, 16])
+"""
+from .base import MemoryCore, select_state, stack_aux
+from .registry import build, config_class, make_config, names, register
+
+# Importing a core module registers it (Ray workers import this package too).
+from . import feedforward, lstm  # noqa: E402,F401
+
+__all__ = ["MemoryCore", "build", "config_class", "make_config", "names", "register", "select_state", "stack_aux"]
