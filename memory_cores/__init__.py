@@ -10,7 +10,13 @@ torch.Size([5, 4, 16])
 from .base import MemoryCore, select_state, stack_aux
 from .registry import build, config_class, make_config, names, register
 
-# Importing a core module registers it (Ray workers import this package too).
-from . import feedforward, lstm  # noqa: E402,F401
+# Importing a core module registers it, so every module of this package is
+# imported here (Ray workers import this package too). A new core is a new file.
+import importlib as _importlib
+import pkgutil as _pkgutil
+
+for _module in _pkgutil.iter_modules(__path__):
+    if not _module.name.startswith("_"):
+        _importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["MemoryCore", "build", "config_class", "make_config", "names", "register", "select_state", "stack_aux"]

@@ -1,0 +1,1 @@
+"""Evaluate checkpoints, plot return curves, run benchmarks."""
