@@ -1,0 +1,96 @@
+"""Environments: ``envs.make(name, **kwargs)`` returns a gymnasium env.
+
+Names:
+
+- any registered gymnasium id (``CartPole-v1``), through ``gymnasium.make``;
+- MiniGrid ids (``MiniGrid-MemoryS13Random-v0``): observations become a Dict of
+  ``image`` and ``direction`` (the Text ``mission`` is dropped);
+- memrl's own ids, registered when ``envs`` is imported (so Ray workers that
+  import it see them): see ``MEMRL_IDS``.
+
+``make_from_config({"name": id, **kwargs})`` is the same call from a Hydra
+config (``configs/env/<x>.yaml``). ``envs`` imports nothing from agents,
+memory_cores, training or evaluation.
+"""
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium
+
+from .minigrid_adapter import MiniGridImageDirection, is_minigrid
+
+# memrl id -> "module:class" entry point.
+MEMRL_IDS = {
+    "memrl/select_nonmatching_object": "envs.select_nonmatching_object:SelectNonmatchingObjectEnv",
+    "memrl/tmaze": "envs.tmaze:PassiveTMazeEnv",
+    "memrl/counter": "envs.counter:CounterEnv",
+}
+
+# Id prefixes whose envs register when their package is imported.
+_LAZY_PACKAGES = {"MiniGrid-": "minigrid", "BabyAI-": "minigrid"}
+
+
+def _register_memrl_ids() -> None:
+    for env_id, entry_point in MEMRL_IDS.items():
+        if env_id not in gymnasium.registry:
+            gymnasium.register(id=env_id, entry_point=entry_point)
+
+
+_register_memrl_ids()
+
+
+def make(name: str, **kwargs: Any) -> gymnasium.Env:
+    """The env ``name`` built with ``kwargs``; unknown names and bad kwargs raise a one-line ValueError."""
+    _import_package_for(name)
+    if name not in gymnasium.registry:
+        raise ValueError(
+            f"unknown env {name!r}; memrl envs: {', '.join(MEMRL_IDS)}; "
+            "any registered gymnasium id also works (e.g. CartPole-v1, MiniGrid-MemoryS7-v0)"
+        )
+    if name in MEMRL_IDS:
+        _check_kwargs(name, kwargs)
+    try:
+        env = gymnasium.make(name, **kwargs)
+    except TypeError as error:
+        if "unexpected keyword argument" not in str(error):
+            raise
+        raise ValueError(f"bad argument for env {name!r}: {error}") from None
+    if is_minigrid(env):
+        env = MiniGridImageDirection(env)
+    return env
+
+
+def make_from_config(cfg: Mapping) -> gymnasium.Env:
+    """``make(cfg["name"], **rest)``; ``cfg`` is a dict or an OmegaConf DictConfig (``configs/env/<x>.yaml``)."""
+    if hasattr(cfg, "_metadata"):  # an OmegaConf DictConfig: plain containers for the env's kwargs
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    kwargs = dict(cfg)
+    if "name" not in kwargs:
+        raise ValueError(f"env config has no 'name' (keys: {sorted(kwargs)}); add e.g. name: memrl/tmaze")
+    return make(kwargs.pop("name"), **kwargs)
+
+
+def _import_package_for(name: str) -> None:
+    for prefix, package in _LAZY_PACKAGES.items():
+        if name.startswith(prefix):
+            __import__(package)
+
+
+def _check_kwargs(name: str, kwargs: Mapping) -> None:
+    """Unknown kwargs of a memrl env raise ValueError listing the valid ones."""
+    env_class = gymnasium.registry[name].entry_point
+    if isinstance(env_class, str):
+        module_name, class_name = env_class.split(":")
+        env_class = getattr(__import__(module_name, fromlist=[class_name]), class_name)
+    valid = [p for p in inspect.signature(env_class.__init__).parameters if p != "self"]
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown argument(s) {unknown} for env {name!r}; valid: {valid}")
+
+
+__all__ = ["MEMRL_IDS", "MiniGridImageDirection", "make", "make_from_config"]
