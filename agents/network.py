@@ -1,0 +1,96 @@
+"""The agent: encoder -> memory core -> policy and value heads (IMPALA's shape).
+
+The core's input at step t is [encode(obs_t), one_hot(prev_action_t), prev_reward_t],
+where prev_* is what led to obs_t (zero at an episode's first step).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from gymnasium import spaces
+from tensordict import TensorDict
+from torch import nn
+from torch.nn import functional as F
+
+import memory_cores
+
+from .encoders import action_sizes, build_encoder
+
+
+@dataclass
+class AgentOutput:
+    logits: torch.Tensor  # [T, B, sum(action sizes)] concatenated per-component logits
+    values: torch.Tensor  # [T, B]
+    state: TensorDict  # core state after the last step
+    aux: dict[str, torch.Tensor]  # the core's aux: loss_* entries and diagnostics
+
+
+class Agent(nn.Module):
+    """Recurrent actor-critic over a registered memory core.
+
+    Args:
+        observation_space, action_space: gymnasium spaces (Discrete or MultiDiscrete actions).
+        core: registered core name (``memory_cores.names()``).
+        core_config: overrides for the core's typed config.
+        encoder_size: width of the observation encoder.
+        reward_clip: prev_reward input is clipped to [-reward_clip, reward_clip].
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        core: str = "lstm",
+        core_config: dict[str, Any] | None = None,
+        encoder_size: int = 128,
+        reward_clip: float = 1.0,
+    ):
+        super().__init__()
+        self.action_sizes = action_sizes(action_space)
+        self.encoder = build_encoder(observation_space, encoder_size)
+        self.reward_clip = reward_clip
+        core_input = self.encoder.output_size + sum(self.action_sizes) + 1
+        self.core = memory_cores.build(core, core_input, **(core_config or {}))
+        self.policy = nn.Linear(self.core.output_size, sum(self.action_sizes))
+        self.baseline = nn.Linear(self.core.output_size, 1)
+
+    def initial_state(self, batch_size: int, device=None) -> TensorDict:
+        return self.core.initial_state(batch_size, device)
+
+    def forward(self, obs, prev_action: torch.Tensor, prev_reward: torch.Tensor, reset: torch.Tensor, state: TensorDict) -> AgentOutput:
+        """obs: [T, B, *obs_shape] (or a dict of such); prev_action: long [T, B, n_components];
+        prev_reward: [T, B]; reset: bool [T, B] (obs_t starts an episode); state: core state."""
+        features = self.encoder(obs)
+        one_hots = [F.one_hot(prev_action[..., i], n).float() for i, n in enumerate(self.action_sizes)]
+        reward = prev_reward.float().clamp(-self.reward_clip, self.reward_clip).unsqueeze(-1)
+        core_in = torch.cat([features, *one_hots, reward], dim=-1)
+        out, state, aux = self.core(core_in, state, reset)
+        return AgentOutput(self.policy(out), self.baseline(out).squeeze(-1), state, aux)
+
+    # -- action distribution over (possibly several) discrete components ----------------
+    def split_logits(self, logits: torch.Tensor) -> list[torch.Tensor]:
+        return list(logits.split(self.action_sizes, dim=-1))
+
+    def sample(self, logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Sample actions: logits [..., sum sizes] -> long [..., n_components]."""
+        samples = []
+        for part in self.split_logits(logits):
+            probs = F.softmax(part.reshape(-1, part.shape[-1]), dim=-1)
+            samples.append(torch.multinomial(probs, 1, generator=generator).reshape(part.shape[:-1]))
+        return torch.stack(samples, dim=-1)
+
+    def log_prob(self, logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Sum over components of log pi(a_i): [..., sum sizes], [..., n] -> [...]."""
+        return sum(
+            F.log_softmax(part, -1).gather(-1, actions[..., i : i + 1]).squeeze(-1)
+            for i, part in enumerate(self.split_logits(logits))
+        )
+
+    def entropy(self, logits: torch.Tensor) -> torch.Tensor:
+        total = 0.0
+        for part in self.split_logits(logits):
+            log_p = F.log_softmax(part, -1)
+            total = total - (log_p.exp() * log_p).sum(-1)
+        return total

@@ -1,0 +1,52 @@
+"""``memrl eval``: run N episodes with a trained agent and summarise the returns."""
+from __future__ import annotations
+
+import copy
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+
+from training.actor import Actor
+from training.run_dir import load_checkpoint, resolve_checkpoint
+
+
+def evaluate(checkpoint: str, episodes: int, seed: int, out: str | None = None, num_envs: int = 8) -> dict:
+    """Mean and std of the return over ``episodes`` episodes, success rate, and a per-episode CSV.
+
+    The policy samples its actions, as during training. Envs run in-process;
+    each env's episodes count until ``episodes`` are done in total.
+    """
+    if episodes <= 0:
+        raise ValueError(f"episodes={episodes} must be positive")
+    path = resolve_checkpoint(checkpoint)
+    payload = load_checkpoint(path)
+    cfg = copy.deepcopy(payload["config"])
+    cfg["actors"]["envs_per_actor"] = max(1, min(num_envs, episodes))
+    cfg["actors"]["unroll_length"] = 50
+    actor = Actor(cfg, actor_index=0, seed=seed)
+    try:
+        actor.set_weights(payload["model"], version=0)
+    except RuntimeError as exc:
+        raise ValueError(f"checkpoint {path} does not fit its own config ({str(exc).splitlines()[0][:100]})") from None
+    finished: list[dict] = []
+    while len(finished) < episodes:
+        finished += actor.unroll().episodes
+    finished = finished[:episodes]
+
+    csv_path = Path(out) if out else path.parent / "eval.csv"
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["episode", "return", "length", "success"])
+        writer.writeheader()
+        for i, e in enumerate(finished):
+            writer.writerow({"episode": i, **e})
+    returns = np.array([e["return"] for e in finished])
+    successes = [e["success"] for e in finished if not math.isnan(e["success"])]
+    return {
+        "episodes": len(finished),
+        "mean_return": float(returns.mean()),
+        "std_return": float(returns.std()),
+        "success_rate": float(np.mean(successes)) if successes else math.nan,
+        "csv": str(csv_path),
+    }

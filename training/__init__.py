@@ -1,0 +1,1 @@
+"""The memrl CLI, IMPALA on Ray, and the supervised side-trainers."""

@@ -1,0 +1,177 @@
+"""An actor: steps a batch of envs with a CPU copy of the policy and returns unrolls.
+
+The same class runs in-process (``num_actors=0``, deterministic) and as a Ray
+actor (``ray.remote(Actor)``); nothing in it knows about Ray.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from tensordict import TensorDict
+
+import envs
+from agents import Agent
+
+from .unroll import inputs_after_step
+
+
+@dataclass
+class ActorResult:
+    unroll: TensorDict  # [T+1, B], see training/unroll.py
+    start_state: TensorDict  # core state before unroll step 0, [B]
+    episodes: list[dict[str, float]]  # completed episodes: return, length, success
+    weights_version: int  # learner update count of the weights that acted
+    actor_index: int
+
+
+def stack_obs(observations: list[Any]):
+    """List of B env observations -> tensor [B, ...] (or a dict of them)."""
+    first = observations[0]
+    if isinstance(first, dict):
+        return {k: stack_obs([o[k] for o in observations]) for k in first}
+    return torch.as_tensor(np.stack(observations))
+
+
+def build_agent(env, cfg) -> Agent:
+    """The agent for ``env`` from the run config (core, agent sections)."""
+    core_cfg = {k: v for k, v in cfg["core"].items() if k != "name"}
+    return Agent(
+        env.observation_space,
+        env.action_space,
+        core=cfg["core"]["name"],
+        core_config=core_cfg,
+        encoder_size=cfg["agent"]["encoder_size"],
+        reward_clip=cfg["agent"]["reward_clip"],
+    )
+
+
+class Actor:
+    """Steps ``num_envs`` envs for ``unroll_length`` steps per call to ``unroll``.
+
+    Args:
+        cfg: the run config as a plain dict (env, core, agent, actors sections).
+        actor_index: this actor's number; env seeds derive from (seed, actor_index, env index).
+        seed: the run seed.
+    """
+
+    def __init__(self, cfg: dict, actor_index: int, seed: int):
+        torch.set_num_threads(1)  # many actors share few cores
+        self.actor_index = actor_index
+        self.unroll_length = cfg["actors"]["unroll_length"]
+        num_envs = cfg["actors"]["envs_per_actor"]
+        self.envs = [envs.make_from_config(cfg["env"]) for _ in range(num_envs)]
+        env_seeds = np.random.SeedSequence([seed, actor_index]).generate_state(num_envs + 1)
+        self.generator = torch.Generator().manual_seed(int(env_seeds[-1]))
+        torch.manual_seed(int(env_seeds[-1]))  # for cores that draw random numbers
+        self.agent = build_agent(self.envs[0], cfg)
+        self.agent.eval()
+        self.weights_version = -1
+
+        obs = [env.reset(seed=int(s))[0] for env, s in zip(self.envs, env_seeds[:-1])]
+        n_components = len(self.agent.action_sizes)
+        self.obs = stack_obs(obs)
+        self.reset = torch.ones(num_envs, dtype=torch.bool)
+        self.prev_action = torch.zeros(num_envs, n_components, dtype=torch.long)
+        self.prev_reward = torch.zeros(num_envs)
+        self.state = self.agent.initial_state(num_envs)
+        self.episode_return = np.zeros(num_envs)
+        self.episode_length = np.zeros(num_envs, dtype=np.int64)
+
+    def set_weights(self, weights: dict[str, torch.Tensor], version: int) -> None:
+        if version != self.weights_version:
+            self.agent.load_state_dict(weights)
+            self.weights_version = version
+
+    def _inputs(self) -> TensorDict:
+        return TensorDict(
+            {"obs": self.obs, "reset": self.reset, "prev_action": self.prev_action, "prev_reward": self.prev_reward},
+            batch_size=[len(self.envs)],
+        )
+
+    @torch.no_grad()
+    def unroll(self, weights: dict[str, torch.Tensor] | None = None, version: int = -1) -> ActorResult:
+        if weights is not None:
+            self.set_weights(weights, version)
+        T, B = self.unroll_length, len(self.envs)
+        start_state = self.state.clone()
+        steps, episodes = [], []
+        for _ in range(T):
+            inputs = self._inputs()
+            out = self.agent(
+                _time(inputs["obs"]), inputs["prev_action"][None], inputs["prev_reward"][None],
+                inputs["reset"][None], self.state,
+            )
+            logits = out.logits[0]
+            action = self.agent.sample(logits, self.generator)
+            self.state = out.state
+            next_obs, reward, terminated, truncated, final_obs = self._step_envs(action, episodes)
+            truncation_value = self._truncation_values(final_obs, action, reward, truncated)
+            inputs.update(
+                {
+                    "action": action, "behaviour_logits": logits, "reward": reward,
+                    "terminated": terminated, "truncated": truncated, "truncation_value": truncation_value,
+                }
+            )
+            steps.append(inputs)
+            self.obs = next_obs
+            self.reset, self.prev_action, self.prev_reward = inputs_after_step(action, reward, terminated, truncated)
+        last = self._inputs()
+        # Entry T carries inputs only; its transition fields are zero padding.
+        last.update({k: torch.zeros_like(v) for k, v in steps[-1].items() if k not in last.keys()})
+        steps.append(last)
+        return ActorResult(torch.stack(steps), start_state, episodes, self.weights_version, self.actor_index)
+
+    def _step_envs(self, action: torch.Tensor, episodes: list[dict[str, float]]):
+        """Step every env; auto-reset ended ones. Returns the next obs and each ended env's final obs."""
+        B = len(self.envs)
+        reward = np.zeros(B, dtype=np.float32)
+        terminated = np.zeros(B, dtype=bool)
+        truncated = np.zeros(B, dtype=bool)
+        next_obs, final_obs = [], {}
+        actions = action.numpy()
+        for b, env in enumerate(self.envs):
+            act = actions[b, 0] if actions.shape[1] == 1 else actions[b]
+            obs, r, term, trunc, info = env.step(act)
+            reward[b], terminated[b], truncated[b] = r, term, trunc
+            self.episode_return[b] += r
+            self.episode_length[b] += 1
+            if term or trunc:
+                episodes.append(
+                    {
+                        "return": float(self.episode_return[b]),
+                        "length": int(self.episode_length[b]),
+                        "success": float(info.get("success", math.nan)),
+                    }
+                )
+                self.episode_return[b] = 0.0
+                self.episode_length[b] = 0
+                if trunc and not term:
+                    final_obs[b] = obs
+                obs, _ = env.reset()
+            next_obs.append(obs)
+        return stack_obs(next_obs), torch.from_numpy(reward), torch.from_numpy(terminated), torch.from_numpy(truncated), final_obs
+
+    def _truncation_values(self, final_obs: dict[int, Any], action, reward, truncated) -> torch.Tensor:
+        """V(final obs) for envs cut off by a time limit, with the state after this step."""
+        values = torch.zeros(len(self.envs))
+        if not final_obs:
+            return values
+        index = torch.tensor(sorted(final_obs))
+        obs = stack_obs([final_obs[b] for b in index.tolist()])
+        out = self.agent(
+            _time(obs), action[index][None], reward[index][None],
+            torch.zeros(1, len(index), dtype=torch.bool), self.state[index],
+        )
+        values[index] = out.values[0]
+        return values
+
+
+def _time(obs):
+    """Add a leading time dim of 1 to a batch of observations."""
+    if isinstance(obs, dict):
+        return {k: _time(v) for k, v in obs.items()}
+    return obs[None]

@@ -1,0 +1,170 @@
+"""The ``memrl`` command line: one sub-command per job, each taking Hydra overrides.
+
+    memrl train      core=sam env=select_nonmatching_object   # IMPALA on Ray
+    memrl eval       checkpoint=runs/<run>/checkpoint.pt episodes=100
+    memrl plot       run_dir=[runs/a,runs/b]
+    memrl bench      <name> key=value ...
+
+Bad input stops with one line on stderr and exit status 2.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+USAGE = __doc__.split("\n\n")[1]
+
+
+def cmd_train(overrides: list[str]) -> int:
+    from agents import Agent  # noqa: F401  (imports torch once, before Ray workers fork)
+
+    import envs
+
+    from .actor import build_agent
+    from .config import ConfigError, apply_overrides, compose
+    from .impala import train
+    from .run_dir import create_run_dir, load_checkpoint, resolve_checkpoint, save_config
+
+    resume = _override_value(overrides, "resume")
+    checkpoint = None
+    if resume:
+        checkpoint_path = resolve_checkpoint(resume)
+        checkpoint = load_checkpoint(checkpoint_path)
+        groups = [o for o in overrides if o.split("=", 1)[0] in ("core", "env", "agent")]
+        if groups:
+            raise ConfigError(f"resume continues the run's own core/env/agent; drop {groups} or start a new run")
+        rest = [o for o in overrides if not o.startswith("resume=")]
+        cfg = apply_overrides(checkpoint["config"], rest)
+        run_dir = checkpoint_path.parent
+    else:
+        cfg = compose("train", overrides)
+    # Build everything once before touching the disk: bad input leaves no run folder behind.
+    probe_env = envs.make_from_config(cfg["env"])
+    build_agent(probe_env, cfg)
+    probe_env.close()
+    if not resume:
+        name = cfg["name"] or f"{cfg['core']['name']}-{cfg['env']['name'].split('/')[-1]}"
+        run_dir = create_run_dir(cfg["run_root"], name)
+        cfg["name"] = name
+        save_config(run_dir, cfg)
+    print(f"run folder: {run_dir}", flush=True)
+    train(cfg, run_dir, checkpoint)
+    print(f"done; checkpoint: {run_dir / 'checkpoint.pt'}")
+    return 0
+
+
+def cmd_eval(overrides: list[str]) -> int:
+    from evaluation.evaluate import evaluate
+
+    from .config import compose
+
+    cfg = compose("eval", overrides)
+    if not cfg["checkpoint"]:
+        raise ValueError("eval needs checkpoint=runs/<run>/checkpoint.pt")
+    summary = evaluate(cfg["checkpoint"], cfg["episodes"], cfg["seed"], cfg["out"], cfg["envs"])
+    print(
+        f"{summary['episodes']} episodes: return {summary['mean_return']:.2f} ± {summary['std_return']:.2f}, "
+        f"success rate {summary['success_rate']:.3f}; per-episode CSV: {summary['csv']}"
+    )
+    return 0
+
+
+def cmd_plot(overrides: list[str]) -> int:
+    from evaluation.plot import plot_runs
+
+    from .config import compose
+
+    cfg = compose("plot", overrides)
+    run_dirs = cfg["run_dir"]
+    if not run_dirs:
+        raise ValueError("plot needs run_dir=runs/<run> (or run_dir=[runs/a,runs/b])")
+    run_dirs = [run_dirs] if isinstance(run_dirs, str) else list(run_dirs)
+    out = plot_runs(run_dirs, cfg["out"], cfg["metric"], cfg["title"])
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_bench(overrides: list[str]) -> int:
+    from evaluation import benchmarks
+
+    from .config import compose
+
+    if not overrides or "=" in overrides[0]:
+        raise ValueError(f"bench needs a name: memrl bench <name>; available: {', '.join(benchmarks.names())}")
+    name, overrides = overrides[0], overrides[1:]
+    run = benchmarks.get(name)
+    cfg = compose(f"bench/{name}", overrides)
+    from omegaconf import OmegaConf
+
+    rows = run(OmegaConf.create(cfg))
+    print(format_table(rows))
+    out = Path(cfg.get("out") or f"bench-{name}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+def format_table(rows: list[dict]) -> str:
+    """Rows as a plain-text table (columns = union of keys in first-seen order)."""
+    if not rows:
+        return "(no rows)"
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    cells = [[_cell(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    line = lambda values: "  ".join(v.rjust(w) for v, w in zip(values, widths))  # noqa: E731
+    return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, cells)])
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _override_value(overrides: list[str], key: str) -> str | None:
+    for o in overrides:
+        if o.startswith(f"{key}="):
+            value = o.split("=", 1)[1]
+            return value if value not in ("", "null", "None") else None
+    return None
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "train": cmd_train,
+    "eval": cmd_eval,
+    "plot": cmd_plot,
+    "bench": cmd_bench,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(f"usage:\n{USAGE}\n\ncommands: {', '.join(COMMANDS)}")
+        return 0
+    command, overrides = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"memrl: error: unknown command {command!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    from agents.encoders import UnsupportedSpaceError  # noqa: F401  (a ValueError)
+
+    from .run_dir import CheckpointError  # noqa: F401  (a ValueError)
+
+    try:
+        return COMMANDS[command](overrides)
+    except (ValueError, FileNotFoundError, NotADirectoryError, ImportError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"memrl {command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"memrl {command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

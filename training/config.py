@@ -1,0 +1,53 @@
+"""Compose configs from the Hydra tree in ``configs/`` with command-line overrides."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A bad override or config; the message is one line."""
+
+
+def compose(config_name: str, overrides: list[str]) -> dict[str, Any]:
+    """``configs/<config_name>.yaml`` plus overrides, resolved to a plain dict."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
+        return OmegaConf.to_container(cfg, resolve=True)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(one_line(str(exc))) from None
+
+
+def one_line(message: str) -> str:
+    """Hydra's multi-line messages ("Available options: ...") folded into one line."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if not lines:
+        return "invalid configuration"
+    head, rest = lines[0], lines[1:]
+    if rest and rest[0].lower().startswith("available options"):
+        options = [line.lstrip("- ").strip() for line in rest[1:]]
+        return f"{head} Available: {', '.join(options)}"
+    if rest and rest[0].lower().startswith("key") and "not in struct" in rest[0]:
+        return f"{head} ({rest[0]}); check the spelling against configs/"
+    return head
+
+
+def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Dotted ``key=value`` overrides on an existing (saved) config; keys must exist."""
+    base = OmegaConf.create(config)
+    OmegaConf.set_struct(base, True)
+    try:
+        merged = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
+    except Exception as exc:  # omegaconf's errors for unknown keys and bad values
+        raise ConfigError(one_line(str(exc))) from None
+    return OmegaConf.to_container(merged, resolve=True)

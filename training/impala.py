@@ -1,0 +1,225 @@
+"""IMPALA on Ray: actors produce unrolls, the learner replays the core and applies V-trace.
+
+``train(cfg, run_dir)`` is the whole loop, readable top to bottom:
+
+1. start the actors (Ray actors, or one in-process actor when ``actors.num_actors=0``),
+2. repeatedly take ``learner.batch_unrolls`` finished unrolls, resubmitting each
+   actor at once with a reference to the newest weights in the object store,
+3. replay the core from each unroll's start state, compute the loss, step,
+4. publish the new weights, log, checkpoint.
+
+With Ray the actors run while the learner learns, so training is asynchronous
+and not bit-reproducible; ``num_actors=0`` is synchronous and deterministic.
+"""
+from __future__ import annotations
+
+import collections
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import envs
+
+from .actor import Actor, ActorResult, build_agent
+from .learner import LossConfig, impala_loss
+from .run_dir import CHECKPOINT, MetricsLogger, save_checkpoint
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={name} but CUDA is not available here; use device=cpu or device=auto")
+    return torch.device(name)
+
+
+class LocalActors:
+    """One in-process actor, stepped synchronously: deterministic, for tests and debugging."""
+
+    def __init__(self, cfg: dict, seed: int):
+        self.actor = Actor(cfg, 0, seed)
+
+    def next_result(self, weights: dict, version: int) -> ActorResult:
+        return self.actor.unroll(weights, version)
+
+    def close(self) -> None:
+        pass
+
+
+class RayActors:
+    """Ray actors with ``inflight_per_actor`` unroll requests queued each, so none waits on the learner."""
+
+    def __init__(self, cfg: dict, seed: int, weights_ref, version: int):
+        import ray
+
+        self.ray = ray
+        actors_cfg = cfg["actors"]
+        remote_actor = ray.remote(num_cpus=actors_cfg["cpus_per_actor"])(Actor)
+        self.actors = [remote_actor.remote(cfg, i, seed) for i in range(actors_cfg["num_actors"])]
+        self.pending: dict[Any, int] = {}
+        for index, actor in enumerate(self.actors):
+            for _ in range(actors_cfg["inflight_per_actor"]):
+                self.pending[actor.unroll.remote(weights_ref, version)] = index
+
+    def next_result(self, weights_ref, version: int) -> ActorResult:
+        [ready], _ = self.ray.wait(list(self.pending), num_returns=1)
+        index = self.pending.pop(ready)
+        result = self.ray.get(ready)
+        self.pending[self.actors[index].unroll.remote(weights_ref, version)] = index
+        return result
+
+    def close(self) -> None:
+        for actor in self.actors:
+            self.ray.kill(actor)
+
+
+def init_ray(ray_cfg: dict, num_actors: int, cpus_per_actor: float) -> bool:
+    """Connect to ``ray.address`` or start an embedded local cluster. True if we started Ray."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if ray_cfg.get("address"):
+        ray.init(address=ray_cfg["address"], log_to_driver=True)
+    else:
+        # Logical CPUs, not cores: actors and the learner share the machine.
+        num_cpus = ray_cfg.get("num_cpus") or max(1, math.ceil(num_actors * cpus_per_actor))
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
+    return True
+
+
+def make_optimizer(params, cfg: dict) -> torch.optim.Optimizer:
+    if cfg["optimizer"] == "adam":
+        return torch.optim.Adam(params, lr=cfg["learning_rate"], eps=cfg["epsilon"])
+    if cfg["optimizer"] == "rmsprop":
+        return torch.optim.RMSprop(params, lr=cfg["learning_rate"], eps=cfg["epsilon"], alpha=0.99)
+    raise ValueError(f"learner.optimizer={cfg['optimizer']!r} is not known; use adam or rmsprop")
+
+
+def cpu_weights(agent: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in agent.state_dict().items()}
+
+
+def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool = False) -> dict[str, float]:
+    """Train until ``total_frames`` env frames; returns the last logged metrics."""
+    learner_cfg, actors_cfg = cfg["learner"], cfg["actors"]
+    device = resolve_device(cfg["device"])
+    torch.manual_seed(cfg["seed"])
+    probe_env = envs.make_from_config(cfg["env"])
+    agent = build_agent(probe_env, cfg).to(device)
+    probe_env.close()
+    optimizer = make_optimizer(agent.parameters(), learner_cfg)
+    loss_cfg = LossConfig(**learner_cfg["loss"])
+    counters = {"frames": 0, "updates": 0, "episodes": 0, "seconds": 0.0}
+    if checkpoint is not None:
+        agent.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        counters.update(checkpoint["counters"])
+        torch.set_rng_state(checkpoint["rng"]["torch"])
+    # A resumed run's actors get fresh env seeds, so they do not replay old episodes.
+    actor_seed = cfg["seed"] + 1_000_003 * counters["updates"]
+
+    num_actors = actors_cfg["num_actors"]
+    started_ray = False
+    weights = cpu_weights(agent)
+    if num_actors == 0:
+        actors: LocalActors | RayActors = LocalActors(cfg, actor_seed)
+        publish = lambda w: w  # noqa: E731
+    else:
+        started_ray = init_ray(cfg["ray"], num_actors, actors_cfg["cpus_per_actor"])
+        import ray
+
+        publish = ray.put
+    weights_ref = publish(weights)
+    if num_actors > 0:
+        actors = RayActors(cfg, actor_seed, weights_ref, counters["updates"])
+
+    logger = MetricsLogger(run_dir, tensorboard=cfg.get("tensorboard", True))
+    recent = collections.deque(maxlen=cfg["log"]["episodes_window"])
+    window = {"lag": [], "frames": 0}
+    start_time = time.time() - counters["seconds"]
+    last_log = last_checkpoint = time.time()
+    row: dict[str, float] = {}
+
+    def checkpoint_now() -> None:
+        counters["seconds"] = time.time() - start_time
+        save_checkpoint(
+            run_dir / CHECKPOINT,
+            {
+                "model": agent.state_dict(), "optimizer": optimizer.state_dict(), "counters": dict(counters),
+                "config": cfg, "rng": {"torch": torch.get_rng_state()},
+            },
+        )
+
+    try:
+        while counters["frames"] < cfg["total_frames"]:
+            results = [actors.next_result(weights_ref, counters["updates"]) for _ in range(learner_cfg["batch_unrolls"])]
+            unroll = torch.cat([r.unroll for r in results], dim=1).to(device)
+            start_state = torch.cat([r.start_state for r in results], dim=0).to(device)
+            agent.train()
+            loss, parts = impala_loss(agent, unroll, start_state, loss_cfg)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(agent.parameters(), learner_cfg["max_grad_norm"])
+            optimizer.step()
+
+            frames = (unroll.shape[0] - 1) * unroll.shape[1]
+            counters["frames"] += frames
+            window["frames"] += frames
+            window["lag"].extend(counters["updates"] - r.weights_version for r in results)
+            counters["updates"] += 1
+            weights_ref = publish(cpu_weights(agent))
+            for r in results:
+                recent.extend(r.episodes)
+                counters["episodes"] += len(r.episodes)
+
+            now = time.time()
+            done = counters["frames"] >= cfg["total_frames"]
+            if now - last_log >= cfg["log"]["interval_s"] or done:
+                row = _metrics_row(counters, now - start_time, window["frames"] / (now - last_log), recent, parts, loss, grad_norm, window["lag"])
+                logger.log(row, counters["frames"])
+                if not quiet:
+                    print(_progress_line(row), flush=True)
+                window = {"lag": [], "frames": 0}
+                last_log = now
+            if now - last_checkpoint >= cfg["checkpoint"]["interval_s"] or done:
+                checkpoint_now()
+                last_checkpoint = now
+    finally:
+        actors.close()
+        logger.close()
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    return row
+
+
+def _mean(values) -> float:
+    values = [v for v in values if not math.isnan(v)]
+    return float(np.mean(values)) if values else math.nan
+
+
+def _metrics_row(counters, seconds, fps, recent, parts, loss, grad_norm, lags) -> dict[str, float]:
+    row = {
+        "frames": counters["frames"], "updates": counters["updates"], "episodes": counters["episodes"],
+        "time_s": round(seconds, 2), "fps": fps,
+        "mean_return": _mean([e["return"] for e in recent]),
+        "mean_success": _mean([e["success"] for e in recent]),
+        "mean_episode_length": _mean([e["length"] for e in recent]),
+        "total_loss": loss.item(), "grad_norm": grad_norm.item(), "policy_lag": _mean(lags),
+    }
+    row.update({k: float(v) for k, v in parts.items()})
+    return row
+
+
+def _progress_line(row: dict[str, float]) -> str:
+    return (
+        f"frames {row['frames']:>10,} | {row['fps']:>7,.0f} fps | return {row['mean_return']:8.2f} | "
+        f"success {row['mean_success']:5.2f} | loss {row['total_loss']:9.3f} | lag {row['policy_lag']:4.1f} | "
+        f"{row['time_s']:6.0f} s"
+    )

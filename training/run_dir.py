@@ -1,0 +1,151 @@
+"""A run's folder: resolved config, metrics.csv, TensorBoard events, checkpoints.
+
+Shared by every trainer (IMPALA, RLlib, supervised). Layout::
+
+    runs/<YYYYmmdd-HHMMSS>-<name>/
+        config.yaml        the resolved config
+        metrics.csv        one row per log interval
+        events.out.tfevents.*
+        checkpoint.pt      latest checkpoint, written atomically
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, corrupt, or does not fit."""
+
+
+def create_run_dir(root: str | os.PathLike, name: str) -> Path:
+    """A new, empty run folder; never reuses an existing one."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+    for suffix in [""] + [f"-{i}" for i in range(1, 1000)]:
+        path = root / f"{stamp}-{safe}{suffix}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a fresh run folder under {root}")
+
+
+def save_config(run_dir: Path, config: dict[str, Any]) -> None:
+    atomic_write_bytes(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False).encode())
+
+
+def load_config(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no config.yaml in {run_dir}; is it a memrl run folder?")
+    return yaml.safe_load(path.read_text())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """Write then rename, so a crash never leaves a half-written checkpoint."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint file, or the checkpoint inside a run folder."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; pass checkpoint=runs/<run>/checkpoint.pt")
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load with ``weights_only=True``: tensors and plain containers only, never pickled code."""
+    path = resolve_checkpoint(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a memrl checkpoint ({first[:120]})") from None
+    if not isinstance(payload, dict) or "config" not in payload or "model" not in payload:
+        raise CheckpointError(f"checkpoint {path} is not a memrl checkpoint (no model/config entries)")
+    return payload
+
+
+class MetricsLogger:
+    """Appends rows to metrics.csv and TensorBoard; columns are fixed by the first row."""
+
+    def __init__(self, run_dir: Path, tensorboard: bool = True):
+        self.path = Path(run_dir) / "metrics.csv"
+        self.columns: list[str] | None = None
+        if self.path.exists():
+            with open(self.path) as f:
+                header = f.readline().strip()
+            self.columns = header.split(",") if header else None
+        self.writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(run_dir))
+
+    def log(self, row: dict[str, float], step: int) -> None:
+        new_file = self.columns is None
+        if new_file:
+            self.columns = list(row)
+        with open(self.path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.columns, extrasaction="ignore")
+            if new_file:
+                writer.writeheader()
+            writer.writerow({k: _fmt(row.get(k, math.nan)) for k in self.columns})
+        if self.writer is not None:
+            for key, value in row.items():
+                if isinstance(value, (int, float)) and math.isfinite(value):
+                    self.writer.add_scalar(key, value, step)
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _fmt(value: Any) -> Any:
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+def read_metrics(run_dir: str | os.PathLike) -> dict[str, list[float]]:
+    """metrics.csv as columns of floats."""
+    path = Path(run_dir) / "metrics.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"no metrics.csv in {run_dir}; is it a memrl run folder that has logged?")
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    columns: dict[str, list[float]] = {k: [] for k in (rows[0] if rows else {})}
+    for row in rows:
+        for k, v in row.items():
+            try:
+                columns[k].append(float(v))
+            except (TypeError, ValueError):
+                columns[k].append(math.nan)
+    return columns
