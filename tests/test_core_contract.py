@@ -96,6 +96,8 @@ def test_reset_mid_unroll_equals_fresh_episode(name):
 @pytest.mark.parametrize("name", ALL)
 def test_gradient_reaches_every_parameter(name):
     core = make_core(name)
+    if not any(p.requires_grad for p in core.parameters()):
+        pytest.skip(f"core {name!r} has no parameters")
     state = core.initial_state(B).double()
     total = 0.0
     for xs in inputs().chunk(2):
