@@ -1,0 +1,78 @@
+"""The LSTM controller shared by SAM and DAM (thesis Sec. 3.2.5, Fig. 3.1).
+
+At step t the LSTM reads [x_t, r_{t-1}] (the input and the H words read at
+the previous step), and a linear layer of its output h_t gives the memory
+interface p_t = (q_t, β_t, w_t, α_t, γ_t). The output is
+y_t = Linear([h_t, r_t]) with r_t the words read at step t.
+Glossary: B batch, C controller units, H heads, W word.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from .addressing import oneplus
+
+
+class Interface(NamedTuple):
+    """p_t, the controller's memory access parameters for one step."""
+
+    queries: torch.Tensor  # q_t [B, H, W], one read query per head
+    sharpness: torch.Tensor  # β_t [B, H] >= 1, multiplies the cosine before the softmax
+    write_word: torch.Tensor  # w_t [B, W]
+    write_gate: torch.Tensor  # α_t [B] in (0, 1): how much is written
+    interpolation_gate: torch.Tensor  # γ_t [B] in (0, 1): previously read rows vs the LRU row
+
+
+class MemoryController(nn.Module):
+    """LSTM cell, interface projection and output layer of a read/write memory core."""
+
+    def __init__(self, input_size: int, controller_size: int, heads: int, word_size: int, output_size: int):
+        super().__init__()
+        self.heads, self.word_size = heads, word_size
+        read_size = heads * word_size
+        self.lstm = nn.LSTMCell(input_size + read_size, controller_size)
+        self.interface = nn.Linear(controller_size, read_size + heads + word_size + 2)
+        self.output = nn.Linear(controller_size + read_size, output_size)
+
+    def step(self, x, read_words, h, c) -> tuple[torch.Tensor, torch.Tensor, Interface]:
+        """x [B, I], read_words r_{t-1} [B, H, W], h and c [B, C] -> h_t, c_t, p_t."""
+        h, c = self.lstm(torch.cat([x, read_words.flatten(1)], -1), (h, c))
+        p = self.interface(h)
+        heads, width = self.heads, self.word_size
+        queries, sharpness, word, gates = p.split([heads * width, heads, width, 2], -1)
+        interface = Interface(
+            queries=queries.view(-1, heads, width),
+            sharpness=oneplus(sharpness),
+            write_word=word,
+            write_gate=torch.sigmoid(gates[:, 0]),
+            interpolation_gate=torch.sigmoid(gates[:, 1]),
+        )
+        return h, c, interface
+
+    def readout(self, h, read_words) -> torch.Tensor:
+        """y_t = Linear([h_t, r_t]): h [B, C], read_words [B, H, W] -> [B, O]."""
+        return self.output(torch.cat([h, read_words.flatten(1)], -1))
+
+
+def sparse_write_weights(interface: Interface, read_weights: torch.Tensor) -> torch.Tensor:
+    """a^W_t = α_t (γ_t a^R_{t-1} + (1 - γ_t) I^U_t)   (thesis eq. 3.3), sparse.
+
+    read_weights: a^R_{t-1} of the H heads over their K rows [B, H, K]. With H
+    heads a^R_{t-1} is the mean of the heads' weights, so a^W sums to α.
+    Returns [B, H*K + 1]: the weights of the previously read rows (heads in
+    order), then the weight of the least recently used row.
+    """
+    alpha = interface.write_gate.unsqueeze(1)
+    gamma = interface.interpolation_gate.unsqueeze(1)
+    previous = gamma * read_weights.flatten(1) / read_weights.shape[1]
+    return alpha * torch.cat([previous, 1 - gamma], 1)
+
+
+def dense_write_weights(interface: Interface, read_weights: torch.Tensor, least_used: torch.Tensor) -> torch.Tensor:
+    """The same a^W_t over all N rows: read_weights [B, H, N], least_used I^U_t one-hot [B, N] -> [B, N]."""
+    alpha = interface.write_gate.unsqueeze(1)
+    gamma = interface.interpolation_gate.unsqueeze(1)
+    return alpha * (gamma * read_weights.mean(1) + (1 - gamma) * least_used)

@@ -1,0 +1,192 @@
+"""``sam``: Sparse Access Memory (J. Rae, thesis Ch. 3.2-3.3; Rae et al. 2016).
+
+An LSTM controller reads and writes an external memory M [B, N, W] through K
+rows per head only:
+
+- read (eq. 3.1): head h takes the K rows of highest cosine similarity to its
+  query q_h (exact search, or a faiss index), weights them by a softmax of
+  β_h · cos renormalised over the K, and reads r_h = Σ_k a^R_h(s_k) M(s_k);
+- write (eq. 3.2-3.3): a^W = α(γ a^R_{t-1} + (1-γ) I^U) adds α γ w to the
+  rows read at the previous step and α(1-γ) w to the least recently used row,
+  which is erased first;
+- usage (U^(2)): the step of each row's last access with a^W(i) + Σ_h
+  a^R_h(i) > δ; I^U is the row accessed longest ago (never-used rows first).
+
+Per step the work is O(H K W) plus the search and O(sqrt N) for the LRU row,
+and backpropagation keeps O(H K W) per step (``sparse_access``), never a copy
+of the memory. The step order: controller, write, read, usage, output.
+
+State (batch-first, fixed shapes): ``memory`` [B, N, W]; ``last_access``
+[B, N] (step of the last access, -1 = never); ``step`` [B] (steps since the
+episode began); ``read_rows`` [B, H, K] and ``read_weights`` [B, H, K]
+(a^R_{t-1}); ``read_words`` [B, H, W] (r_{t-1}); ``h``, ``c`` [B, C]; with
+``ann=faiss`` also ``ann_centroids`` [B, L, W] and ``ann_inserts`` [B].
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from tensordict import TensorDict
+
+from . import ann_index
+from .addressing import LeastRecentlyUsed, accessed_rows, cosine_similarity, initial_memory
+from .base import MemoryCore
+from .memory_controller import MemoryController, sparse_write_weights
+from .registry import register
+from .sparse_access import SparseMemory
+
+ANN_KINDS = ("exact", "faiss")
+
+
+@dataclass
+class SAMConfig:
+    slots: int = 128  # N: rows of memory (independent of the unroll length)
+    word_size: int = 32  # W: width of a memory row
+    heads: int = 4  # H: read heads (one write per step, to their previously read rows and the LRU row)
+    top_k: int = 4  # K: rows each head reads per step
+    controller_size: int = 128  # units of the LSTM controller
+    output_size: int = 128  # size of y_t = Linear([h_t, r_t])
+    usage_threshold: float = 0.005  # δ: an access counts for usage when its weight exceeds this
+    memory_init_scale: float = 1e-4  # std of the fixed random initial memory (near-empty, tie-free)
+    ann: str = "exact"  # top-K search: "exact" (batched similarity + topk) or "faiss" (IVF index per env)
+    ann_lists: int = 0  # faiss: IVF lists L; 0 picks round(sqrt(N))
+    ann_probes: int = 8  # faiss: lists searched per query (ann_probes >= L gives exact search)
+
+
+def check_memory_config(config) -> None:
+    """One-line ValueErrors for the fields SAM and DAM share."""
+    for name in ("slots", "word_size", "heads", "controller_size", "output_size"):
+        value = getattr(config, name)
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive int, got {value!r}; set e.g. {name}=32")
+    if not 0 <= config.usage_threshold < 1:
+        raise ValueError(f"usage_threshold must be in [0, 1), got {config.usage_threshold}; the thesis uses 0.005")
+    if config.memory_init_scale <= 0:
+        raise ValueError(f"memory_init_scale must be > 0, got {config.memory_init_scale}; use e.g. 1e-4")
+
+
+@register("sam", SAMConfig)
+class SAMCore(MemoryCore):
+    """Sparse Access Memory; see the module docstring."""
+
+    test_config = {"slots": 16, "word_size": 4, "heads": 2, "top_k": 3, "controller_size": 8, "output_size": 8}
+
+    def __init__(self, input_size: int, config: SAMConfig):
+        super().__init__(input_size)
+        check_memory_config(config)
+        if not isinstance(config.top_k, int) or not 0 < config.top_k <= config.slots:
+            raise ValueError(f"top_k must be an int in [1, slots={config.slots}], got {config.top_k!r}")
+        if config.ann not in ANN_KINDS:
+            raise ValueError(f"ann must be one of {ANN_KINDS}, got {config.ann!r}")
+        if config.ann_lists < 0 or config.ann_probes <= 0:
+            raise ValueError(f"ann_lists must be >= 0 and ann_probes > 0, got {config.ann_lists}, {config.ann_probes}")
+        self.config = config
+        self.output_size = config.output_size
+        self.lists = config.ann_lists or ann_index.default_lists(config.slots)
+        self.controller = MemoryController(
+            input_size, config.controller_size, config.heads, config.word_size, config.output_size
+        )
+
+    # -- state --------------------------------------------------------------------------------
+    def initial_state(self, batch_size, device=None):
+        cfg = self.config
+        memory = initial_memory(cfg.slots, cfg.word_size, cfg.memory_init_scale, device=device)
+        fields = {
+            "memory": memory.expand(batch_size, -1, -1).clone(),
+            "last_access": torch.full((batch_size, cfg.slots), -1, dtype=torch.long, device=device),
+            **self._fresh(batch_size, device, torch.float32),
+        }
+        if cfg.ann == "faiss":
+            centroids = ann_index.initial_centroids(self.lists, cfg.word_size).to(device)
+            fields["ann_centroids"] = centroids.expand(batch_size, -1, -1).clone()
+            fields["ann_inserts"] = torch.zeros(batch_size, dtype=torch.long, device=device)
+        return TensorDict(fields, batch_size=[batch_size], device=device)
+
+    def _fresh(self, batch_size, device, dtype) -> dict[str, torch.Tensor]:
+        """The small per-episode fields; read_rows point at rows 0..K-1 with zero weight."""
+        cfg = self.config
+        heads, k = cfg.heads, cfg.top_k
+        return {
+            "step": torch.zeros(batch_size, dtype=torch.long, device=device),
+            "read_rows": torch.arange(k, device=device).expand(batch_size, heads, k).clone(),
+            "read_weights": torch.zeros(batch_size, heads, k, dtype=dtype, device=device),
+            "read_words": torch.zeros(batch_size, heads, cfg.word_size, dtype=dtype, device=device),
+            "h": torch.zeros(batch_size, cfg.controller_size, dtype=dtype, device=device),
+            "c": torch.zeros(batch_size, cfg.controller_size, dtype=dtype, device=device),
+        }
+
+    # -- the unroll ---------------------------------------------------------------------------
+    def forward(self, x, state, reset):
+        cfg = self.config
+        T, B = x.shape[:2]
+        record = torch.is_grad_enabled()
+        memory = SparseMemory(state["memory"].to(x.dtype), record)
+        index = self._index(state, memory)
+        usage = LeastRecentlyUsed(state["last_access"])
+        small = {key: state[key] for key in ("step", "read_rows", "read_weights", "read_words", "h", "c")}
+        small["step"], small["read_rows"] = small["step"].long(), small["read_rows"].long()
+        resets = reset.cpu() if reset is not None else None  # one transfer, not one sync per step
+        outs = []
+        for t in range(T):
+            if resets is not None and resets[t].any():
+                small = self._reset(reset[t], small, memory, index, usage, x)
+            out, small = self._step(x[t], small, memory, index, usage)
+            outs.append(out)
+        new_state = TensorDict(
+            {"memory": memory.final(), "last_access": usage.last_access().clone(), **small, **index.state()},
+            batch_size=[B],
+            device=x.device,
+        )
+        if cfg.ann == "faiss":
+            index.remember(new_state["memory"], new_state["ann_centroids"])
+        return torch.stack(outs), new_state, {}
+
+    def _step(self, x_t, small, memory: SparseMemory, index, usage: LeastRecentlyUsed):
+        cfg = self.config
+        B = x_t.shape[0]
+        h, c, p = self.controller.step(x_t, small["read_words"], small["h"], small["c"])
+        # Write: previously read rows and the least recently used row (erased first).
+        least_used = usage.least_recent().unsqueeze(1)  # I^U_t [B, 1]
+        write_rows = torch.cat([small["read_rows"].flatten(1), least_used], 1)
+        write_weights = sparse_write_weights(p, small["read_weights"])
+        memory.write(write_rows, write_weights, p.write_word, erase_rows=least_used)
+        index.update(write_rows)
+        # Read: top-K rows per head, softmax of β·cos renormalised over the K.
+        read_rows = index.search(p.queries, cfg.top_k)  # [B, H, K], no gradient
+        values = memory.gather(read_rows.flatten(1)).view(B, cfg.heads, cfg.top_k, cfg.word_size)
+        scores = cosine_similarity(p.queries, values)
+        read_weights = torch.softmax(p.sharpness.unsqueeze(-1) * scores, -1)
+        read_words = (read_weights.unsqueeze(-1) * values).sum(2)
+        # Usage: rows accessed by more than δ this step get last_access = step.
+        rows = torch.cat([write_rows, read_rows.flatten(1)], 1)
+        weights = torch.cat([write_weights, read_weights.flatten(1)], 1).detach()
+        usage.touch(rows, accessed_rows(rows, weights, cfg.usage_threshold), small["step"])
+        small = {
+            "step": small["step"] + 1,
+            "read_rows": read_rows,
+            "read_weights": read_weights,
+            "read_words": read_words,
+            "h": h,
+            "c": c,
+        }
+        return self.controller.readout(h, read_words), small
+
+    def _reset(self, envs, small, memory: SparseMemory, index, usage: LeastRecentlyUsed, x):
+        """Start a new episode for envs ``envs`` [B] before this step (selection by torch.where)."""
+        cfg = self.config
+        memory.reset(envs, initial_memory(cfg.slots, cfg.word_size, cfg.memory_init_scale, x.dtype, x.device))
+        index.reset(envs)
+        usage.reset(envs, torch.full((cfg.slots,), -1, dtype=torch.long, device=x.device))
+        fresh = self._fresh(envs.shape[0], x.device, x.dtype)
+        return {
+            key: torch.where(envs.view(-1, *([1] * (value.dim() - 1))), fresh[key], value)
+            for key, value in small.items()
+        }
+
+    def _index(self, state, memory: SparseMemory):
+        if self.config.ann == "exact":
+            return ann_index.ExactIndex(memory.memory)
+        return ann_index.FaissIndex(
+            memory.memory, state["memory"], state["ann_centroids"], state["ann_inserts"], self.config.ann_probes
+        )
