@@ -81,12 +81,13 @@ class TransformerXLConfig:
     n_layers: int = 2  # transformer layers, each with its own memory (the paper's l)
     n_heads: int = 4  # attention heads H per layer; must divide d_model
     mlp_size: int = 256  # hidden units of each layer's mixing MLP
-    n_m: int = 32  # memory slots per layer: each step attends to the n_m activations before it
+    n_m: int = 64  # memory slots per layer: each step attends to the n_m activations before it
     gating: bool = False  # GTrXL: layer norm first and GRU gates instead of residual + layer norm
 
 
 @dataclass
 class CompressiveTransformerConfig(TransformerXLConfig):
+    n_m: int = 32  # memory slots per layer (with n_cm = 32: the TransformerXL default's attention cost)
     n_cm: int = 32  # compressed-memory slots per layer; 0 gives the TransformerXL
     compression_rate: int = 4  # c: evicted memories per compressed slot
     compression: str = "conv"  # f_c: max_pool, mean_pool, conv, dilated_conv or most_used
