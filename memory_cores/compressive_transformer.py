@@ -24,7 +24,10 @@ last c − 1 evicted memories are kept in the state (``evicted``) until their
 group is complete. A compressed slot is visible from the step after its last
 member was evicted. So one unroll of T gives exactly what k unrolls of T/k give
 with the state carried, and an IMPALA unroll is a segment whose memory carries
-over to the next.
+over to the next. Most-used compression ranks a memory by the attention it
+received while in memory, normalised over the uncompressed window [memory,
+itself] (not over the compressed slots, which would make step t's slots depend
+on step t − 1's attention and force a step-by-step loop).
 
 Episodes. The state counts the steps of the current episode (``steps``).
 Memory slots, pending evictions and compressed slots are valid only if they were
@@ -206,7 +209,8 @@ class CompressiveTransformerCore(MemoryCore):
     def __init__(self, input_size: int, config: CompressiveTransformerConfig):
         super().__init__(input_size)
         check_config(config)
-        self.config = config
+        self.config = config  # as given (the TransformerXL replaces it by its own config)
+        self.settings = config  # every field of the model, n_cm included
         self.output_size = config.d_model
         self.input_projection = nn.Linear(input_size, config.d_model)  # W_emb
         self.layers = nn.ModuleList(TransformerLayer(config) for _ in range(config.n_layers))
@@ -222,10 +226,10 @@ class CompressiveTransformerCore(MemoryCore):
 
     @property
     def uses_usage(self) -> bool:
-        return self.config.n_cm > 0 and self.config.compression == "most_used"
+        return self.settings.n_cm > 0 and self.settings.compression == "most_used"
 
     def initial_state(self, batch_size, device=None):
-        cfg = self.config
+        cfg = self.settings
         layers, width, pending = cfg.n_layers, cfg.d_model, cfg.compression_rate - 1
 
         def zeros(*shape):
@@ -242,7 +246,7 @@ class CompressiveTransformerCore(MemoryCore):
 
     # -- the parallel unroll ---------------------------------------------------------------
     def forward(self, x, state, reset):
-        cfg = self.config
+        cfg = self.settings
         T, B = x.shape[:2]
         h = self.input_projection(x).transpose(0, 1)  # [B, T, W]
         start = state["steps"].long()
@@ -252,50 +256,56 @@ class CompressiveTransformerCore(MemoryCore):
         # memories from the state, then the unroll's own steps.
         evicted_step = torch.cat([start[:, None] - cfg.n_m + torch.arange(cfg.n_m, device=x.device), episode_step], 1)[:, :T]
         evicted_episode = torch.cat([torch.zeros_like(episode[:, :1]).expand(B, cfg.n_m), episode], 1)[:, :T]
-        if cfg.n_cm:
-            plan = compression_plan(start, episode_step, episode, evicted_step, evicted_episode, cfg)
+        plan = compression_plan(start, episode_step, episode, evicted_step, evicted_episode, cfg) if cfg.n_cm else None
         new_layers, losses, compressed_mass = [], [], []
-        for i, layer in enumerate(self.layers):
+        for i in range(cfg.n_layers):
             layer_state = {key: value[:, i] for key, value in state.items() if key != "steps"}
-            # A: the M memories then the T activations of this unroll, oldest first.
-            activations = torch.cat([layer_state["memory"], h], 1)
-            keys = layer.attention_input(activations)
-            queries = layer.attention.project_queries(keys[:, cfg.n_m :])
-            logits = layer.attention.logits(queries, keys, memory_window)
-            new_state = {"memory": activations[:, T:]}
-            if cfg.n_cm:
-                evictions, compressed, usage_state = self._evictions(i, layer_state, activations, logits, evicted_episode, plan)
-                compressed_keys = layer.attention_input(compressed)
-                logits = torch.cat([layer.attention.logits(queries, compressed_keys, plan.window), logits], -1)
-                keys = torch.cat([compressed_keys, keys], 1)
-                new_state["compressed"] = compressed.gather(1, plan.fifo[..., None].expand(-1, -1, compressed.shape[-1]))
-                new_state["evicted"] = evictions.elements[:, T:]
-                new_state.update(usage_state)
-                losses.append(self._compression_loss(i, h, episode, evictions))
-            probs = logits.softmax(-1)
-            compressed_mass.append(probs[..., : keys.shape[1] - activations.shape[1]].sum(-1).mean().detach())
+            h, new_state, loss, mass = self._layer(i, h, layer_state, memory_window, episode, evicted_episode, plan)
             new_layers.append(new_state)
-            h = layer.finish(h, layer.attention.read(probs, keys))
+            losses.append(loss)
+            compressed_mass.append(mass)
         next_state = {key: torch.stack([s[key] for s in new_layers], 1) for key in new_layers[0]}
         next_state["steps"] = (episode_step[:, -1] + 1).to(state["steps"].dtype)
-        aux = {
-            "loss_compression": sum(losses) if losses else h.new_zeros(()),
-            "compressed_attention": torch.stack(compressed_mass).mean(),
-        }
+        aux = {"loss_compression": sum(losses), "compressed_attention": torch.stack(compressed_mass).mean()}
         out = self.final_norm(h).transpose(0, 1)
         return out, TensorDict(next_state, batch_size=[B], device=x.device), aux
 
-    def _evictions(self, i, layer_state, activations, memory_logits, evicted_episode, plan):
-        """Compress every possible group of c evicted memories of layer i (only ``plan.valid`` ones count).
+    def _layer(self, i, h, layer_state, memory_window, episode, evicted_episode, plan):
+        """Layer i over the whole unroll: h [B, T, W] -> (h^(i+1), its new state, its loss, attention mass on compressed slots)."""
+        M, T = self.settings.n_m, h.shape[1]
+        layer = self.layers[i]
+        activations = torch.cat([layer_state["memory"], h], 1)  # the M memories then the unroll, oldest first
+        keys = layer.attention_input(activations)
+        queries = layer.attention.project_queries(keys[:, M:])
+        logits = layer.attention.logits(queries, keys, memory_window)
+        new_state = {"memory": activations[:, T:]}
+        loss = h.new_zeros(())
+        if plan is not None:
+            evictions, compressed, usage_state = self._evictions(i, layer_state, activations, logits, evicted_episode, plan)
+            compressed_keys = layer.attention_input(compressed)
+            logits = torch.cat([layer.attention.logits(queries, compressed_keys, plan.window), logits], -1)
+            keys = torch.cat([compressed_keys, keys], 1)
+            new_state["compressed"] = compressed.gather(1, plan.fifo[..., None].expand(-1, -1, compressed.shape[-1]))
+            new_state["evicted"] = evictions.elements[:, T:]
+            new_state.update(usage_state)
+            loss = self._compression_loss(i, h, episode, evictions)
+        probs = logits.softmax(-1)
+        mass = probs[..., : keys.shape[1] - activations.shape[1]].sum(-1).mean().detach()
+        return layer.finish(h, layer.attention.read(probs, keys)), new_state, loss, mass
 
-        Returns the Evictions, all compressed slots [B, C + T, W] (the state's, then one
-        candidate per evicted memory) and the usage state for most-used compression.
+    def _evictions(self, i, layer_state, activations, memory_logits, evicted_episode, plan):
+        """Compress the groups of c evicted memories of layer i that complete in this call.
+
+        Returns the Evictions, all compressed slots [B, C + G, W] (the state's, then the
+        new ones) and the usage state for most-used compression.
         """
-        cfg = self.config
+        cfg = self.settings
         T, rate = memory_logits.shape[2], cfg.compression_rate
-        B = activations.shape[0]
+        B, width = activations.shape[0], activations.shape[-1]
         elements = torch.cat([layer_state["evicted"], activations[:, :T]], 1)  # [B, c-1+T, W]
-        groups = elements.unfold(1, rate, 1)  # [B, T, W, c]: group p ends with the memory evicted after step p
+        # Group p ends with the memory evicted after step p; keep the completed ones.
+        slot_step = plan.slot_step
+        groups = elements.unfold(1, rate, 1).gather(1, slot_step[:, :, None, None].expand(-1, -1, width, rate))
         usage, usage_state = None, {}
         if self.uses_usage:
             # Usage: attention each memory received among the (uncompressed) memory
@@ -303,27 +313,28 @@ class CompressiveTransformerCore(MemoryCore):
             received = memory_logits.softmax(-1).mean(1).sum(1).detach()  # [B, M+T]
             memory_usage = torch.cat([layer_state["memory_usage"], received.new_zeros(B, T)], 1) + received
             element_usage = torch.cat([layer_state["evicted_usage"], memory_usage[:, :T]], 1)
-            usage = element_usage.unfold(1, rate, 1)  # [B, T, c]
+            usage = element_usage.unfold(1, rate, 1).gather(1, slot_step[:, :, None].expand(-1, -1, rate))
             usage_state = {"memory_usage": memory_usage[:, T:], "evicted_usage": element_usage[:, T:]}
+        G = slot_step.shape[1]
         flat_usage = usage.flatten(0, 1) if usage is not None else None
-        candidates = self.compressions[i](groups.flatten(0, 1), flat_usage).unflatten(0, (B, T))
-        compressed = torch.cat([layer_state["compressed"], candidates], 1)
+        new_slots = self.compressions[i](groups.flatten(0, 1), flat_usage).unflatten(0, (B, G))
+        compressed = torch.cat([layer_state["compressed"], new_slots], 1)
         element_episode = torch.cat([evicted_episode.new_zeros(B, rate - 1), evicted_episode], 1)
         member = torch.zeros_like(element_episode, dtype=torch.bool)
         for offset in range(rate):  # element j is in group p iff p <= j < p + c
-            member[:, offset : offset + T] |= plan.valid
-        evictions = Evictions(elements, member, element_episode, groups, usage, plan.valid, evicted_episode)
+            member[:, offset : offset + T] |= plan.completes
+        evictions = Evictions(elements, member, element_episode, groups, usage, plan.slot_valid, plan.slot_episode)
         return evictions, compressed, usage_state
 
     def _compression_loss(self, i: int, queries: torch.Tensor, query_episode: torch.Tensor, ev: Evictions) -> torch.Tensor:
         """Alg. 6 (or the auto-encoding loss) for layer i, over the groups completed in this call."""
-        if not self.trains_compression or self.config.compression_loss == "none":
+        if not self.trains_compression or self.settings.compression_loss == "none":
             return queries.new_zeros(())
         groups = ev.groups.detach()  # old_mem: stop gradient into the transformer
         B, G = groups.shape[:2]
         usage = ev.usage.flatten(0, 1) if ev.usage is not None else None
         new_slots = self.compressions[i](groups.flatten(0, 1), usage)  # [B*G, W]
-        if self.config.compression_loss == "autoencoding":
+        if self.settings.compression_loss == "autoencoding":
             error = (self.decoders[i](new_slots).unflatten(0, (B, G)) - groups).pow(2).mean((-1, -2))  # [B, G]
             return (error * ev.valid).sum() / ev.valid.sum().clamp(min=1)
         same = query_episode[:, :, None]
@@ -342,7 +353,7 @@ class CompressiveTransformerCore(MemoryCore):
         return self.unroll_steps(self._step, x, state, reset)
 
     def _step(self, x_t, state):
-        cfg = self.config
+        cfg = self.settings
         M, C, rate = cfg.n_m, cfg.n_cm, cfg.compression_rate
         h = self.input_projection(x_t)[:, None]  # [B, 1, W]
         steps = state["steps"].long()
@@ -409,6 +420,7 @@ class TransformerXLCore(CompressiveTransformerCore):
 
     def __init__(self, input_size: int, config: TransformerXLConfig):
         super().__init__(input_size, CompressiveTransformerConfig(**asdict(config), n_cm=0))
+        self.config = config
 
 
 # -- the bookkeeping of one call, shared by all layers -------------------------------------
@@ -442,12 +454,19 @@ def memory_windows(episode_step: torch.Tensor, n_m: int, n_cm: int) -> torch.Ten
 class CompressionPlan(NamedTuple):
     """Which evictions of a call complete a group, and which compressed slots each step sees.
 
-    valid bool [B, T]: the memory evicted after step p completes a group of one episode;
-    window [B, T, C + T]: window position of [state slots, candidate p] for query t (−1: not seen);
-    fifo [B, C]: indices into [state slots, candidates] of the compressed memory after the call.
+    The groups completed in a call are packed into G = ⌈T / c⌉ new slots per env
+    (completions are at least c evictions apart, so G is enough).
+    completes bool [B, T]: the memory evicted after step p completes a group;
+    slot_step [B, G]: after which step new slot g is made; slot_valid bool [B, G];
+    slot_episode [B, G]; window [B, T, C + G]: window position of [state slots, new
+    slots] for query t (−1: not seen); fifo [B, C]: indices into [state slots, new
+    slots] of the compressed memory after the call.
     """
 
-    valid: torch.Tensor
+    completes: torch.Tensor
+    slot_step: torch.Tensor
+    slot_valid: torch.Tensor
+    slot_episode: torch.Tensor
     window: torch.Tensor
     fifo: torch.Tensor
 
@@ -456,34 +475,39 @@ def compression_plan(start, episode_step, episode, evicted_step, evicted_episode
     """The compressed-memory FIFO of a call, as indices (same for every layer).
 
     Groups are aligned to the episode start: the memory with episode step e completes a
-    group iff (e + 1) is a multiple of c and it leaves the memory during its own episode. A slot made after step p is seen from step p + 1;
-    a step sees the C most recent slots of its own episode, the newest at position C − 1.
+    group iff (e + 1) is a multiple of c and it leaves the memory during its own episode.
+    A slot made after step p is seen from step p + 1; a step sees the C most recent slots
+    of its own episode, the newest at window position C − 1.
     """
     M, C, rate = config.n_m, config.n_cm, config.compression_rate
     B, T = episode_step.shape
+    G = -(-T // rate)
     device = episode_step.device
     # A memory evicted after its episode ended is never compressed: a later call could
     # not tell it from a fresh slot, and chunked calls must agree with one call.
-    valid = (evicted_step >= 0) & ((evicted_step + 1) % rate == 0) & (evicted_episode == episode)
-    made = valid.long().cumsum(1)  # slots made after steps <= p
-    before = made - valid.long()  # slots seen by query t: made after steps <= t - 1
-    # Candidate p for query t.
-    rank = before[:, :, None] - made[:, None, :]  # 0 = the newest slot the query sees
-    earlier = torch.arange(T, device=device)[None, :] < torch.arange(T, device=device)[:, None]
-    sees_candidate = valid[:, None] & earlier & (evicted_episode[:, None] == episode[:, :, None]) & (rank < C)
+    completes = (evicted_step >= 0) & ((evicted_step + 1) % rate == 0) & (evicted_episode == episode)
+    made = completes.long().cumsum(1)  # new slots made after steps <= p
+    before = made - completes.long()  # new slots seen by query t: made after steps <= t - 1
+    # Pack: new slot g is the (g+1)-th completion; unused slots point at step 0 and are invalid.
+    target = torch.where(completes, made - 1, G)
+    slot_step = torch.zeros(B, G + 1, dtype=torch.long, device=device)
+    slot_step = slot_step.scatter_(1, target, torch.arange(T, device=device).expand(B, -1))[:, :G]
+    slot_valid = torch.arange(G, device=device)[None] < made[:, -1:]
+    slot_episode = evicted_episode.gather(1, slot_step)
+    # New slot g for query t: rank 0 is the newest slot the query sees.
+    rank = before[:, :, None] - 1 - torch.arange(G, device=device)[None, None]
+    sees_new = slot_valid[:, None] & (rank >= 0) & (slot_episode[:, None] == episode[:, :, None]) & (rank < C)
     # State slot q (age C - 1 - q) for query t.
     age = torch.arange(C - 1, -1, -1, device=device)
     produced = (start - M).clamp(min=0) // rate
     state_rank = age[None, None] + before[:, :, None]
     sees_state = (age[None] < produced[:, None])[:, None] & (episode == 0)[:, :, None] & (state_rank < C)
-    window = torch.cat(
-        [torch.where(sees_state, C - 1 - state_rank, -1), torch.where(sees_candidate, C - 1 - rank, -1)], -1
-    )
-    # After the call: the last C of [state slots, valid candidates].
-    pushed = torch.cat([torch.ones(B, C, dtype=torch.bool, device=device), valid], 1)
+    window = torch.cat([torch.where(sees_state, C - 1 - state_rank, -1), torch.where(sees_new, C - 1 - rank, -1)], -1)
+    # After the call: the last C of [state slots, valid new slots].
+    pushed = torch.cat([torch.ones(B, C, dtype=torch.bool, device=device), slot_valid], 1)
     order = pushed.long().cumsum(1)
     target = order - 1 - (order[:, -1:] - C)
     target = torch.where(pushed & (target >= 0), target, C)  # everything else goes to a dropped slot
     fifo = torch.zeros(B, C + 1, dtype=torch.long, device=device)
-    fifo.scatter_(1, target, torch.arange(C + T, device=device).expand(B, -1))
-    return CompressionPlan(valid, window, fifo[:, :C])
+    fifo.scatter_(1, target, torch.arange(C + G, device=device).expand(B, -1))
+    return CompressionPlan(completes, slot_step, slot_valid, slot_episode, window, fifo[:, :C])
