@@ -86,7 +86,9 @@ class LeastRecentlyUsed:
         self.block = max(1, math.isqrt(self.slots - 1) + 1)
         blocks = -(-self.slots // self.block)
         pad = blocks * self.block - self.slots
-        self._flat = F.pad(last_access.long(), (0, pad), value=torch.iinfo(torch.long).max)
+        # Padding rows are never least recent (torch.cat: F.pad would round the fill through float).
+        never = torch.full((batch, pad), torch.iinfo(torch.long).max, dtype=torch.long, device=last_access.device)
+        self._flat = torch.cat([last_access.long(), never], 1)
         self._blocks = self._flat.view(batch, blocks, self.block)
         self._block_min = self._blocks.amin(-1)
 

@@ -204,7 +204,10 @@ class FaissIndex:
 
     def _retrain(self, env: int) -> None:
         vectors = unit(self.memory[env].detach().float()).cpu().numpy()
-        kmeans = faiss.Kmeans(self.width, self.lists, niter=KMEANS_ITERATIONS, seed=CENTROID_SEED, spherical=True)
+        kmeans = faiss.Kmeans(
+            self.width, self.lists, niter=KMEANS_ITERATIONS, seed=CENTROID_SEED, spherical=True,
+            min_points_per_centroid=1,  # small memories: train anyway, without faiss' warning
+        )
         kmeans.train(np.ascontiguousarray(vectors))
         self.centroids[env] = torch.from_numpy(kmeans.centroids)
         self.inserts[env] = 0
