@@ -42,7 +42,7 @@ USAGE_KINDS = ("discounted", "recency")
 class DAMConfig:
     slots: int = 128  # N: rows of memory
     word_size: int = 32  # W: width of a memory row
-    heads: int = 4  # H: read heads (one write per step, as in sam)
+    heads: int = 2  # H: read heads (one write per step, as in sam)
     controller_size: int = 128  # units of the LSTM controller
     output_size: int = 128  # size of y_t = Linear([h_t, r_t])
     usage: str = "discounted"  # "discounted" (λ-discounted access sum, the thesis' DAM) or "recency" (SAM's)

@@ -43,7 +43,7 @@ ANN_KINDS = ("exact", "faiss")
 class SAMConfig:
     slots: int = 128  # N: rows of memory (independent of the unroll length)
     word_size: int = 32  # W: width of a memory row
-    heads: int = 4  # H: read heads (one write per step, to their previously read rows and the LRU row)
+    heads: int = 2  # H: read heads (one write per step, to their previously read rows and the LRU row)
     top_k: int = 4  # K: rows each head reads per step
     controller_size: int = 128  # units of the LSTM controller
     output_size: int = 128  # size of y_t = Linear([h_t, r_t])
