@@ -36,7 +36,9 @@ compression groups are aligned to the episode start, so the compressed slots
 made so far are ⌊max(steps − n_m, 0) / c⌋. ``reset[t, b]`` restarts the count at
 step t, which masks everything before t (memory, earlier steps of the unroll,
 compressed slots) for step t and later: exactly a fresh initial state, without
-copying one in. Slots that were never written are masked the same way.
+copying one in (the old contents stay in the FIFOs, masked, until pushed out; a
+memory evicted after its episode ended is never compressed). Slots that were
+never written are masked the same way.
 
 Losses. ``aux["loss_compression"]`` is the attention-reconstruction loss of
 Algorithm 6 (or the auto-encoding loss): per layer, the queries h^(i) of this
