@@ -26,7 +26,6 @@ returned memory tensor, and rebuilt from the state tensors otherwise.
 from __future__ import annotations
 
 import math
-import weakref
 
 import numpy as np
 import torch
@@ -82,9 +81,18 @@ def initial_centroids(lists: int, word_size: int) -> torch.Tensor:
     return unit(torch.randn(lists, word_size, generator=generator, dtype=torch.float64)).float()
 
 
-# memory tensor id -> (weakref to it, its version, weakref to centroids, their version, indexes)
-_CACHE: dict[int, tuple] = {}
-_CACHE_SIZE = 8
+# (storage address, layout, version) of a returned memory tensor -> (that tensor, centroids key, indexes).
+# Keyed on storage, not the Python object, so that state.detach() still finds its index; the
+# entry holds the tensor so its storage cannot be freed and its address reused while cached.
+_CACHE: dict[tuple, tuple] = {}
+_CACHE_SIZE = 2
+
+
+def _tensor_key(tensor: torch.Tensor) -> tuple:
+    return (
+        tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape),
+        tensor.stride(), tensor.dtype, tensor.device, tensor._version,
+    )
 
 
 class FaissIndex:
@@ -141,28 +149,18 @@ class FaissIndex:
         return {"ann_centroids": self.centroids, "ann_inserts": self.inserts}
 
     def remember(self, memory_out: torch.Tensor, centroids_out: torch.Tensor) -> None:
-        """Keep the indexes for the next call that starts from ``memory_out``."""
+        """Keep the indexes for the next call that starts from ``memory_out`` (or a detached alias)."""
         while len(_CACHE) >= _CACHE_SIZE:
             _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[id(memory_out)] = (
-            weakref.ref(memory_out),
-            memory_out._version,
-            weakref.ref(centroids_out),
-            centroids_out._version,
-            self.indexes,
-        )
+        _CACHE[_tensor_key(memory_out)] = (memory_out, centroids_out, _tensor_key(centroids_out), self.indexes)
 
     # -- building ------------------------------------------------------------------------------
     def _cached(self, source: torch.Tensor, centroids: torch.Tensor):
-        entry = _CACHE.pop(id(source), None)
+        entry = _CACHE.pop(_tensor_key(source), None)  # popped: the indexes now follow this call
         if entry is None:
             return None
-        memory_ref, version, centroids_ref, centroids_version, indexes = entry
-        if memory_ref() is not source or source._version != version:
-            return None
-        if centroids_ref() is not centroids or centroids._version != centroids_version:
-            return None
-        if len(indexes) != self.batch:
+        _, _, centroids_key, indexes = entry
+        if centroids_key != _tensor_key(centroids) or len(indexes) != self.batch:
             return None
         return list(indexes)
 

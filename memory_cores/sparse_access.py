@@ -12,15 +12,19 @@ that saves only what its backward needs:
   small tensor [B, S, W]; downstream autograd keeps them, not the memory);
 - ``write(rows, weights, word, erase_rows)``: indices, weights a^W and word w.
 
-The gradient with respect to the memory is one dense accumulator G = dL/dM_t
-[B, N, W], allocated once per backward pass and updated sparsely in place:
-``gather``'s backward scatter-adds into K·H rows; ``write``'s backward reads
-the K·H + 1 written rows of G (for dL/da^W and dL/dw) and zeroes the erased
-row (M_t(u) does not depend on M_{t-1}(u)). Neither backward needs the
-memory's contents, so the memory is not rolled back (the thesis restores
-M_t to recompute read gradients; here the K rows read are kept instead, at
-the same O(K·W) cost per step), and the memory returned as the new state
-stays valid after backward.
+The gradient with respect to the memory, G = dL/dM_t, is non-zero only on
+rows the unroll touched (plus a gradient that arrives densely on M_T from a
+later chunk and passes through untouched rows unchanged). So backward keeps
+G only for the touched rows, a compact [U, W] table with U <= T·S rows,
+built once per backward pass from the logged row indices, and updated in
+place: ``gather``'s backward scatter-adds into its rows; ``write``'s backward
+reads the written rows of G (for dL/da^W and dL/dw) and zeroes the erased row
+(M_t(u) does not depend on M_{t-1}(u)). Only when the initial memory itself
+needs a gradient is a dense [B, N, W] gradient built, once, at the end.
+Neither backward needs the memory's contents, so the memory is not rolled
+back (the thesis restores M_t to recompute read gradients; here the K rows
+read are kept instead, at the same O(K·W) cost per step), and the memory
+returned as the new state stays valid after backward.
 
 The operations of one unroll are chained by a zero-size token tensor, so
 autograd runs their backwards strictly in reverse order of the forward,
@@ -42,10 +46,11 @@ class SparseMemory:
     def __init__(self, memory: torch.Tensor, record: bool):
         self.record = record
         self.memory = memory.detach().clone()
-        self.grad: torch.Tensor | None = None  # G = dL/dM_t during a backward pass
         if record:
+            self._logged_rows: list[torch.Tensor] = []  # the rows of every gather and write, in order
+            self._end_backward()
             # The anchor requires grad so that the chain reaches _Open even when
-            # nothing else does; _Open hands G to the initial memory.
+            # nothing else does; _Open hands the gradient to the initial memory.
             self._anchor = torch.zeros((), dtype=memory.dtype, device=memory.device, requires_grad=True)
             self._token = _Open.apply(memory, self._anchor, self)
 
@@ -54,6 +59,7 @@ class SparseMemory:
         """Rows M_t(s) for indices rows [B, S] (long) -> [B, S, W]."""
         if not self.record:
             return gather_rows(self.memory, rows)
+        self._logged_rows.append(rows)
         values, self._token = _Gather.apply(self._token, rows, self)
         return values
 
@@ -61,11 +67,14 @@ class SparseMemory:
         """M_t = (1 - R_t) ⊙ M_{t-1} + a^W w^T, sparse (thesis eq. 3.2, 3.6).
 
         rows [B, S] (may repeat: weights add up), weights a^W [B, S], word w [B, W],
-        erase_rows [B, E]: rows set to zero before the add (R_t = I^U 1^T).
+        erase_rows [B, E]: rows set to zero before the add (R_t = I^U 1^T), E <= S
+        and each erased row is also in ``rows``.
         """
         if not self.record:
             write_rows(self.memory, rows, weights, word, erase_rows)
             return
+        self._logged_rows.append(rows)
+        self._logged_rows.append(erase_rows)
         self._token = _Write.apply(self._token, rows, weights, word, erase_rows, self)
 
     def reset(self, envs: torch.Tensor, initial: torch.Tensor) -> None:
@@ -81,11 +90,61 @@ class SparseMemory:
             return self.memory
         return _Close.apply(self._token, self)
 
-    # -- the gradient accumulator --------------------------------------------------------------
-    def grad_buffer(self) -> torch.Tensor:
-        if self.grad is None:
-            self.grad = torch.zeros_like(self.memory)
-        return self.grad
+    # -- the gradient G = dL/dM_t during a backward pass ---------------------------------------
+    def _end_backward(self) -> None:
+        self._passthrough = None  # dL/dM_T as it arrived (dense), or None
+        self._forgotten = None  # bool [B]: envs reset during the unroll (no gradient reaches M_0)
+        self._keys = None  # sorted env * N + row of every touched row [U]
+        self._grad = None  # G at the touched rows [U, W]
+
+    def _positions(self, rows: torch.Tensor) -> torch.Tensor:
+        """Positions in the compact G of rows [B, S] -> [B, S]."""
+        slots = self.memory.shape[1]
+        offsets = torch.arange(rows.shape[0], device=rows.device).unsqueeze(1) * slots
+        return torch.searchsorted(self._keys, rows + offsets)
+
+    def _compact_grad(self) -> torch.Tensor:
+        if self._grad is None:
+            batch, slots, width = self.memory.shape
+            offsets = torch.arange(batch, device=self.memory.device).unsqueeze(1) * slots
+            self._keys = torch.unique(torch.cat([rows + offsets for rows in self._logged_rows], 1))
+            if self._passthrough is None:
+                self._grad = self.memory.new_zeros(self._keys.shape[0], width)
+            else:
+                self._grad = self._passthrough.reshape(batch * slots, width)[self._keys].clone()
+        return self._grad
+
+    def _grad_at(self, rows: torch.Tensor) -> torch.Tensor | None:
+        """G at rows [B, S] -> [B, S, W], or None if no gradient has reached the memory yet."""
+        if self._grad is None and self._passthrough is None:
+            return None
+        return self._compact_grad()[self._positions(rows)]
+
+    def _add_grad(self, rows: torch.Tensor, values: torch.Tensor) -> None:
+        grad = self._compact_grad()
+        grad.index_add_(0, self._positions(rows).flatten(), values.flatten(0, 1))
+
+    def _zero_grad(self, rows: torch.Tensor) -> None:
+        if self._grad is not None or self._passthrough is not None:
+            self._compact_grad()[self._positions(rows).flatten()] = 0.0
+
+    def _forget(self, envs: torch.Tensor) -> None:
+        if self._grad is not None or self._passthrough is not None:
+            grad = self._compact_grad()  # built now: the dense gradient must not reach past the reset
+            grad[envs[self._keys // self.memory.shape[1]]] = 0.0
+        self._forgotten = envs.clone() if self._forgotten is None else self._forgotten | envs
+
+    def _initial_grad(self) -> torch.Tensor | None:
+        """dL/dM_0 [B, N, W] at the end of the pass (dense: built only when M_0 needs it)."""
+        if self._grad is None and self._passthrough is None:
+            return None
+        batch, slots, width = self.memory.shape
+        grad = torch.zeros_like(self.memory) if self._passthrough is None else self._passthrough.clone()
+        if self._forgotten is not None:
+            grad.masked_fill_(self._forgotten.view(-1, 1, 1), 0.0)
+        if self._grad is not None:
+            grad.view(batch * slots, width)[self._keys] = self._grad
+        return grad
 
 
 # -- in-place kernels, shared by the recorded and unrecorded paths -----------------------------
@@ -129,8 +188,9 @@ class _Open(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_token):
         tape = ctx.tape
-        grad, tape.grad = tape.grad, None  # this pass is over; a retained graph starts afresh
-        return (grad if ctx.memory_needs_grad else None), _no_token_grad(grad_token), None
+        grad = tape._initial_grad() if ctx.memory_needs_grad else None
+        tape._end_backward()  # this pass is over; a retained graph starts afresh
+        return grad, _no_token_grad(grad_token), None
 
 
 class _Gather(torch.autograd.Function):
@@ -143,8 +203,7 @@ class _Gather(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_values, grad_token):
         (rows,) = ctx.saved_tensors
-        grad = ctx.tape.grad_buffer()
-        grad.scatter_add_(1, _expand(rows, grad.shape[-1]), grad_values)
+        ctx.tape._add_grad(rows, grad_values)
         return _no_token_grad(grad_token), None, None
 
 
@@ -159,13 +218,12 @@ class _Write(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_token):
         rows, weights, word, erase_rows = ctx.saved_tensors
-        grad = ctx.tape.grad
-        if grad is None:  # nothing after this step depends on the memory
+        written = ctx.tape._grad_at(rows)  # dL/dM_t at the written rows [B, S, W]
+        if written is None:  # nothing after this step depends on the memory
             return _no_token_grad(grad_token), None, None, None, None, None
-        written = gather_rows(grad, rows)  # dL/dM_t at the written rows [B, S, W]
         grad_weights = (written * word.unsqueeze(1)).sum(-1)
         grad_word = (weights.unsqueeze(-1) * written).sum(1)
-        grad.scatter_(1, _expand(erase_rows, grad.shape[-1]), 0.0)  # erased: no path to M_{t-1}(u)
+        ctx.tape._zero_grad(erase_rows)  # erased: no path to M_{t-1}(u)
         return _no_token_grad(grad_token), None, grad_weights, grad_word, None, None
 
 
@@ -180,9 +238,7 @@ class _Reset(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_token):
         (envs,) = ctx.saved_tensors
-        grad = ctx.tape.grad
-        if grad is not None:
-            grad.masked_fill_(envs.view(-1, 1, 1), 0.0)  # a reset env's memory forgets its past
+        ctx.tape._forget(envs)  # a reset env's memory does not depend on its past
         return _no_token_grad(grad_token), None, None, None
 
 
@@ -195,5 +251,5 @@ class _Close(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_memory):
         # Runs before every other backward of the chain (it consumes the last token).
-        ctx.tape.grad = grad_memory.clone()
+        ctx.tape._passthrough = grad_memory
         return torch.zeros((), dtype=grad_memory.dtype, device=grad_memory.device), None

@@ -58,7 +58,8 @@ def test_sam_matches_dense_twin_values_and_gradients(chunks):
     x = torch.randn(T, B, INPUT, generator=g, dtype=torch.float64, requires_grad=True)
     memory0 = torch.randn(B, SMALL["slots"], SMALL["word_size"], generator=g, dtype=torch.float64, requires_grad=True)
     reset = torch.zeros(T, B, dtype=torch.bool)
-    reset[4, 1] = True
+    reset[4, 1] = True  # at a chunk boundary when chunks=3
+    reset[5, 2] = True  # inside a chunk
     sparse_out, sparse_loss = run_chunks(sam, x, random_start(sam, memory0), reset, chunks)
     dense_out, dense_loss = run_chunks(dam, x, random_start(dam, memory0), reset, chunks)
     torch.testing.assert_close(sparse_out, dense_out, rtol=0, atol=1e-10)
