@@ -1,0 +1,103 @@
+"""The memrl CLI end to end: a real short Ray run with two actors, resume, eval, plot, bad input."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from training import cli
+from training.run_dir import load_checkpoint, read_metrics
+
+TINY = ["env=counter", "core.hidden_size=16", "agent.encoder_size=16", "actors.envs_per_actor=4",
+        "actors.unroll_length=10", "log.interval_s=0", "checkpoint.interval_s=0", "tensorboard=true"]
+
+
+def only_run(root: Path) -> Path:
+    runs = [p for p in root.iterdir() if p.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def test_train_two_ray_actors_then_resume_eval_plot(tmp_path, ray_session, capsys):
+    assert cli.main(["train", *TINY, "actors.num_actors=2", "total_frames=1600", f"run_root={tmp_path}"]) == 0
+    run = only_run(tmp_path)
+    assert {"config.yaml", "metrics.csv", "checkpoint.pt"} <= {p.name for p in run.iterdir()}
+    assert any(p.name.startswith("events.out.tfevents") for p in run.iterdir())
+    first = load_checkpoint(run / "checkpoint.pt")
+    assert first["counters"]["frames"] >= 1600 and first["config"]["core"]["name"] == "lstm"
+    assert "frames" in capsys.readouterr().out  # progress lines
+
+    # Resume continues the same run: counters go on, weights start from the checkpoint.
+    assert cli.main(["train", f"resume={run}", "total_frames=3200"]) == 0
+    assert only_run(tmp_path) == run, "resume must not create a new run folder"
+    second = load_checkpoint(run / "checkpoint.pt")
+    assert second["counters"]["frames"] >= 3200
+    assert second["counters"]["updates"] > first["counters"]["updates"]
+    frames = read_metrics(run)["frames"]
+    assert frames == sorted(frames) and frames[-1] >= 3200 and min(f for f in frames if f > first["counters"]["frames"]) > first["counters"]["frames"]
+    changed = [k for k in first["model"] if not torch.equal(first["model"][k], second["model"][k])]
+    assert changed, "resumed training must keep updating the weights"
+
+    assert cli.main(["eval", f"checkpoint={run}/checkpoint.pt", "episodes=5", "envs=2"]) == 0
+    lines = (run / "eval.csv").read_text().strip().splitlines()
+    assert len(lines) == 6 and lines[0] == "episode,return,length,success"
+    assert "5 episodes: return 7.00" in capsys.readouterr().out  # counter env: reward 1 for 7 steps
+
+    assert cli.main(["plot", f"run_dir={run}"]) == 0
+    png = run / "returns.png"
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_in_process_training_is_deterministic(tmp_path):
+    common = ["train", "env=tmaze", "env.corridor_length=3", "core.hidden_size=16", "agent.encoder_size=16",
+              "actors.num_actors=0", "actors.envs_per_actor=4", "actors.unroll_length=8", "total_frames=640",
+              "log.interval_s=0", "tensorboard=false"]
+    for name in ("a", "b"):
+        assert cli.main([*common, f"run_root={tmp_path / name}"]) == 0
+    a = load_checkpoint(only_run(tmp_path / "a") / "checkpoint.pt")["model"]
+    b = load_checkpoint(only_run(tmp_path / "b") / "checkpoint.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+BAD_INPUTS = [
+    (["train", "core=nope"], "core"),
+    (["train", "env=nope"], "env"),
+    (["train", "core.hiden_size=3"], "hiden_size"),
+    (["train", "total_frames==3"], ""),
+    (["train", "env.name=NoSuchEnv-v9"], "unknown env"),
+    (["train", "env.name=Blackjack-v1"], "not supported by the encoder"),
+    (["train", "env.room_size=0"], "room_size"),
+    (["train", "learner.optimizer=sgdx", "total_frames=1", "actors.num_actors=0"], "optimizer"),
+    (["eval", "checkpoint=does/not/exist.pt"], "does not exist"),
+    (["eval"], "checkpoint="),
+    (["plot"], "run_dir="),
+    (["bench"], "bench needs a name"),
+    (["frobnicate"], "unknown command"),
+]
+
+
+@pytest.mark.parametrize("argv, expected", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_is_one_line_and_nonzero_and_leaves_no_run_folder(argv, expected, tmp_path, capsys):
+    argv = argv + ([f"run_root={tmp_path}"] if argv[0] == "train" else [])
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert expected in err
+    assert not any(tmp_path.iterdir()), "bad input must not leave a run folder"
+
+
+def test_corrupt_checkpoint_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "checkpoint.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    assert cli.main(["eval", f"checkpoint={bad}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "corrupt" in err
+    assert bad.read_bytes() == b"not a checkpoint at all"
+
+
+def test_console_script_reports_bad_input_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "training.cli", "train", "core=nope", f"run_root={tmp_path}"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
