@@ -71,48 +71,58 @@ def accessed_rows(rows: torch.Tensor, weights: torch.Tensor, threshold: float) -
 class LeastRecentlyUsed:
     """argmin over N of the last-access step, in O(sqrt N) per query and update.
 
-    The N rows are cut into blocks of ceil(sqrt N) with each block's minimum
-    kept, so a query is an argmin over the block minima and then within one
-    block, and touching S rows recomputes only their blocks. Ties go to the
-    lowest row index (the same as ``last_access.argmin(-1)``), so the order of
-    never-used rows is 0, 1, 2, ...
+    The N rows are cut into blocks of b rows (the last may be shorter) with
+    each block's minimum kept, so a query is an argmin over N/b block minima
+    and then within one block, and touching S rows recomputes only their
+    blocks (S·b). b = sqrt(N/S) balances the two: O(sqrt(N S)) per step.
+    Ties go to the lowest row index (the same as ``last_access.argmin(-1)``),
+    so never-used rows come in order 0, 1, 2, ...
 
-    Built once per forward call from the state's ``last_access`` [B, N]; it
-    owns a padded copy, written back with ``last_access()``.
+    Built once per forward call from the state's ``last_access`` [B, N]
+    (copied, or updated in place with ``in_place=True``); ``touches``: the
+    rows S touched per step.
     """
 
-    def __init__(self, last_access: torch.Tensor):
-        batch, self.slots = last_access.shape
-        self.block = max(1, math.isqrt(self.slots - 1) + 1)
-        blocks = -(-self.slots // self.block)
-        pad = blocks * self.block - self.slots
-        # Padding rows are never least recent (torch.cat: F.pad would round the fill through float).
-        never = torch.full((batch, pad), torch.iinfo(torch.long).max, dtype=torch.long, device=last_access.device)
-        self._flat = torch.cat([last_access.long(), never], 1)
-        self._blocks = self._flat.view(batch, blocks, self.block)
-        self._block_min = self._blocks.amin(-1)
+    def __init__(self, last_access: torch.Tensor, touches: int = 1, in_place: bool = False):
+        reuse = in_place and last_access.dtype == torch.long and last_access.is_contiguous()
+        self._last = last_access if reuse else last_access.to(torch.long, copy=True)
+        self.slots = self._last.shape[1]
+        self.block = max(1, math.isqrt(max(1, self.slots // max(1, touches))))
+        self._offsets = torch.arange(self.block, device=last_access.device)
+        self._block_min = self._all_block_minima()
 
     def last_access(self) -> torch.Tensor:
         """The current last-access steps [B, N]."""
-        return self._flat[:, : self.slots]
+        return self._last
 
     def least_recent(self) -> torch.Tensor:
         """Index of the least recently accessed row, I^U_t: [B] (long)."""
         block = self._block_min.argmin(-1)
-        within = self._blocks[torch.arange(block.shape[0], device=block.device), block].argmin(-1)
+        within = self._block_values(block.unsqueeze(1))[:, 0].argmin(-1)
         return block * self.block + within
 
     def touch(self, rows: torch.Tensor, accessed: torch.Tensor, step: torch.Tensor) -> None:
         """Set last_access[rows] = step where ``accessed``. rows, accessed [B, S]; step [B]."""
-        old = self._flat.gather(1, rows)
-        self._flat.scatter_(1, rows, torch.where(accessed, step.unsqueeze(1), old))
+        old = self._last.gather(1, rows)
+        self._last.scatter_(1, rows, torch.where(accessed, step.unsqueeze(1), old))
         blocks = rows // self.block
-        index = blocks.unsqueeze(-1).expand(-1, -1, self.block)
-        self._block_min.scatter_(1, blocks, self._blocks.gather(1, index).amin(-1))
+        self._block_min.scatter_(1, blocks, self._block_values(blocks).amin(-1))
 
     def reset(self, envs: torch.Tensor, last_access: torch.Tensor) -> None:
         """Replace the rows of envs ``envs`` (bool [B]) by ``last_access`` [N] or [B, N]."""
-        fresh = torch.broadcast_to(last_access.long(), (self._flat.shape[0], self.slots))
-        view = self._flat[:, : self.slots]
-        view.copy_(torch.where(envs.unsqueeze(1), fresh, view))
-        self._block_min = self._blocks.amin(-1)
+        self._last.copy_(torch.where(envs.unsqueeze(1), last_access.long(), self._last))
+        self._block_min = self._all_block_minima()
+
+    def _block_values(self, blocks: torch.Tensor) -> torch.Tensor:
+        """last_access of the rows of blocks [B, S] -> [B, S, block]; rows past N read as +inf."""
+        rows = blocks.unsqueeze(-1) * self.block + self._offsets
+        values = self._last.gather(1, rows.clamp(max=self.slots - 1).flatten(1)).view(rows.shape)
+        return values.masked_fill(rows >= self.slots, torch.iinfo(torch.long).max)
+
+    def _all_block_minima(self) -> torch.Tensor:
+        batch = self._last.shape[0]
+        full = self.slots // self.block
+        minima = [self._last[:, : full * self.block].view(batch, full, self.block).amin(-1)]
+        if full * self.block < self.slots:
+            minima.append(self._last[:, full * self.block :].amin(-1, keepdim=True))
+        return torch.cat(minima, 1)

@@ -13,19 +13,23 @@ Both indexes follow one protocol, used once per forward call:
 
 ``FaissIndex`` keeps one IVF index (inverted lists over centroids, inner
 product on unit vectors) per env, updated in place as rows are written
-(remove + add by row id, O(1) with faiss' hashtable direct map). The coarse
-centroids live in the core state (``ann_centroids`` [B, L, W]) so that the
+(remove + add by row id, O(1) with faiss' hashtable direct map). By default
+there are about N/64 lists; the coarse quantizer that assigns a row or a
+query to lists is exact (flat) up to 256 lists and an HNSW graph above, so a
+step costs O(log N), not O(sqrt N). The centroids live in the core state
+(``ann_centroids`` [B, L, W]), and every faiss structure is built
+single-threaded (HNSW's graph then depends only on the centroids), so the
 lists are a function of the state: an index rebuilt from the state finds the
-same rows as one carried across calls. Every N inserts an env's centroids are
-retrained by k-means on its memory and its index rebuilt (thesis: "rebuild the
-ANN from scratch every N insertions to ensure it does not become
-imbalanced"); the count is ``ann_inserts`` [B] in the state. Indexes are a
-cache: they are kept between calls keyed on the identity and version of the
-returned memory tensor, and rebuilt from the state tensors otherwise.
+same rows as one carried across calls. Every N inserts an env re-centres
+(thesis: "rebuild the ANN from scratch every N insertions to ensure it does
+not become imbalanced"): its centroids become its current rows at L fixed
+random positions, and its index is rebuilt; the count is ``ann_inserts`` [B]
+in the state. Indexes are a cache: kept between calls keyed on the storage
+and version of the returned memory tensor, rebuilt from the state otherwise.
 """
 from __future__ import annotations
 
-import math
+import contextlib
 
 import numpy as np
 import torch
@@ -38,12 +42,25 @@ except ImportError:  # pragma: no cover - faiss-cpu is a dependency; the error s
     faiss = None
 
 CENTROID_SEED = 20161027
-KMEANS_ITERATIONS = 10
+ROWS_PER_LIST = 64  # default list size: L = N / 64
+HNSW_ABOVE_LISTS = 256  # coarse quantizer: exact up to this many lists, HNSW above
+HNSW_NEIGHBOURS = 16  # HNSW graph degree M of the coarse quantizer
+
+
+@contextlib.contextmanager
+def _one_faiss_thread():
+    """faiss calls here are small (H queries, a few rows): OpenMP threads only add latency."""
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads)
 
 
 def default_lists(slots: int) -> int:
-    """IVF lists L for N slots when the config leaves it to us: about sqrt(N)."""
-    return max(1, round(math.sqrt(slots)))
+    """IVF lists L for N slots when the config leaves it to us: about N / 64."""
+    return max(1, round(slots / ROWS_PER_LIST))
 
 
 class ExactIndex:
@@ -120,6 +137,10 @@ class FaissIndex:
     # -- the protocol ------------------------------------------------------------------------
     def update(self, rows: torch.Tensor) -> None:
         rows = rows.detach().cpu()
+        with _one_faiss_thread():
+            self._update(rows)
+
+    def _update(self, rows: torch.Tensor) -> None:
         for env in range(self.batch):
             ids = torch.unique(rows[env])
             self._replace(env, ids)
@@ -136,6 +157,11 @@ class FaissIndex:
     def search(self, queries: torch.Tensor, k: int) -> torch.Tensor:
         found = torch.empty(self.batch, queries.shape[1], k, dtype=torch.long)
         units = unit(queries.detach().float()).cpu().numpy()
+        with _one_faiss_thread():
+            self._search(units, k, found)
+        return found.to(queries.device)
+
+    def _search(self, units, k: int, found: torch.Tensor) -> None:
         for env, index in enumerate(self.indexes):
             index.nprobe = self.probes
             _, ids = index.search(units[env], k)
@@ -143,7 +169,6 @@ class FaissIndex:
                 index.nprobe = self.lists
                 _, ids = index.search(units[env], k)
             found[env] = torch.from_numpy(ids)
-        return found.to(queries.device)
 
     def state(self) -> dict[str, torch.Tensor]:
         return {"ann_centroids": self.centroids, "ann_inserts": self.inserts}
@@ -165,8 +190,13 @@ class FaissIndex:
         return list(indexes)
 
     def _empty(self, env: int):
-        quantizer = faiss.IndexFlatIP(self.width)
-        quantizer.add(np.ascontiguousarray(self.centroids[env].numpy()))
+        centroids = np.ascontiguousarray(self.centroids[env].numpy())
+        if self.lists > HNSW_ABOVE_LISTS:
+            quantizer = faiss.IndexHNSWFlat(self.width, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
+            quantizer.hnsw.efSearch = max(32, 2 * self.probes)
+        else:
+            quantizer = faiss.IndexFlatIP(self.width)
+        quantizer.add(centroids)
         index = faiss.IndexIVFFlat(quantizer, self.width, self.lists, faiss.METRIC_INNER_PRODUCT)
         index.own_fields = True
         quantizer.this.disown()
@@ -183,32 +213,25 @@ class FaissIndex:
                 and torch.equal(self.memory[other], self.memory[env])
             ):
                 return faiss.clone_index(self.indexes[other])
-        index = self._empty(env)
-        self._add(index, env, torch.arange(self.slots))
+        with _one_faiss_thread():  # single-threaded: the same graph and lists on every rebuild
+            index = self._empty(env)
+            self._add(index, env, torch.arange(self.slots))
         return index
 
     def _add(self, index, env: int, ids: torch.Tensor) -> None:
-        vectors = unit(self.memory[env].detach()[ids.to(self.memory.device)].float()).cpu().contiguous()
-        # Coarse assignment computed here (one product) instead of faiss' per-vector scan.
-        assign = (vectors @ self.centroids[env].T).argmax(-1).contiguous()
-        ids = ids.contiguous()
-        x, ids_np, assign_np = vectors.numpy(), ids.numpy(), assign.numpy()
-        index.add_core(len(ids_np), faiss.swig_ptr(x), faiss.swig_ptr(ids_np), faiss.swig_ptr(assign_np))
+        vectors = unit(self.memory[env].detach()[ids.to(self.memory.device)].float()).cpu()
+        index.add_with_ids(np.ascontiguousarray(vectors.numpy()), np.ascontiguousarray(ids.numpy()))
 
     def _replace(self, env: int, ids: torch.Tensor) -> None:
         index = self.indexes[env]
-        index.remove_ids(faiss.IDSelectorArray(ids.numpy()))
+        index.remove_ids(faiss.IDSelectorArray(np.ascontiguousarray(ids.numpy())))
         self._add(index, env, ids)
 
     def _retrain(self, env: int) -> None:
-        vectors = unit(self.memory[env].detach().float()).cpu().numpy()
-        kmeans = faiss.Kmeans(
-            self.width, self.lists, niter=KMEANS_ITERATIONS, seed=CENTROID_SEED, spherical=True,
-            min_points_per_centroid=1,  # small memories: train anyway, without faiss' warning
-        )
-        kmeans.train(np.ascontiguousarray(vectors))
-        self.centroids[env] = torch.from_numpy(kmeans.centroids)
+        """Re-centre: the centroids become the env's rows at L fixed random positions."""
+        generator = torch.Generator().manual_seed(CENTROID_SEED)
+        positions = torch.randperm(self.slots, generator=generator)[: self.lists]
+        self.centroids[env] = unit(self.memory[env].detach()[positions.to(self.memory.device)].float()).cpu()
         self.inserts[env] = 0
-        index = self._empty(env)
-        self._add(index, env, torch.arange(self.slots))
-        self.indexes[env] = index
+        self.indexes[env] = None
+        self.indexes[env] = self._build(env)

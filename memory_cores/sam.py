@@ -50,8 +50,9 @@ class SAMConfig:
     usage_threshold: float = 0.005  # δ: an access counts for usage when its weight exceeds this
     memory_init_scale: float = 1e-4  # std of the fixed random initial memory (near-empty, tie-free)
     ann: str = "exact"  # top-K search: "exact" (batched similarity + topk) or "faiss" (IVF index per env)
-    ann_lists: int = 0  # faiss: IVF lists L; 0 picks round(sqrt(N))
+    ann_lists: int = 0  # faiss: IVF lists L; 0 picks about N/64
     ann_probes: int = 8  # faiss: lists searched per query (ann_probes >= L gives exact search)
+    in_place_state: bool = False  # update the input state's memory in place (no O(N) copy per call; never reuse that state)
 
 
 def check_memory_config(config) -> None:
@@ -79,8 +80,10 @@ class SAMCore(MemoryCore):
             raise ValueError(f"top_k must be an int in [1, slots={config.slots}], got {config.top_k!r}")
         if config.ann not in ANN_KINDS:
             raise ValueError(f"ann must be one of {ANN_KINDS}, got {config.ann!r}")
-        if config.ann_lists < 0 or config.ann_probes <= 0:
-            raise ValueError(f"ann_lists must be >= 0 and ann_probes > 0, got {config.ann_lists}, {config.ann_probes}")
+        if not 0 <= config.ann_lists <= config.slots or config.ann_probes <= 0:
+            raise ValueError(
+                f"need 0 <= ann_lists <= slots and ann_probes > 0, got {config.ann_lists}, {config.ann_probes}"
+            )
         self.config = config
         self.output_size = config.output_size
         self.lists = config.ann_lists or ann_index.default_lists(config.slots)
@@ -121,9 +124,10 @@ class SAMCore(MemoryCore):
         cfg = self.config
         T, B = x.shape[:2]
         record = torch.is_grad_enabled()
-        memory = SparseMemory(state["memory"].to(x.dtype), record)
+        memory = SparseMemory(state["memory"].to(x.dtype), record, in_place=cfg.in_place_state)
         index = self._index(state, memory)
-        usage = LeastRecentlyUsed(state["last_access"])
+        touches = 2 * cfg.heads * cfg.top_k + 1  # rows written and read per step
+        usage = LeastRecentlyUsed(state["last_access"], touches, in_place=cfg.in_place_state)
         small = {key: state[key] for key in ("step", "read_rows", "read_weights", "read_words", "h", "c")}
         small["step"], small["read_rows"] = small["step"].long(), small["read_rows"].long()
         resets = reset.cpu() if reset is not None else None  # one transfer, not one sync per step
@@ -134,7 +138,7 @@ class SAMCore(MemoryCore):
             out, small = self._step(x[t], small, memory, index, usage)
             outs.append(out)
         new_state = TensorDict(
-            {"memory": memory.final(), "last_access": usage.last_access().clone(), **small, **index.state()},
+            {"memory": memory.final(), "last_access": usage.last_access(), **small, **index.state()},
             batch_size=[B],
             device=x.device,
         )

@@ -41,11 +41,13 @@ class SparseMemory:
     """The memory of one forward call: starts as a copy of ``memory`` [B, N, W].
 
     record: build the autograd chain (True when gradients may be needed).
+    in_place: change ``memory`` itself instead of a copy (saves an O(N) copy
+    per call; the caller gives up the input state, as with buffer donation).
     """
 
-    def __init__(self, memory: torch.Tensor, record: bool):
+    def __init__(self, memory: torch.Tensor, record: bool, in_place: bool = False):
         self.record = record
-        self.memory = memory.detach().clone()
+        self.memory = memory.detach() if in_place else memory.detach().clone()
         if record:
             self._logged_rows: list[torch.Tensor] = []  # the rows of every gather and write, in order
             self._end_backward()

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import memory_cores
+from memory_cores import ann_index
 from memory_cores.addressing import LeastRecentlyUsed, accessed_rows, cosine_similarity
 from memory_cores.sparse_access import SparseMemory
 
@@ -243,7 +244,7 @@ def test_cosine_similarity_hand_example():
 
 def faiss_twins(probes):
     torch.manual_seed(0)
-    cfg = dict(slots=64, word_size=8, heads=2, top_k=3, controller_size=16, output_size=6)
+    cfg = dict(slots=64, word_size=8, heads=2, top_k=3, controller_size=16, output_size=6, ann_lists=8)
     exact = memory_cores.build("sam", INPUT, **cfg)
     ann = memory_cores.build("sam", INPUT, ann="faiss", ann_probes=probes, **cfg)
     ann.load_state_dict(exact.state_dict())
@@ -261,9 +262,12 @@ def test_faiss_searching_every_list_equals_exact():
     torch.testing.assert_close(out_a, out_e, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("quantizer", ["flat", "hnsw"])
 @pytest.mark.parametrize("carry", ["same tensors", "copied state (index rebuilt)"])
-def test_faiss_approximate_chunked_unroll_equals_whole(carry):
+def test_faiss_approximate_chunked_unroll_equals_whole(carry, quantizer, monkeypatch):
     """With few probes the search is approximate, yet a function of the state: chunks agree."""
+    if quantizer == "hnsw":
+        monkeypatch.setattr(ann_index, "HNSW_ABOVE_LISTS", 4)  # 8 lists: the HNSW coarse quantizer
     _, ann = faiss_twins(probes=2)
     x = torch.randn(30, B, INPUT)
     reset = torch.zeros(30, B, dtype=torch.bool)
@@ -290,3 +294,24 @@ def test_bad_config_is_a_one_line_error():
         memory_cores.build("dam", 4, usage="lru")
     with pytest.raises(ValueError, match="slots must be a positive int"):
         memory_cores.build("dam", 4, slots=0)
+
+
+def test_in_place_state_gives_the_same_function_without_copying_memory():
+    sam, _ = twins()
+    torch.manual_seed(0)
+    in_place = memory_cores.build("sam", INPUT, top_k=3, in_place_state=True, **SMALL).double()
+    in_place.load_state_dict(sam.state_dict())
+    x = torch.randn(T, B, INPUT, dtype=torch.float64)
+    reset = torch.zeros(T, B, dtype=torch.bool)
+    reset[3, 2] = True
+    out, state, _ = sam(x, sam.initial_state(B).double(), reset)
+    given = in_place.initial_state(B).double()
+    memory_given = given["memory"]
+    out_in_place, state_in_place, _ = in_place(x, given, reset)
+    torch.testing.assert_close(out_in_place, out, rtol=0, atol=0)
+    torch.testing.assert_close(state_in_place["memory"], state["memory"], rtol=0, atol=0)
+    assert state_in_place["memory"].data_ptr() == memory_given.data_ptr()  # updated where it was
+    grads = torch.autograd.grad(out.sum(), list(sam.parameters()))
+    grads_in_place = torch.autograd.grad(out_in_place.sum(), list(in_place.parameters()))
+    for a, b in zip(grads, grads_in_place):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -1,5 +1,10 @@
 """``memrl bench sam``: speed and memory of SAM (exact, faiss) against DAM, thesis App. A.2.
 
+Models: ``sam_exact``, ``sam_faiss`` (pure: each call copies the input
+memory once, O(N), so the input state stays valid), ``sam_faiss_inplace``
+(``in_place_state=True``: the memory is updated where it is, as in the
+thesis), ``dam``.
+
 Setup (thesis App. A.2): LSTM controller of 100 units, H = 4 heads, word
 W = 32, K = 4 reads per head; batch 8 for time, batch 1 for memory; N from
 the config's ``n_values``.
@@ -39,6 +44,8 @@ from . import benchmark
 MODELS = {
     "sam_exact": ("sam", {"ann": "exact"}),
     "sam_faiss": ("sam", {"ann": "faiss"}),
+    # The thesis' setting: one memory, changed in place (no O(N) copy of the state per call).
+    "sam_faiss_inplace": ("sam", {"ann": "faiss", "in_place_state": True}),
     "dam": ("dam", {}),
 }
 MIB = 2**20
