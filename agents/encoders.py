@@ -76,15 +76,16 @@ class VectorEncoder(nn.Module):
 class ImageEncoder(nn.Module):
     """Box [H, W, C] or [C, H, W] -> conv net -> hidden.
 
-    Layout: channels-last when the last dim is the smallest (MiniGrid, DMLab RGB),
-    else channels-first. Small images (< 32 px) get stride-1 3x3 convs, large ones
+    Layout: channels-first only when the first dim is strictly the smallest
+    ([3, 72, 96]); otherwise channels-last (MiniGrid [7, 7, 3], DMLab [72, 96, 3],
+    memrl's one-hot views [5, 5, 6]). Small images (< 32 px) get stride-1 3x3 convs, large ones
     the strided IMPALA-paper-sized stack.
     """
 
     def __init__(self, space: spaces.Box, hidden_size: int):
         super().__init__()
         shape = space.shape
-        self.channels_last = shape[2] <= min(shape[0], shape[1])
+        self.channels_last = not shape[0] < min(shape[1], shape[2])
         channels, height, width = (shape[2], shape[0], shape[1]) if self.channels_last else shape
         low, span = _scale(space) or (torch.zeros(()), torch.ones(()))
         # One scale for the whole image: per-pixel bounds are rare and would need a transpose.

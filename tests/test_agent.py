@@ -16,6 +16,7 @@ def sample_batch(space, lead):
 SPACES = {
     "image_hwc": spaces.Box(0, 255, (7, 7, 3), np.uint8),
     "image_chw_large": spaces.Box(0, 255, (3, 72, 96), np.uint8),
+    "image_onehot_more_channels_than_pixels": spaces.Box(0, 1, (5, 5, 6), np.uint8),
     "vector": spaces.Box(-1, 1, (5,), np.float32),
     "vector_unbounded": spaces.Box(-np.inf, np.inf, (4,), np.float32),
     "discrete": spaces.Discrete(6, start=2),
@@ -81,3 +82,11 @@ def test_previous_action_and_reward_reach_the_core():
     other_action = agent(obs, torch.ones(1, 1, 1, dtype=torch.long), torch.zeros(1, 1), reset, state).logits
     other_reward = agent(obs, torch.zeros(1, 1, 1, dtype=torch.long), torch.ones(1, 1), reset, state).logits
     assert not torch.allclose(base, other_action) and not torch.allclose(base, other_reward)
+
+
+@pytest.mark.parametrize("shape, channels_last", [((7, 7, 3), True), ((72, 96, 3), True), ((5, 5, 6), True), ((3, 72, 96), False)])
+def test_image_layout(shape, channels_last):
+    encoder = build_encoder(spaces.Box(0, 255, shape, np.uint8), 16)
+    assert encoder.channels_last == channels_last
+    channels = shape[2] if channels_last else shape[0]
+    assert encoder.conv[0].in_channels == channels
