@@ -1,0 +1,187 @@
+"""``hopfield``: a modern Hopfield layer used as an episodic memory.
+
+Each step t reads, then writes (Ramsauer et al. 2020; Yang slides, "modern
+Hopfield nets / transformer limit"):
+
+    query ξ_t = W_q x_t,  key k_t = W_k x_t,  value v_t = W_v x_t
+    read:  ξ ← Kᵀ softmax(β K ξ)   (update_steps − 1 times, K = stored keys)
+           r_t = Vᵀ softmax(β K ξ)  (V = stored values)
+    write: (k_t, v_t) into slot ``position`` of a ring buffer of N patterns
+    out_t = [x_t, r_t]
+
+Reading before writing makes r_t a recall of the *past* of the episode. Slots
+never written in this episode are masked; an empty memory reads zero.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from tensordict import TensorDict
+from torch import nn
+
+from .associative import softmax_retrieve
+from .base import MemoryCore
+from .registry import register
+
+
+@dataclass
+class HopfieldConfig:
+    memory_size: int = 128  # N: past steps kept per env (ring buffer of key/value patterns)
+    key_size: int = 32  # W: size of queries and keys
+    value_size: int = 32  # size of stored values, i.e. of the retrieval r_t
+    update_steps: int = 1  # softmax updates per read (>= 1); the last one reads the values
+    beta: float = 0.0  # inverse temperature β at initialisation; 0 means 1/sqrt(key_size)
+    learn_beta: bool = True  # train log β with the other parameters
+
+    def __post_init__(self):
+        for name in ("memory_size", "key_size", "value_size", "update_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"hopfield {name} must be >= 1, got {getattr(self, name)}; set {name}=1 or more")
+        if self.beta < 0:
+            raise ValueError(f"hopfield beta must be >= 0, got {self.beta}; use 0 for 1/sqrt(key_size)")
+
+
+@register("hopfield", HopfieldConfig)
+class HopfieldCore(MemoryCore):
+    """State (batch-first, per env):
+
+    - ``keys`` [B, N, W] and ``values`` [B, N, V]: the stored patterns;
+    - ``valid`` bool [B, N]: slot written in this episode;
+    - ``position`` int64 [B]: the slot the next write goes to.
+
+    ``forward`` computes a whole unroll at once (all reads as one masked
+    attention over the stored patterns plus the unroll's own earlier writes);
+    ``forward_per_step`` is its slow twin, a plain read-then-write loop.
+    """
+
+    test_config = {"memory_size": 4, "key_size": 5, "value_size": 3, "update_steps": 2}
+
+    def __init__(self, input_size: int, config: HopfieldConfig):
+        super().__init__(input_size)
+        self.config = config
+        self.output_size = input_size + config.value_size
+        self.query = nn.Linear(input_size, config.key_size)
+        self.key = nn.Linear(input_size, config.key_size)
+        self.value = nn.Linear(input_size, config.value_size)
+        log_beta = torch.tensor(math.log(config.beta or 1 / math.sqrt(config.key_size)))
+        if config.learn_beta:
+            self.log_beta = nn.Parameter(log_beta)
+        else:
+            self.register_buffer("log_beta", log_beta)
+
+    def initial_state(self, batch_size, device=None):
+        n, c = self.config.memory_size, self.config
+        return TensorDict(
+            {
+                "keys": torch.zeros(batch_size, n, c.key_size, device=device),
+                "values": torch.zeros(batch_size, n, c.value_size, device=device),
+                "valid": torch.zeros(batch_size, n, dtype=torch.bool, device=device),
+                "position": torch.zeros(batch_size, dtype=torch.long, device=device),
+            },
+            batch_size=[batch_size],
+            device=device,
+        )
+
+    # -- fast path: the whole unroll at once -----------------------------------------------------
+
+    def forward(self, x, state, reset):
+        T, B = x.shape[:2]
+        n = self.config.memory_size
+        keys0, values0, valid0, position0 = self._unpack(state)
+        queries, keys, values = self.query(x), self.key(x), self.value(x)  # [T, B, ·]
+        steps = torch.arange(T, device=x.device)
+        if reset is None:
+            reset = torch.zeros(T, B, dtype=torch.bool, device=x.device)
+        # episode_start[t, b]: the last step <= t that reset env b, or -1 (episode began before the unroll).
+        episode_start = torch.where(reset, steps[:, None], -1).cummax(0).values
+        fresh = episode_start < 0  # [T, B]: still in the episode the state came from
+
+        # Stored slot j is overwritten by the unroll's write number (j − position0) mod N, which
+        # happens after the read of that step; it is gone for good once the env resets.
+        overwritten_at = (torch.arange(n, device=x.device) - position0[:, None]) % n  # [B, N]
+        old_visible = valid0 & fresh[:, :, None] & (steps[:, None, None] <= overwritten_at)  # [T, B, N]
+        # The unroll's own write at step s is visible to the read at step t when s < t <= s + N
+        # and no reset happened in (s, t].
+        age = steps[:, None] - steps[None, :]  # [t, s]
+        same_episode = episode_start[:, None, :] <= steps[None, :, None]  # [t, s, B]
+        new_visible = ((age >= 1) & (age <= n))[:, :, None] & same_episode  # [t, s, B]
+        visible = torch.cat([old_visible, new_visible.permute(0, 2, 1)], dim=-1)  # [T, B, N + T]
+
+        pattern_keys = torch.cat([keys0, keys.transpose(0, 1)], dim=1)  # [B, N + T, W]
+        pattern_values = torch.cat([values0, values.transpose(0, 1)], dim=1)
+        read = softmax_retrieve(queries, pattern_keys, pattern_values, visible, self.log_beta.exp(), self.config.update_steps)
+        out = torch.cat([x, read], dim=-1)
+        return out, self._final_state(state, keys, values, reset, episode_start[-1]), {}
+
+    def _final_state(self, state, keys, values, reset, last_start):
+        """The ring buffer after the unroll's writes; last_start [B] is the last reset step or -1."""
+        T, B = keys.shape[:2]
+        n = self.config.memory_size
+        keys0, values0, valid0, position0 = self._unpack(state)
+        initial = self.initial_state(B, keys.device)
+        # Writes before the last reset are wiped; the surviving ones fill slots from the
+        # state's position (no reset) or from slot 0 (after a reset).
+        reset_seen = last_start >= 0
+        first = last_start.clamp(min=0)
+        base_position = torch.where(reset_seen, 0, position0)
+        steps = torch.arange(T, device=keys.device)[:, None]
+        slot = (base_position + steps - first) % n  # [T, B]
+        alive = steps >= first  # [T, B]
+        writes = alive[:, :, None] & (slot[:, :, None] == torch.arange(n, device=keys.device))  # [T, B, N]
+        last_write = torch.where(writes, steps[:, :, None], -1).amax(0)  # [B, N], -1 when unwritten
+        written = last_write >= 0
+        index = last_write.clamp(min=0)
+
+        def fill(new, old, blank):
+            latest = new.transpose(0, 1).gather(1, index[:, :, None].expand(-1, -1, new.shape[-1]))
+            base = torch.where(reset_seen[:, None, None], blank.to(old.dtype), old)
+            return torch.where(written[:, :, None], latest, base)
+
+        return TensorDict(
+            {
+                "keys": fill(keys, keys0, initial["keys"]),
+                "values": fill(values, values0, initial["values"]),
+                "valid": written | (valid0 & ~reset_seen[:, None]),
+                "position": (base_position + T - first) % n,
+            },
+            batch_size=[B],
+            device=keys.device,
+        )
+
+    # -- slow twin: read then write, one step at a time ------------------------------------------
+
+    def forward_per_step(self, x, state, reset):
+        """Reference loop: per step, a masked softmax read of the buffer, then one ring-buffer write."""
+        keys0, values0, valid0, position0 = self._unpack(state)
+        state = TensorDict(
+            {"keys": keys0, "values": values0, "valid": valid0, "position": position0},
+            batch_size=state.batch_size,
+            device=x.device,
+        )
+        slots = torch.arange(self.config.memory_size, device=x.device)
+
+        def step(x_t, s):
+            read = softmax_retrieve(
+                self.query(x_t), s["keys"], s["values"], s["valid"], self.log_beta.exp(), self.config.update_steps
+            )
+            target = (slots == s["position"][:, None])[:, :, None]  # [B, N, 1]
+            new = TensorDict(
+                {
+                    "keys": torch.where(target, self.key(x_t)[:, None], s["keys"]),
+                    "values": torch.where(target, self.value(x_t)[:, None], s["values"]),
+                    "valid": s["valid"] | target[:, :, 0],
+                    "position": (s["position"] + 1) % self.config.memory_size,
+                },
+                batch_size=s.batch_size,
+                device=x_t.device,
+            )
+            return torch.cat([x_t, read], dim=-1), new, {}
+
+        return self.unroll_steps(step, x, state, reset)
+
+    @staticmethod
+    def _unpack(state):
+        # Generic casts (e.g. TensorDict.double()) turn the mask and the position into floats.
+        return state["keys"], state["values"], state["valid"].bool(), state["position"].long()
