@@ -6,8 +6,9 @@ from agents.vtrace import vtrace, vtrace_reference
 
 @pytest.mark.parametrize("discount", [0.0, 0.5, 0.99])
 @pytest.mark.parametrize("clip_rho, clip_c", [(1.0, 1.0), (0.5, 2.0), (None, None), (2.0, 0.7)])
-def test_vtrace_matches_the_recursion(discount, clip_rho, clip_c):
-    g = torch.Generator().manual_seed(hash((discount, clip_rho, clip_c)) % 2**31)
+@pytest.mark.parametrize("trace_lambda", [1.0, 0.6])
+def test_vtrace_matches_the_recursion(discount, clip_rho, clip_c, trace_lambda):
+    g = torch.Generator().manual_seed(hash((discount, clip_rho, clip_c, trace_lambda)) % 2**31)
     T, B = 7, 3
     log_rhos = torch.randn(T, B, generator=g, dtype=torch.float64)
     # Some terminal steps (discount 0) in the middle.
@@ -15,8 +16,8 @@ def test_vtrace_matches_the_recursion(discount, clip_rho, clip_c):
     rewards = torch.randn(T, B, generator=g, dtype=torch.float64)
     values = torch.randn(T, B, generator=g, dtype=torch.float64)
     bootstrap = torch.randn(B, generator=g, dtype=torch.float64)
-    got = vtrace(log_rhos, discounts, rewards, values, bootstrap, clip_rho, clip_c, clip_rho)
-    want = vtrace_reference(log_rhos, discounts, rewards, values, bootstrap, clip_rho, clip_c)
+    got = vtrace(log_rhos, discounts, rewards, values, bootstrap, clip_rho, clip_c, clip_rho, trace_lambda)
+    want = vtrace_reference(log_rhos, discounts, rewards, values, bootstrap, clip_rho, clip_c, trace_lambda)
     torch.testing.assert_close(got.vs, want, rtol=1e-10, atol=1e-10)
     # pg advantage uses v_{s+1}, clipped rho, and the same discounts.
     rhos = log_rhos.exp()

@@ -19,6 +19,7 @@ class LossConfig:
     entropy_cost: float = 0.01
     clip_rho_threshold: float = 1.0
     clip_c_threshold: float = 1.0
+    trace_lambda: float = 1.0
 
 
 def compute_policy_gradient_loss(log_probs: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
@@ -48,7 +49,7 @@ def impala_loss(agent: Agent, unroll: TensorDict, start_state: TensorDict, cfg: 
     returns = vtrace(
         target_log_probs.detach() - behaviour_log_probs,
         steps.discounts, steps.rewards, values.detach(), bootstrap.detach(),
-        cfg.clip_rho_threshold, cfg.clip_c_threshold,
+        cfg.clip_rho_threshold, cfg.clip_c_threshold, trace_lambda=cfg.trace_lambda,
     )
     parts = {
         "pg_loss": compute_policy_gradient_loss(target_log_probs, returns.pg_advantages),
