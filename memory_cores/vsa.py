@@ -193,17 +193,33 @@ def _check_size(angles: torch.Tensor, vector: torch.Tensor) -> None:
 
 
 def _stages(angles: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
-    """(first level k, R_{k+g−1} ⊗ … ⊗ R_k [2^g, 2^g]) for each stage of g = STAGE_LEVELS levels."""
+    """(first level k, R_{k+g−1} ⊗ … ⊗ R_k [2^g, 2^g]) for each stage of g = STAGE_LEVELS levels.
+
+    Entry (i, j) of a stage is Π_l R_{k+l}[bit l of i, bit l of j]: one gather
+    and one product for all full stages at once, so building them costs a
+    handful of tensor ops whatever K is.
+    """
+    levels = angles.shape[0]
     cos, sin = angles.cos(), angles.sin()
     rotations = torch.stack([torch.stack([cos, sin], -1), torch.stack([sin, -cos], -1)], -2)  # [K, 2, 2]
+    full = levels // STAGE_LEVELS
+    groups = [(0, full, STAGE_LEVELS)] if full else []
+    if levels % STAGE_LEVELS:
+        groups.append((full * STAGE_LEVELS, 1, levels % STAGE_LEVELS))
     stages = []
-    for first in range(0, angles.shape[0], STAGE_LEVELS):
-        stage = rotations[first]
-        for rotation in rotations[first + 1 : first + STAGE_LEVELS]:
-            width = 2 * stage.shape[0]
-            stage = (rotation[:, None, :, None] * stage[None, :, None, :]).reshape(width, width)
-        stages.append((first, stage))
+    for first, count, width in groups:
+        bits = _bit_table(width, angles.device)  # [2^g, g]
+        picked = rotations[first : first + count * width].reshape(count, width, 2, 2)
+        # [count, g, 2^g, 2^g]: R_l[bit_l(i), bit_l(j)]
+        factors = picked[:, torch.arange(width, device=angles.device)[:, None, None], bits.T[:, :, None], bits.T[:, None, :]]
+        matrices = factors.prod(1)
+        stages += [(first + n * width, matrices[n]) for n in range(count)]
     return stages
+
+
+def _bit_table(width: int, device) -> torch.Tensor:
+    """[2^width, width] int64: bit l of row index i."""
+    return (torch.arange(1 << width, device=device)[:, None] >> torch.arange(width, device=device)) & 1
 
 
 def _rotation(angle: torch.Tensor) -> torch.Tensor:

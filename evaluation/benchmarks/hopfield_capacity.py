@@ -34,6 +34,7 @@ import torch
 from memory_cores import associative
 
 from . import benchmark
+from ._curves import crossing
 
 COLUMNS = [
     "section", "model", "neurons", "patterns", "load", "success_rate", "predicted_success_rate",
@@ -205,18 +206,6 @@ def flip_bits(patterns: torch.Tensor, flips: int, generator) -> torch.Tensor:
     """Each row with exactly ``flips`` distinct bits negated."""
     chosen = torch.rand(patterns.shape, generator=generator).argsort(-1)[:, :flips]
     return patterns.scatter(1, chosen, -patterns.gather(1, chosen))
-
-
-def crossing(xs, ys, level: float) -> float | None:
-    """First x where the decreasing curve ys(x) falls to ``level``, interpolated linearly in log x.
-
-    None when the curve does not cross inside the grid (widen the grid).
-    """
-    for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
-        if y0 >= level > y1:
-            weight = (y0 - level) / (y0 - y1)
-            return float(math.exp(math.log(x0) + weight * (math.log(x1) - math.log(x0))))
-    return None
 
 
 def loglog_slope(rows, key) -> float | None:
