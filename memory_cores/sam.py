@@ -20,7 +20,8 @@ State (batch-first, fixed shapes): ``memory`` [B, N, W]; ``last_access``
 [B, N] (step of the last access, -1 = never); ``step`` [B] (steps since the
 episode began); ``read_rows`` [B, H, K] and ``read_weights`` [B, H, K]
 (a^R_{t-1}); ``read_words`` [B, H, W] (r_{t-1}); ``h``, ``c`` [B, C]; with
-``ann=faiss`` also ``ann_centroids`` [B, L, W] and ``ann_inserts`` [B].
+``ann=faiss`` also ``ann_centroids`` [B, S, W] (the index's codebooks) and
+``ann_inserts`` [B].
 """
 from __future__ import annotations
 
@@ -50,8 +51,8 @@ class SAMConfig:
     usage_threshold: float = 0.005  # δ: an access counts for usage when its weight exceeds this
     memory_init_scale: float = 1e-4  # std of the fixed random initial memory (near-empty, tie-free)
     ann: str = "exact"  # top-K search: "exact" (batched similarity + topk) or "faiss" (IVF index per env)
-    ann_lists: int = 0  # faiss: IVF lists L; 0 picks about N/64
-    ann_probes: int = 8  # faiss: lists searched per query (ann_probes >= L gives exact search)
+    ann_lists: int = 0  # faiss: IVF cells L (rounded to a square S^2 of the multi-index); 0 picks about N/64
+    ann_probes: int = 8  # faiss: cells searched per query (ann_probes >= L gives exact search)
     in_place_state: bool = False  # update the input state's memory in place (no O(N) copy per call; never reuse that state)
 
 
@@ -86,7 +87,7 @@ class SAMCore(MemoryCore):
             )
         self.config = config
         self.output_size = config.output_size
-        self.lists = config.ann_lists or ann_index.default_lists(config.slots)
+        self.codebook = ann_index.codebook_size(config.slots, config.ann_lists)
         self.controller = MemoryController(
             input_size, config.controller_size, config.heads, config.word_size, config.output_size
         )
@@ -101,7 +102,7 @@ class SAMCore(MemoryCore):
             **self._fresh(batch_size, device, torch.float32),
         }
         if cfg.ann == "faiss":
-            centroids = ann_index.initial_centroids(self.lists, cfg.word_size).to(device)
+            centroids = ann_index.initial_centroids(self.codebook, cfg.word_size).to(device)
             fields["ann_centroids"] = centroids.expand(batch_size, -1, -1).clone()
             fields["ann_inserts"] = torch.zeros(batch_size, dtype=torch.long, device=device)
         return TensorDict(fields, batch_size=[batch_size], device=device)
