@@ -66,7 +66,7 @@ BAD_INPUTS = [
     (["train", "core.hiden_size=3"], "hiden_size"),
     (["train", "total_frames==3"], ""),
     (["train", "env.name=NoSuchEnv-v9"], "unknown env"),
-    (["train", "env.name=Blackjack-v1"], "not supported by the encoder"),
+    (["train", "env=cartpole", "env.name=Blackjack-v1"], "not supported by the encoder"),
     (["train", "env.room_size=0"], "room_size"),
     (["train", "learner.optimizer=sgdx", "total_frames=1", "actors.num_actors=0"], "optimizer"),
     (["eval", "checkpoint=does/not/exist.pt"], "does not exist"),

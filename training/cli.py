@@ -24,7 +24,8 @@ def cmd_train(overrides: list[str]) -> int:
 
     from .actor import build_agent
     from .config import ConfigError, apply_overrides, compose
-    from .impala import train
+    from .impala import make_optimizer, resolve_device, train
+    from .learner import LossConfig
     from .run_dir import create_run_dir, load_checkpoint, resolve_checkpoint, save_config
 
     resume = _override_value(overrides, "resume")
@@ -42,8 +43,13 @@ def cmd_train(overrides: list[str]) -> int:
         cfg = compose("train", overrides)
     # Build everything once before touching the disk: bad input leaves no run folder behind.
     probe_env = envs.make_from_config(cfg["env"])
-    build_agent(probe_env, cfg)
+    make_optimizer(build_agent(probe_env, cfg).parameters(), cfg["learner"])
     probe_env.close()
+    resolve_device(cfg["device"])
+    try:
+        LossConfig(**cfg["learner"]["loss"])
+    except TypeError as exc:
+        raise ConfigError(f"learner.loss: {exc}") from None
     if not resume:
         name = cfg["name"] or f"{cfg['core']['name']}-{cfg['env']['name'].split('/')[-1]}"
         run_dir = create_run_dir(cfg["run_root"], name)
