@@ -111,6 +111,11 @@ _CACHE: dict[tuple, tuple] = {}
 _CACHE_SIZE = 2
 
 
+def clear_cache() -> None:
+    """Drop every cached index (and the memory tensors the entries hold)."""
+    _CACHE.clear()
+
+
 def _tensor_key(tensor: torch.Tensor) -> tuple:
     return (
         tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape),

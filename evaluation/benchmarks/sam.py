@@ -33,11 +33,14 @@ times (``dam_ms_per_step_fit``, marked ``extrapolated``), never measured.
 """
 from __future__ import annotations
 
+import gc
+import os
 import time
 
 import torch
 
 import memory_cores
+from memory_cores import ann_index
 
 from . import benchmark
 
@@ -85,6 +88,7 @@ def dense_fits(cfg, slots: int, batch: int) -> bool:
 
 def measure(cfg, model: str, slots: int) -> dict:
     row = {"model": model, "slots": slots, "batch_time": int(cfg.time_batch), "steps": int(cfg.steps)}
+    row["load_avg_1min"] = os.getloadavg()[0]  # the machine is shared: other jobs slow every number
     dense = model == "dam"
     if dense and not dense_fits(cfg, slots, int(cfg.time_batch)):
         row["ms_per_step"] = None
@@ -95,6 +99,8 @@ def measure(cfg, model: str, slots: int) -> dict:
         row.update(saved_mib=None, state_mib=None, peak_extra_mib=None)
     else:
         row.update(memory_use(cfg, model, slots))
+    ann_index.clear_cache()  # free this model's memory and index before the next one
+    gc.collect()
     print(f"  {model} N={slots}: {row.get('ms_per_step')} ms/step, {row.get('peak_extra_mib')} MiB", flush=True)
     return row
 
