@@ -43,7 +43,8 @@ def hopfield_recall(
     """Asynchronous sign updates σ_i ← sign(Σ_j T_ij σ_j) (+1 on a tie), neuron by neuron.
 
     weights T: [N, N] symmetric, zero diagonal; state σ: [P, N] of ±1; order:
-    [N] permutation used in every sweep (the same for all P probes). Stops
+    [L] neurons visited in every sweep, usually a permutation of the N (the
+    same for all P probes; one index gives a single update). Stops
     after a sweep with no flip or after ``max_sweeps``. Each update can only
     lower the energy: ΔE = −2 Δσ_i h_i ≤ 0. -> (state [P, N], sweeps run).
 
@@ -87,7 +88,8 @@ def dense_recall(
 
     σ_i ← sign(Σ_μ F_n(ξ^μ_i + Σ_{j≠i} ξ^μ_j σ_j) − F_n(−ξ^μ_i + Σ_{j≠i} ξ^μ_j σ_j)) (+1 on
     a tie): neuron i takes whichever sign gives the lower energy, so the
-    energy never increases. patterns: [K, N] of ±1; state: [P, N]; order: [N].
+    energy never increases. patterns: [K, N] of ±1; state: [P, N]; order: [L]
+    neurons visited per sweep (as in ``hopfield_recall``).
     Computed in float64 NumPy so the integer overlaps raised to the n-th power
     stay exact and the per-neuron loop stays cheap. -> (state [P, N], sweeps run).
     """
