@@ -54,7 +54,8 @@ def run(cfg) -> list[dict]:
     rows = []
     for part in parts:
         rows += {"classical": classical, "dense": dense, "softmax": softmax}[part](cfg[part], generator)
-    return [{key: row.get(key) for key in COLUMNS} for row in rows]
+    # Fixed column order; empty cells are left out (JSON null would print as "None").
+    return [{key: row[key] for key in COLUMNS if row.get(key) is not None} for row in rows]
 
 
 # -- classical Hopfield -----------------------------------------------------------------------

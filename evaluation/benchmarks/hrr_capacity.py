@@ -64,7 +64,8 @@ def run(cfg) -> list[dict]:
         rows += capacity(cfg, generator)
     if cfg.part in ("mutable", "all"):
         rows += mutable(cfg, generator)
-    return [{key: row.get(key) for key in COLUMNS} for row in rows]
+    # Fixed column order; empty cells are left out (JSON null would print as "None").
+    return [{key: row[key] for key in COLUMNS if row.get(key) is not None} for row in rows]
 
 
 class Memory:
