@@ -65,7 +65,7 @@ def measure(levels: int, cfg, generator) -> dict:
         "threads": torch.get_num_threads(),
     }
     del codebook  # free the [N, N] matrix before the next, larger K
-    return row
+    return {key: value for key, value in row.items() if value is not None}  # no dense run: empty cells
 
 
 def dense_codebook(angles: torch.Tensor, rows_per_chunk: int = 1024) -> torch.Tensor:
