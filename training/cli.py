@@ -65,6 +65,10 @@ def cmd_eval(overrides: list[str]) -> int:
     from evaluation.evaluate import evaluate
 
     from .config import compose
+    from .supervised.cli import evaluate_checkpoint, is_supervised_checkpoint
+
+    if is_supervised_checkpoint(_override_value(overrides, "checkpoint")):
+        return evaluate_checkpoint(overrides)
 
     cfg = compose("eval", overrides)
     if not cfg["checkpoint"]:
@@ -75,6 +79,12 @@ def cmd_eval(overrides: list[str]) -> int:
         f"success rate {summary['success_rate']:.3f}; per-episode CSV: {summary['csv']}"
     )
     return 0
+
+
+def cmd_supervised(overrides: list[str]) -> int:
+    from .supervised.cli import run_supervised
+
+    return run_supervised(overrides)
 
 
 def cmd_plot(overrides: list[str]) -> int:
@@ -101,7 +111,8 @@ def cmd_bench(overrides: list[str]) -> int:
         raise ValueError(f"bench needs a name: memrl bench <name>; available: {', '.join(benchmarks.names())}")
     name, overrides = overrides[0], overrides[1:]
     run = benchmarks.get(name)
-    cfg = compose(f"bench/{name}", overrides)
+    # configs/bench/<name>.yaml composes under the package "bench"; users write plain key=value.
+    cfg = compose(f"bench/{name}", [f"bench.{o}" for o in overrides])["bench"]
     from omegaconf import OmegaConf
 
     rows = run(OmegaConf.create(cfg))
@@ -143,6 +154,7 @@ def _override_value(overrides: list[str], key: str) -> str | None:
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "train": cmd_train,
     "eval": cmd_eval,
+    "supervised": cmd_supervised,
     "plot": cmd_plot,
     "bench": cmd_bench,
 }

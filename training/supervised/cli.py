@@ -1,0 +1,105 @@
+"""The bodies of ``memrl supervised`` and of ``memrl eval`` for supervised checkpoints.
+
+    memrl supervised task=associative_recall core=sam max_time_s=600
+    memrl supervised resume=runs/<run> max_batches=20000
+    memrl eval checkpoint=runs/<run> eval.levels=[64,128,256]
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import ConfigError, apply_overrides, compose
+from ..run_dir import CheckpointError, create_run_dir, load_checkpoint, resolve_checkpoint, save_config
+from .trainer import run_model, setup, train
+
+KIND = "supervised"
+
+
+def run_supervised(overrides: list[str]) -> int:
+    resume = _override_value(overrides, "resume")
+    checkpoint = None
+    if resume:
+        path = resolve_checkpoint(resume)
+        checkpoint = _load_supervised(path)
+        groups = [o for o in overrides if o.split("=", 1)[0] in ("core", "task")]
+        if groups:
+            raise ConfigError(f"resume continues the run's own core and task; drop {groups} or start a new run")
+        cfg = apply_overrides(checkpoint["config"], [o for o in overrides if not o.startswith("resume=")])
+        run_dir = path.parent
+    else:
+        cfg = compose("supervised", overrides)
+    parts = setup(cfg, checkpoint)  # everything is checked before a folder exists
+    if not resume:
+        cfg["name"] = cfg["name"] or f"{cfg['core']['name']}-{cfg['task']['name']}"
+        run_dir = create_run_dir(cfg["run_root"], cfg["name"])
+        save_config(run_dir, cfg)
+    print(f"run folder: {run_dir}", flush=True)
+    train(cfg, run_dir, parts, checkpoint)
+    if cfg["eval"]["at_end"]:
+        result = evaluate(parts, cfg["eval"])
+        write_result(result, run_dir / "eval")
+        print(result["markdown"])
+    print(f"done; checkpoint: {run_dir / 'checkpoint.pt'}")
+    return 0
+
+
+def is_supervised_checkpoint(checkpoint: str | None) -> bool:
+    """True when ``checkpoint`` (file or run folder) was written by ``memrl supervised``."""
+    if not checkpoint:
+        return False
+    try:
+        return load_checkpoint(checkpoint)["config"].get("kind") == KIND
+    except (CheckpointError, AttributeError):
+        return False  # let the caller's own loader report the problem
+
+
+def evaluate_checkpoint(overrides: list[str]) -> int:
+    """``memrl eval checkpoint=<run>`` for a supervised run; other overrides apply to its saved config."""
+    path = resolve_checkpoint(_override_value(overrides, "checkpoint"))
+    checkpoint = _load_supervised(path)
+    rest = [o for o in overrides if not o.startswith("checkpoint=")]
+    cfg = apply_overrides(checkpoint["config"], rest)
+    parts = setup(cfg, checkpoint)
+    result = evaluate(parts, cfg["eval"])
+    out = Path(cfg["eval"]["out"]) if cfg["eval"]["out"] else path.parent / "eval"
+    json_path, md_path = write_result(result, out)
+    print(result["markdown"])
+    print(f"wrote {json_path} and {md_path}")
+    return 0
+
+
+def evaluate(parts, eval_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The task's evaluation of the trained model (generalisation table, test-error table)."""
+    parts.model.eval()
+    with torch.no_grad():
+        return parts.task.evaluate(lambda batch: run_model(parts.model, batch, parts.device).cpu(), eval_cfg)
+
+
+def write_result(result: dict[str, Any], stem: Path) -> tuple[Path, Path]:
+    """``<stem>.json`` (one object per row, plus any summary) and ``<stem>.md``."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = stem.with_suffix(".json"), stem.with_suffix(".md")
+    payload = {k: v for k, v in result.items() if k != "markdown"}
+    json_path.write_text(json.dumps(payload, indent=2) + "\n")
+    md_path.write_text(result["markdown"] + "\n")
+    return json_path, md_path
+
+
+def _load_supervised(path: Path) -> dict[str, Any]:
+    checkpoint = load_checkpoint(path)
+    if checkpoint["config"].get("kind") != KIND:
+        raise CheckpointError(f"checkpoint {path} is not from `memrl supervised`; use `memrl train resume=` for RL runs")
+    return checkpoint
+
+
+def _override_value(overrides: list[str], key: str) -> str | None:
+    for o in overrides:
+        if o.startswith(f"{key}="):
+            value = o.split("=", 1)[1]
+            return value if value not in ("", "null", "None") else None
+    return None

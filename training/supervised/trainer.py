@@ -1,0 +1,243 @@
+"""``memrl supervised``: train any registered core on a supervised sequence task.
+
+``main(overrides)`` composes ``configs/supervised.yaml`` (or reloads a run for
+``resume=``), builds everything once so bad input fails before a run folder
+exists, then ``train`` runs the loop, readable top to bottom:
+
+1. take a batch from the task (algorithmic: a curriculum level per batch),
+2. run the model over it in segments of ``bptt`` steps (0: the whole
+   sequence), one optimiser step per segment, the core state carried and
+   detached between segments, and between batches too when the task is a stream,
+3. report the batch to the task (the curriculum may double its level),
+4. log, validate, checkpoint at their intervals; evaluate at the end.
+
+One process, one device; data sampling uses its own seeded generator, so a run
+with the same config is reproducible on the same machine.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tensordict import TensorDict
+from tqdm import tqdm
+
+from ..run_dir import CHECKPOINT, MetricsLogger, save_checkpoint
+from .model import SequenceModel, auxiliary_loss, build_model
+from .tasks import Batch, Task, build_task
+from .tasks.base import add_sums, loss, sum_scores
+
+
+@dataclass
+class Setup:
+    """Everything a run needs, built (and checked) before any file is written."""
+
+    task: Task
+    model: SequenceModel
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    generator: torch.Generator  # the training data stream's randomness
+
+
+def setup(cfg: dict[str, Any], checkpoint: dict[str, Any] | None = None) -> Setup:
+    check_config(cfg)
+    device = resolve_device(cfg["device"])
+    if cfg["threads"] is not None:
+        torch.set_num_threads(cfg["threads"])
+    torch.manual_seed(cfg["seed"])
+    task = build_task(cfg["task"], cfg["seed"])
+    if checkpoint is not None:
+        task.load_state_dict(checkpoint["task"])  # before the model: bAbI's vocabulary sets its sizes
+    model = build_model(task, cfg).to(device)
+    optimizer = make_optimizer(model.parameters(), cfg["optimizer"])
+    generator = torch.Generator().manual_seed(cfg["seed"])
+    if checkpoint is not None:
+        try:
+            model.load_state_dict(checkpoint["model"])
+        except RuntimeError as exc:
+            raise ValueError(f"checkpoint does not fit its own config ({str(exc).splitlines()[0][:100]})") from None
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        torch.set_rng_state(checkpoint["rng"]["torch"])
+        generator.set_state(checkpoint["rng"]["data"])
+    return Setup(task, model, optimizer, device, generator)
+
+
+def check_config(cfg: dict[str, Any]) -> None:
+    """One-line ValueErrors for the trainer's own fields (tasks and cores check theirs)."""
+    positive = {"batch_size": cfg["batch_size"], "validation.interval_batches": cfg["validation"]["interval_batches"],
+                "validation.batch_size": cfg["validation"]["batch_size"]}
+    for key, value in positive.items():
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{key}={value} must be a positive integer")
+    if cfg["threads"] is not None and (not isinstance(cfg["threads"], int) or cfg["threads"] < 1):
+        raise ValueError(f"threads={cfg['threads']} must be a positive integer (null: torch's default)")
+    if cfg["max_batches"] is None and cfg["max_time_s"] is None:
+        raise ValueError("set max_batches=<n> or max_time_s=<seconds> (both null would train forever)")
+    if not isinstance(cfg["bptt"], int) or cfg["bptt"] < 0:
+        raise ValueError(f"bptt={cfg['bptt']} must be an integer >= 0 (0: backprop through whole sequences)")
+    if cfg["optimizer"]["max_grad_norm"] is not None and cfg["optimizer"]["max_grad_norm"] <= 0:
+        raise ValueError(f"optimizer.max_grad_norm={cfg['optimizer']['max_grad_norm']} must be positive (null: no clipping)")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={name} but CUDA is not available here; use device=cpu or device=auto")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device={name!r} is not a device; use auto, cpu, cuda or cuda:<n>") from None
+
+
+def make_optimizer(params, cfg: dict[str, Any]) -> torch.optim.Optimizer:
+    if cfg["learning_rate"] <= 0:
+        raise ValueError(f"optimizer.learning_rate={cfg['learning_rate']} must be positive")
+    if cfg["name"] == "adam":
+        return torch.optim.Adam(params, lr=cfg["learning_rate"], eps=cfg["epsilon"])
+    if cfg["name"] == "rmsprop":
+        return torch.optim.RMSprop(params, lr=cfg["learning_rate"], eps=cfg["epsilon"], momentum=cfg["momentum"], alpha=0.99)
+    raise ValueError(f"optimizer.name={cfg['name']!r} is not known; use adam or rmsprop")
+
+
+# -- one batch ----------------------------------------------------------------------------------
+def train_on_batch(model: SequenceModel, optimizer: torch.optim.Optimizer, task: Task, batch: Batch,
+                   state: TensorDict, bptt: int, max_grad_norm: float | None):
+    """Truncated BPTT over ``batch``: one optimiser step per segment of ``bptt`` steps (0: one segment).
+
+    The state is carried between segments and detached, so gradients stop at
+    segment boundaries while the forward pass sees the whole sequence.
+    Returns (logits [T, B, O] detached, final state detached, stats).
+    """
+    segment = bptt or batch.length
+    logits_parts, grad_norms = [], []
+    for start in range(0, batch.length, segment):
+        part = batch.segment(start, start + segment)
+        logits, state, aux = model(part.inputs, state, part.reset)
+        objective = loss(task, logits, part)
+        extra = auxiliary_loss(aux)
+        if extra is not None:
+            objective = objective + extra
+        if extra is not None or bool(part.mask.any()):  # a segment with nothing to learn takes no step
+            optimizer.zero_grad(set_to_none=True)
+            objective.backward()
+            grad_norms.append(clip_gradients(model, max_grad_norm))
+            optimizer.step()
+        state = state.detach()
+        logits_parts.append(logits.detach())
+    stats = {"updates": len(grad_norms), "grad_norm": max(grad_norms) if grad_norms else 0.0}
+    return torch.cat(logits_parts), state, stats
+
+
+def clip_gradients(model: torch.nn.Module, max_grad_norm: float | None) -> float:
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm or float("inf"))
+    return float(norm)
+
+
+@torch.no_grad()
+def run_model(model: SequenceModel, batch: Batch, device: torch.device) -> torch.Tensor:
+    """Logits [T, B, O] of one whole batch from a fresh state, without gradients."""
+    batch = batch.to(device)
+    state = model.initial_state(batch.batch_size, device)
+    logits, _, _ = model(batch.inputs, state, batch.reset)
+    return logits
+
+
+def validate(parts: Setup, batch_size: int) -> dict[str, float]:
+    parts.model.eval()
+    sums = sum_scores(parts.task, lambda b: run_model(parts.model, b, parts.device).cpu(),
+                      parts.task.validation_batches(batch_size))
+    parts.model.train()
+    return {f"val_{k}": v for k, v in parts.task.summarise(sums).items()}
+
+
+# -- the loop -----------------------------------------------------------------------------------
+def train(cfg: dict[str, Any], run_dir: Path, parts: Setup, checkpoint: dict[str, Any] | None = None,
+          quiet: bool = False) -> dict[str, float]:
+    """Train until ``max_batches`` batches or ``max_time_s`` seconds; returns the last logged row."""
+    task, model, optimizer, device = parts.task, parts.model, parts.optimizer, parts.device
+    counters = {"batches": 0, "updates": 0, "sequences": 0, "seconds": 0.0}
+    if checkpoint is not None:
+        counters.update(checkpoint["counters"])
+    logger = MetricsLogger(run_dir, tensorboard=cfg["tensorboard"])
+    start_time = time.time() - counters["seconds"]
+    last_log = last_checkpoint = time.time()
+    window: dict[str, float] = {}
+    window_batches, grad_norm, state = 0, 0.0, None
+    validation = {f"val_{k}": v for k, v in task.summarise({}).items()}
+    row: dict[str, float] = {}
+
+    def checkpoint_now() -> None:
+        counters["seconds"] = time.time() - start_time
+        save_checkpoint(run_dir / CHECKPOINT, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "counters": dict(counters),
+            "config": cfg, "task": task.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "data": parts.generator.get_state()},
+        })
+
+    def finished() -> bool:
+        over_batches = cfg["max_batches"] is not None and counters["batches"] >= cfg["max_batches"]
+        over_time = cfg["max_time_s"] is not None and time.time() - start_time >= cfg["max_time_s"]
+        return over_batches or over_time
+
+    bar = tqdm(total=cfg["max_batches"], initial=counters["batches"], unit="batch", dynamic_ncols=True,
+               disable=quiet or not cfg["progress"], mininterval=1.0)
+    model.train()
+    try:
+        while not finished():
+            batch = task.train_batch(parts.generator, cfg["batch_size"]).to(device)
+            if state is None or not task.stream or state.batch_size[0] != batch.batch_size:
+                state = model.initial_state(batch.batch_size, device)
+            logits, state, stats = train_on_batch(model, optimizer, task, batch, state, cfg["bptt"],
+                                                  cfg["optimizer"]["max_grad_norm"])
+            sums = task.score(logits, batch)
+            summary = task.summarise(sums)
+            task.observe(summary)
+            add_sums(window, sums)
+            window_batches += 1
+            grad_norm = max(grad_norm, stats["grad_norm"])
+            counters["batches"] += 1
+            counters["updates"] += stats["updates"]
+            counters["sequences"] += batch.batch_size
+            bar.update(1)
+            bar.set_postfix(_postfix(task, summary), refresh=False)
+
+            done = finished()
+            if counters["batches"] % cfg["validation"]["interval_batches"] == 0 or done:
+                validation = validate(parts, cfg["validation"]["batch_size"])
+            now = time.time()
+            if now - last_log >= cfg["log"]["interval_s"] or done:
+                row = {"batches": counters["batches"], "updates": counters["updates"],
+                       "sequences": counters["sequences"], "time_s": round(now - start_time, 2),
+                       "batches_per_s": window_batches / max(now - last_log, 1e-9), "grad_norm": grad_norm,
+                       **task.summarise(window), **task.progress(), **validation}
+                logger.log(row, counters["batches"])
+                if bar.disable and not quiet:
+                    print(_progress_line(task, row), flush=True)
+                window, window_batches, grad_norm, last_log = {}, 0, 0.0, now
+            if now - last_checkpoint >= cfg["checkpoint"]["interval_s"] or done:
+                checkpoint_now()
+                last_checkpoint = now
+        if not row:  # resumed a run that had already finished: still leave a checkpoint
+            checkpoint_now()
+    finally:
+        bar.close()
+        logger.close()
+    return row
+
+
+def _postfix(task: Task, summary: dict[str, float]) -> dict[str, Any]:
+    loss_key = "loss_bits_per_seq" if task.output_kind == "bits" else "loss"
+    postfix = {"loss": f"{summary[loss_key]:.3f}", task.headline(): f"{summary[task.headline()]:.3f}"}
+    postfix.update({k: v for k, v in task.progress().items()})
+    return postfix
+
+
+def _progress_line(task: Task, row: dict[str, float]) -> str:
+    loss_key = "loss_bits_per_seq" if task.output_kind == "bits" else "loss"
+    extras = " | ".join(f"{k} {v:g}" for k, v in task.progress().items())
+    return (f"batch {row['batches']:>8,} | loss {row[loss_key]:8.4f} | {task.headline()} {row[task.headline()]:8.4f} | "
+            f"{extras + ' | ' if extras else ''}{row['time_s']:6.0f} s")
