@@ -21,7 +21,8 @@ Parts (``part=capacity|mutable|all``):
   with unitary addresses), so the similarities to the D codes are 1 + σz₀
   and σz_j with σ² = M/D: P(success) = ∫ φ(z) Φ(z + 1/σ)^(D−1) dz. krop code
   vectors have peaky Fourier spectra, which the binding noise inherits, so
-  the measured rate falls below this reference at intermediate M.
+  the measured rate falls below this reference at intermediate M
+  (``spectrum_fourth_moment`` in the summary rows: 2 for a flat spectrum).
   ``capacity_pairs``: the M where success falls to ``capacity_success``.
 - mutable: every one of A addresses starts with a value; then each of
   ``steps`` steps overwrites a random address with a new value by
@@ -45,7 +46,7 @@ from ._curves import crossing
 FORMS = ("krop", "sign", "none")
 COLUMNS = [
     "section", "form", "dimension", "addresses_kind", "pairs", "load", "step",
-    "success_rate", "predicted_success_rate", "capacity_pairs",
+    "success_rate", "predicted_success_rate", "capacity_pairs", "spectrum_fourth_moment",
 ]
 
 
@@ -83,6 +84,17 @@ class Memory:
     def values(self, index: torch.Tensor) -> torch.Tensor:
         """Vocabulary vectors [..., D] for integer index [...]."""
         return vsa.krop_vector(self.angles, index) if self.form == "krop" else self.vocabulary[index]
+
+    def spectrum_fourth_moment(self) -> float:
+        """Mean over the vocabulary of (1/D) Σ_f |V_f|⁴ with |V_f|² scaled to mean 1.
+
+        2 for random (Gaussian or ±1) vectors; larger when the energy of the
+        values sits in few frequencies, which binding noise inherits.
+        """
+        vocabulary = self.values(torch.arange(self.size))
+        power = torch.fft.fft(vocabulary).abs().square()
+        power = power / power.mean(-1, keepdim=True)
+        return power.square().mean().item()
 
     def clean(self, read: torch.Tensor) -> torch.Tensor:
         if self.form == "krop":
@@ -133,7 +145,7 @@ def capacity(cfg, generator) -> list[dict]:
                 "section": "capacity_summary", "form": form, "dimension": size, "addresses_kind": cfg.addresses,
                 "capacity_pairs": crossing([r["pairs"] for r in curve], [r["success_rate"] for r in curve],
                                            float(cfg.capacity_success)),
-                "predicted_success_rate": None,
+                "spectrum_fourth_moment": memory.spectrum_fourth_moment(),
             })
     return rows
 
