@@ -1,0 +1,387 @@
+"""bAbI question answering (Weston et al. 2015) from its standard files; thesis Sec. 3.5.3.
+
+File format (``qaN_<name>_train.txt`` / ``qaN_<name>_test.txt``)::
+
+    1 Mary moved to the bathroom.
+    2 John went to the hallway.
+    3 Where is Mary? <TAB>bathroom<TAB>1
+    ...
+    1 Sandra travelled to the office.        <- ids restart at 1: a new story
+
+A question line holds the question, its answer (comma-separated when it has
+several words: ``football,milk``, ``s,e``) and the ids of its supporting facts.
+
+Encoding (the thesis' one-hot words, as in the DNC): a story is one token
+sequence, statements ending in ``.``, questions in ``?`` followed by one ``-``
+marker per answer word; the target at each marker is that answer word. Reading
+the story once answers every question from the statements before it. A
+question counts as wrong if any of its answer words is wrong; a task fails when
+its question error exceeds 5%.
+
+Joint training: all chosen tasks' stories in one shuffled stream, batched by
+similar length (less padding); a fixed share of each task's training stories
+is held out for validation.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from . import register_task
+from .base import Batch, Task, ratio, summarise_classes, score_classes
+
+PAD, UNKNOWN, ANSWER = "<pad>", "<unk>", "-"
+SPECIAL = [PAD, UNKNOWN, ANSWER]  # ids 0, 1, 2
+FAILED_ABOVE_PCT = 5.0  # a task with more question error than this counts as failed (Table 3.1)
+FILE_PATTERN = re.compile(r"^qa(\d+)_(.+)_(train|test)\.txt$")
+
+
+@dataclass
+class BabiConfig:
+    path: str | None = None  # folder with qaN_*_train.txt / qaN_*_test.txt (1k: .../en, 10k: .../en-10k)
+    fallback_path: str | None = None  # folder to take a task's missing train/test file from (the 10k set lacks qa3 train: use .../en)
+    tasks: Any = "all"  # "all" or a list of task numbers, e.g. [1, 2]
+    validation_fraction: float = 0.05  # share of each task's training stories held out for validation
+    split_seed: int = 0  # seed of the validation split (fixed, independent of the run seed)
+    bucket_batches: int = 50  # batches per length-sorted pool: more means less padding but less mixing
+
+
+# -- parsing -------------------------------------------------------------------------------------
+@dataclass
+class Line:
+    """One numbered line of a story: a statement, or a question with its answer."""
+
+    id: int
+    words: list[str]
+    answer: list[str] | None = None  # answer words; None for a statement
+    supporting: list[int] = field(default_factory=list)  # ids of the supporting statements
+
+
+@dataclass
+class Story:
+    task: int
+    lines: list[Line]
+
+    @property
+    def questions(self) -> list[Line]:
+        return [line for line in self.lines if line.answer is not None]
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case words; ``.``, ``?``, ``!`` and ``,`` become tokens of their own."""
+    return re.sub(r"([.?!,])", r" \1 ", text.lower()).split()
+
+
+def parse_babi(text: str, task: int, source: str = "<text>") -> list[Story]:
+    """Stories of one bAbI file; a malformed line raises a one-line ValueError naming ``source:line``."""
+    stories: list[Story] = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        if not raw.strip():
+            continue
+        where = f"{source}:{number}"
+        head, _, rest = raw.strip().partition(" ")
+        if not head.isdigit():
+            raise ValueError(f"{where}: a bAbI line starts with its sentence id, got {raw.strip()[:40]!r}")
+        line_id = int(head)
+        if line_id == 1:
+            stories.append(Story(task, []))
+        elif not stories or line_id != stories[-1].lines[-1].id + 1:
+            previous = stories[-1].lines[-1].id if stories else None
+            raise ValueError(f"{where}: sentence id {line_id} after {previous}; ids count up from 1 within a story")
+        stories[-1].lines.append(_parse_line(line_id, rest, stories[-1], where))
+    return stories
+
+
+def _parse_line(line_id: int, rest: str, story: Story, where: str) -> Line:
+    if "\t" not in rest:
+        return Line(line_id, tokenize(rest))
+    fields = rest.split("\t")
+    answer = [word for part in fields[1].split(",") for word in part.lower().split()] if len(fields) > 1 else []
+    if not answer:
+        raise ValueError(f"{where}: question {fields[0].strip()!r} has no answer after its tab")
+    try:
+        supporting = [int(i) for i in fields[2].split()] if len(fields) > 2 else []
+    except ValueError:
+        raise ValueError(f"{where}: supporting facts {fields[2]!r} must be sentence ids") from None
+    statements = {line.id for line in story.lines if line.answer is None}
+    missing = [i for i in supporting if i not in statements]
+    if missing:
+        raise ValueError(f"{where}: supporting fact id(s) {missing} are not earlier statements of this story")
+    return Line(line_id, tokenize(fields[0]), answer, supporting)
+
+
+def find_task_files(folder: Path) -> dict[tuple[int, str], Path]:
+    """{(task number, "train" | "test"): file} of the bAbI files in ``folder``."""
+    found = {}
+    for path in sorted(Path(folder).iterdir()):
+        match = FILE_PATTERN.match(path.name)
+        if match:
+            found[(int(match.group(1)), match.group(3))] = path
+    return found
+
+
+def task_title(path: Path) -> str:
+    """"qa1_single-supporting-fact_train.txt" -> "single-supporting-fact"."""
+    return FILE_PATTERN.match(path.name).group(2)
+
+
+# -- encoding ---------------------------------------------------------------------------------
+@dataclass
+class EncodedStory:
+    """A story as one token sequence. tokens, targets, question: [L] long."""
+
+    task: int
+    tokens: torch.Tensor
+    targets: torch.Tensor  # answer word id at each "-" marker, 0 elsewhere
+    question: torch.Tensor  # the question's index within the story at each marker, -1 elsewhere
+
+    @property
+    def length(self) -> int:
+        return self.tokens.shape[0]
+
+
+def build_vocabulary(stories: list[Story]) -> list[str]:
+    words = {w for s in stories for line in s.lines for w in line.words + (line.answer or [])}
+    return SPECIAL + sorted(words - set(SPECIAL))
+
+
+def encode_story(story: Story, index: dict[str, int]) -> EncodedStory:
+    tokens, targets, question = [], [], []
+    lookup = lambda w: index.get(w, index[UNKNOWN])  # noqa: E731
+    asked = 0
+    for line in story.lines:
+        tokens += [lookup(w) for w in line.words]
+        targets += [0] * len(line.words)
+        question += [-1] * len(line.words)
+        if line.answer is not None:
+            tokens += [index[ANSWER]] * len(line.answer)
+            targets += [lookup(w) for w in line.answer]
+            question += [asked] * len(line.answer)
+            asked += 1
+    as_long = lambda values: torch.tensor(values, dtype=torch.long)  # noqa: E731
+    return EncodedStory(story.task, as_long(tokens), as_long(targets), as_long(question))
+
+
+def collate(stories: list[EncodedStory]) -> Batch:
+    """Stories padded at the end to one batch; question ids made unique across the batch."""
+    T, B = max(s.length for s in stories), len(stories)
+    inputs = torch.zeros(T, B, dtype=torch.long)
+    targets = torch.zeros(T, B, dtype=torch.long)
+    question = torch.full((T, B), -1, dtype=torch.long)
+    task = torch.zeros(T, B, dtype=torch.long)
+    offset = 0
+    for b, story in enumerate(stories):
+        inputs[:story.length, b] = story.tokens
+        targets[:story.length, b] = story.targets
+        asked = story.question >= 0
+        question[:story.length, b] = torch.where(asked, story.question + offset, story.question)
+        task[:story.length, b] = story.task
+        offset += int(story.question.max()) + 1 if asked.any() else 0
+    return Batch(inputs, targets, question >= 0, None, {"question": question, "task": task})
+
+
+# -- the task ---------------------------------------------------------------------------------
+@register_task("babi", BabiConfig)
+class BabiTask(Task):
+    """Joint training on the chosen bAbI tasks; metrics per task and over all."""
+
+    input_kind = "token"
+    output_kind = "classes"
+
+    def __init__(self, config: BabiConfig, seed: int):
+        if not 0 <= config.validation_fraction < 1:
+            raise ValueError(f"task.validation_fraction={config.validation_fraction} must be in [0, 1)")
+        if config.bucket_batches < 1:
+            raise ValueError(f"task.bucket_batches={config.bucket_batches} must be >= 1")
+        self.config, self.seed = config, seed
+        self.files, self.notes = locate_files(config)
+        for note in self.notes:
+            print(f"babi: {note}", flush=True)
+        self.task_numbers = sorted({task for task, _ in self.files})
+        self.titles = {task: task_title(self.files[task, "train"]) for task in self.task_numbers}
+        train = {t: read_stories(self.files[t, "train"], t) for t in self.task_numbers}
+        self.train_stories, self.validation_stories = split_validation(train, config.validation_fraction, config.split_seed)
+        self.epoch, self.position = 0, 0
+        self.set_vocabulary(build_vocabulary(self.train_stories))
+
+    def set_vocabulary(self, vocabulary: list[str]) -> None:
+        self.vocabulary = list(vocabulary)
+        self.index = {w: i for i, w in enumerate(self.vocabulary)}
+        self.input_size = self.output_size = len(self.vocabulary)
+        self.train_encoded = [encode_story(s, self.index) for s in self.train_stories]
+        self.validation_encoded = [encode_story(s, self.index) for s in self.validation_stories]
+        self._epoch_batches: tuple[int, int, list[list[int]]] | None = None
+
+    # -- data -------------------------------------------------------------------------------
+    def train_batch(self, generator: torch.Generator, batch_size: int) -> Batch:
+        """The next batch of this epoch's length-bucketed order (seeded by run seed and epoch, so resumable)."""
+        batches = self._batches_of_epoch(self.epoch, batch_size)
+        if self.position >= len(batches):
+            self.epoch, self.position = self.epoch + 1, 0
+            batches = self._batches_of_epoch(self.epoch, batch_size)
+        chosen = batches[self.position]
+        self.position += 1
+        return collate([self.train_encoded[i] for i in chosen])
+
+    def _batches_of_epoch(self, epoch: int, batch_size: int) -> list[list[int]]:
+        if self._epoch_batches is None or self._epoch_batches[:2] != (epoch, batch_size):
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            lengths = [s.length for s in self.train_encoded]
+            self._epoch_batches = (epoch, batch_size, bucketed_batches(lengths, batch_size, self.config.bucket_batches, generator))
+        return self._epoch_batches[2]
+
+    def validation_batches(self, batch_size: int) -> Iterator[Batch]:
+        return sorted_batches(self.validation_encoded, batch_size)
+
+    def progress(self) -> dict[str, float]:
+        batches = len(self._epoch_batches[2]) if self._epoch_batches else 0
+        return {"epoch": round(self.epoch + self.position / batches, 3) if batches else float(self.epoch)}
+
+    # -- metrics ----------------------------------------------------------------------------
+    def score(self, logits: torch.Tensor, batch: Batch) -> dict[str, float]:
+        """Answer-word sums plus, per task, questions and questions with any wrong answer word."""
+        sums = score_classes(logits, batch)
+        mask, question = batch.mask, batch.info["question"]
+        if not mask.any():
+            return sums
+        wrong = (logits.argmax(-1) != batch.targets) & mask
+        count = int(question.max()) + 1
+        wrong_words = torch.zeros(count).scatter_add_(0, question[mask], wrong[mask].float())
+        task_of = torch.zeros(count, dtype=torch.long).scatter_(0, question[mask], batch.info["task"][mask])
+        for task in self.task_numbers:
+            mine = task_of == task
+            sums[f"questions_qa{task}"] = float(mine.sum())
+            sums[f"errors_qa{task}"] = float((mine & (wrong_words > 0)).sum())
+        return sums
+
+    def summarise(self, sums: dict[str, float]) -> dict[str, float]:
+        summary = summarise_classes(sums)
+        per_task = {t: 100 * ratio(sums.get(f"errors_qa{t}", 0.0), sums.get(f"questions_qa{t}", 0.0)) for t in self.task_numbers}
+        questions = sum(sums.get(f"questions_qa{t}", 0.0) for t in self.task_numbers)
+        summary["error_pct"] = 100 * ratio(sum(sums.get(f"errors_qa{t}", 0.0) for t in self.task_numbers), questions)
+        known = [e for e in per_task.values() if not math.isnan(e)]
+        summary["mean_task_error_pct"] = sum(known) / len(known) if known else math.nan
+        summary["failed_tasks"] = float(sum(e > FAILED_ABOVE_PCT for e in known)) if known else math.nan
+        summary.update({f"error_pct_qa{t}": e for t, e in per_task.items()})
+        return summary
+
+    # -- evaluation: the per-task test-error table ----------------------------------------------------
+    def evaluate(self, run_model, eval_cfg: dict[str, Any]) -> dict[str, Any]:
+        test = [encode_story(s, self.index) for t in self.task_numbers for s in read_stories(self.files[t, "test"], t)]
+        sums: dict[str, float] = {}
+        with torch.no_grad():
+            for batch in sorted_batches(test, eval_cfg.get("batch_size", 32)):
+                for key, value in self.score(run_model(batch), batch).items():
+                    sums[key] = sums.get(key, 0.0) + value
+        summary = self.summarise(sums)
+        rows = [{"task": t, "name": self.titles[t], "questions": int(sums.get(f"questions_qa{t}", 0)),
+                 "error_pct": summary[f"error_pct_qa{t}"]} for t in self.task_numbers]
+        result_summary = {
+            "mean_error_pct": summary["mean_task_error_pct"], "failed_tasks": int(summary["failed_tasks"]),
+            "failed": [r["task"] for r in rows if r["error_pct"] > FAILED_ABOVE_PCT],
+            "answer_word_accuracy": summary["accuracy"], "question_error_pct": summary["error_pct"],
+            "train_files": {t: str(self.files[t, "train"]) for t in self.task_numbers},
+            "test_files": {t: str(self.files[t, "test"]) for t in self.task_numbers},
+        }
+        return {"rows": rows, "summary": result_summary, "notes": self.notes,
+                "markdown": error_table_markdown({"model": {"rows": rows, "summary": result_summary}}, self.notes)}
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"vocabulary": self.vocabulary, "epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["vocabulary"] != self.vocabulary:
+            self.set_vocabulary(state["vocabulary"])  # the model's one-hot sizes follow the saved vocabulary
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+
+
+def locate_files(config: BabiConfig) -> tuple[dict[tuple[int, str], Path], list[str]]:
+    """{(task, split): file} for the chosen tasks, and notes on files taken from ``fallback_path``."""
+    fix = "pass task.path=<folder with qaN_*_train.txt files>, e.g. task.path=/work/shared/data/babi/tasks_1-20_v1-2/en-10k"
+    if not config.path:
+        raise ValueError(f"task=babi needs its data: {fix}")
+    folder = Path(config.path)
+    if not folder.is_dir():
+        raise ValueError(f"task.path={config.path} is not a folder; {fix}")
+    found = find_task_files(folder)
+    fallback = find_task_files(Path(config.fallback_path)) if config.fallback_path and Path(config.fallback_path).is_dir() else {}
+    if config.fallback_path and not Path(config.fallback_path).is_dir():
+        raise ValueError(f"task.fallback_path={config.fallback_path} is not a folder; point it at another bAbI set (e.g. .../en) or set it to null")
+    available = sorted({t for t, _ in found} | {t for t, _ in fallback})
+    if not available:
+        raise ValueError(f"no qaN_*_train.txt / _test.txt files in {folder}; {fix}")
+    tasks = available if config.tasks == "all" else _task_list(config.tasks)
+    files, notes = {}, []
+    for task in tasks:
+        for split in ("train", "test"):
+            if (task, split) in found:
+                files[task, split] = found[task, split]
+            elif (task, split) in fallback:
+                files[task, split] = fallback[task, split]
+                notes.append(f"qa{task}: no {split} file in {folder}; using {fallback[task, split]}")
+            else:
+                raise ValueError(f"no qa{task}_*_{split}.txt in {folder}; pass task.fallback_path=<a bAbI folder that has it> "
+                                 f"(e.g. the 1k set) or leave task {task} out of task.tasks")
+    return files, notes
+
+
+def _task_list(tasks: Any) -> list[int]:
+    values = [tasks] if isinstance(tasks, int) else list(tasks) if isinstance(tasks, (list, tuple)) else None
+    if not values or not all(isinstance(t, int) and 1 <= t <= 20 for t in values):
+        raise ValueError(f"task.tasks={tasks!r} must be 'all' or a list of task numbers 1..20, e.g. task.tasks=[1,2]")
+    return sorted(set(values))
+
+
+def read_stories(path: Path, task: int) -> list[Story]:
+    return parse_babi(Path(path).read_text(encoding="utf-8"), task, str(path))
+
+
+def split_validation(stories: dict[int, list[Story]], fraction: float, seed: int) -> tuple[list[Story], list[Story]]:
+    """(train, validation): ``fraction`` of each task's stories, at least one when fraction > 0, chosen by ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    train, validation = [], []
+    for task in sorted(stories):
+        order = torch.randperm(len(stories[task]), generator=generator).tolist()
+        held = max(1, round(fraction * len(order))) if fraction > 0 else 0
+        validation += [stories[task][i] for i in sorted(order[:held])]
+        train += [stories[task][i] for i in sorted(order[held:])]
+    return train, validation
+
+
+def bucketed_batches(lengths: list[int], batch_size: int, pool_batches: int, generator: torch.Generator) -> list[list[int]]:
+    """Indices in batches: shuffle, sort pools of ``pool_batches`` batches by length, cut, shuffle the batches."""
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    pool = batch_size * pool_batches
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start:start + pool], key=lambda i: lengths[i])
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
+def sorted_batches(stories: list[EncodedStory], batch_size: int) -> Iterator[Batch]:
+    """Every story once, longest first, in batches of similar length."""
+    order = sorted(range(len(stories)), key=lambda i: -stories[i].length)
+    for start in range(0, len(order), batch_size):
+        yield collate([stories[i] for i in order[start:start + batch_size]])
+
+
+def error_table_markdown(results: dict[str, dict[str, Any]], notes: list[str] = ()) -> str:
+    """Table 3.1's layout: one row per task, one column per model (test error %), then mean and failed count."""
+    names = list(results)
+    tasks = {r["task"]: r["name"] for result in results.values() for r in result["rows"]}
+    error = {name: {r["task"]: r["error_pct"] for r in result["rows"]} for name, result in results.items()}
+    lines = ["| task | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for task in sorted(tasks):
+        cells = [f"{error[n][task]:.1f}" if task in error[n] else "" for n in names]
+        lines.append(f"| {task}: {tasks[task]} | " + " | ".join(cells) + " |")
+    lines.append("| **mean error (%)** | " + " | ".join(f"{results[n]['summary']['mean_error_pct']:.1f}" for n in names) + " |")
+    lines.append(f"| **failed tasks (err. > {FAILED_ABOVE_PCT:g}%)** | "
+                 + " | ".join(str(results[n]["summary"]["failed_tasks"]) for n in names) + " |")
+    return "\n".join(lines + ([""] + [f"- {note}" for note in notes] if notes else []))
