@@ -59,11 +59,11 @@ def _rllib_rows(cfg) -> dict:
     from training.config import compose
 
     env_cfg = compose("train", [f"env={cfg.env}"])["env"]
-    register_env(RLLIB_ENV, lambda _: envs.make_from_config(copy.deepcopy(env_cfg)))
+    register_env(RLLIB_ENV, lambda _: _float_observations(envs.make_from_config(copy.deepcopy(env_cfg))))
     probe = envs.make_from_config(env_cfg)
     image = len(getattr(probe.observation_space, "shape", ()) or ()) == 3
     model = DefaultModelConfig(
-        use_lstm=True, lstm_cell_size=cfg.hidden_size, max_seq_len=cfg.unroll_length,
+        use_lstm=True, lstm_cell_size=cfg.hidden_size, max_seq_len=cfg.unroll_length, vf_share_layers=True,
         fcnet_hiddens=[cfg.hidden_size] if image else [cfg.hidden_size, cfg.hidden_size],
         # Same conv stack as memrl's small-image encoder (two 3x3, 32 channels, stride 1).
         conv_filters=[[32, 3, 1], [32, 3, 1]] if image else None,
@@ -80,7 +80,7 @@ def _rllib_rows(cfg) -> dict:
         .rl_module(model_config=model)
         .reporting(min_time_s_per_iteration=1)
     )
-    ray.init(num_cpus=cfg.num_actors + 1, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=cfg.num_actors + 1, include_dashboard=False, log_to_driver=cfg.get("verbose", False))
     try:
         algo = algo_cfg.build_algo()
         params = sum(p.numel() for p in algo.get_module().parameters())
@@ -109,6 +109,17 @@ def _rllib_rows(cfg) -> dict:
     }
 
 
+def _float_observations(env):
+    """RLlib's CNN does not cast uint8 images; give it float32 (memrl's encoder casts on its own)."""
+    import gymnasium
+    import numpy as np
+
+    space = env.observation_space
+    if isinstance(space, gymnasium.spaces.Box) and space.dtype != np.float32:
+        env = gymnasium.wrappers.DtypeObservation(env, np.float32)
+    return env
+
+
 def _first_after(times: list[float], warmup_s: float) -> int:
     """Index of the first sample after the warm-up, leaving at least two samples to measure."""
     for i, t in enumerate(times[:-1]):
@@ -124,8 +135,6 @@ def throughput(cfg) -> list[dict]:
         if cfg.core != "lstm":
             raise ValueError("RLlib's own IMPALA model is an LSTM: compare with core=lstm, or set rllib=false")
         rows.append(_rllib_rows(cfg))
-        ratio = rows[0]["frames_per_s"] / rows[1]["frames_per_s"]
         for row in rows:
             row["frames_per_s_vs_rllib"] = row["frames_per_s"] / rows[1]["frames_per_s"]
-        rows[0]["frames_per_s_vs_rllib"] = ratio
     return rows
