@@ -145,7 +145,7 @@ def capacity(cfg, generator) -> list[dict]:
                 "section": "capacity_summary", "form": form, "dimension": size, "addresses_kind": cfg.addresses,
                 "capacity_pairs": crossing([r["pairs"] for r in curve], [r["success_rate"] for r in curve],
                                            float(cfg.capacity_success)),
-                "spectrum_fourth_moment": memory.spectrum_fourth_moment(),
+                "spectrum_fourth_moment": memory.spectrum_fourth_moment(),  # of the last trial's vocabulary
             })
     return rows
 
