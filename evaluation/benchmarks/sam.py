@@ -92,11 +92,12 @@ def measure(cfg, model: str, slots: int) -> dict:
     dense = model == "dam"
     if dense and not dense_fits(cfg, slots, int(cfg.time_batch)):
         row["ms_per_step"] = None
-        row["note"] = f"not run: > {cfg.max_dense_gib} GiB of saved memory copies"
+        row["note"] = f"time not measured: batch {cfg.time_batch} needs > {cfg.max_dense_gib} GiB of memory copies"
     else:
         row["ms_per_step"] = time_per_step(cfg, model, slots)
     if dense and not dense_fits(cfg, slots, int(cfg.memory_batch)):
         row.update(saved_mib=None, state_mib=None, peak_extra_mib=None)
+        row["note"] = f"not run: > {cfg.max_dense_gib} GiB of memory copies even at batch {cfg.memory_batch}"
     else:
         row.update(memory_use(cfg, model, slots))
     ann_index.clear_cache()  # free this model's memory and index before the next one
