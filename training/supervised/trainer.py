@@ -167,7 +167,8 @@ def train(cfg: dict[str, Any], run_dir: Path, parts: Setup, checkpoint: dict[str
     last_log = last_checkpoint = time.time()
     window: dict[str, float] = {}
     window_batches, grad_norm, state = 0, 0.0, None
-    validation = {f"val_{k}": v for k, v in task.summarise({}).items()}
+    no_validation = {f"val_{k}": v for k, v in task.summarise({}).items()}  # NaN columns on rows without one
+    validation = no_validation
     row: dict[str, float] = {}
 
     def checkpoint_now() -> None:
@@ -206,10 +207,11 @@ def train(cfg: dict[str, Any], run_dir: Path, parts: Setup, checkpoint: dict[str
             bar.set_postfix(_postfix(task, summary), refresh=False)
 
             done = finished()
-            if counters["batches"] % cfg["validation"]["interval_batches"] == 0 or done:
+            validated = counters["batches"] % cfg["validation"]["interval_batches"] == 0 or done
+            if validated:
                 validation = validate(parts, cfg["validation"]["batch_size"])
             now = time.time()
-            if now - last_log >= cfg["log"]["interval_s"] or done:
+            if now - last_log >= cfg["log"]["interval_s"] or done or validated:  # every validation gets its row
                 row = {"batches": counters["batches"], "updates": counters["updates"],
                        "sequences": counters["sequences"], "time_s": round(now - start_time, 2),
                        "batches_per_s": window_batches / max(now - last_log, 1e-9), "grad_norm": grad_norm,
@@ -217,7 +219,7 @@ def train(cfg: dict[str, Any], run_dir: Path, parts: Setup, checkpoint: dict[str
                 logger.log(row, counters["batches"])
                 if bar.disable and not quiet:
                     print(_progress_line(task, row), flush=True)
-                window, window_batches, grad_norm, last_log = {}, 0, 0.0, now
+                window, window_batches, grad_norm, last_log, validation = {}, 0, 0.0, now, no_validation
             if now - last_checkpoint >= cfg["checkpoint"]["interval_s"] or done:
                 checkpoint_now()
                 last_checkpoint = now

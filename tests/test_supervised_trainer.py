@@ -1,0 +1,215 @@
+"""The supervised trainer end to end: learning, curriculum, truncated BPTT, streams, resume, eval, bad input."""
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from training import cli
+from training.config import compose
+from training.run_dir import load_checkpoint, read_metrics
+from training.supervised import trainer
+from training.supervised.model import auxiliary_loss
+from training.supervised.tasks import Batch, Task, register_task
+from training.supervised.trainer import run_model, setup, train, train_on_batch
+
+QUIET = ["progress=false", "tensorboard=false", "log.interval_s=0", "checkpoint.interval_s=0", "eval.at_end=false"]
+TOY_COPY = ["task=copy", "task.bits=4", "core.hidden_size=32", "optimizer.name=adam", "optimizer.learning_rate=3e-3",
+            "batch_size=16", *QUIET]
+
+
+def only_run(root: Path) -> Path:
+    runs = [p for p in root.iterdir() if p.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def test_curriculum_advances_on_a_toy_copy_run(tmp_path):
+    overrides = [*TOY_COPY, "task.curriculum.window=10", "task.curriculum.threshold=3.0", "max_batches=300",
+                 "validation.interval_batches=100", f"run_root={tmp_path}"]
+    assert cli.main(["supervised", *overrides]) == 0
+    metrics = read_metrics(only_run(tmp_path))
+    assert metrics["level"][0] == 1 and metrics["level"][-1] >= 4, metrics["level"][-1]
+    assert metrics["level"] == sorted(metrics["level"])  # h only ever doubles
+    assert {1, 2, 4} <= set(metrics["level"])
+
+
+@pytest.mark.parametrize("name, level, batches", [("copy", 2, 150), ("associative_recall", 1, 300), ("priority_sort", 2, 150)])
+def test_short_algorithmic_run_lowers_validation_loss(tmp_path, name, level, batches):
+    # The curriculum is held at one level so that validation measures one fixed distribution.
+    overrides = [f"task={name}", "task.bits=3", f"task.curriculum.start_level={level}", f"task.curriculum.max_level={level}",
+                 "core.hidden_size=32", "optimizer.name=adam", "optimizer.learning_rate=3e-3", f"max_batches={batches}",
+                 "validation.interval_batches=10", *QUIET, f"run_root={tmp_path}"]
+    assert cli.main(["supervised", *overrides]) == 0
+    val = [v for v in read_metrics(only_run(tmp_path))["val_loss_bits_per_seq"] if v == v]  # NaN before the first
+    assert val[-1] < 0.7 * val[0], (val[0], val[-1])
+
+
+def write_toy_babi(folder: Path, seed: int = 0) -> Path:
+    """Two tiny tasks in the bAbI format: where is X (qa1), and a two-word answer (qa8)."""
+    generator = torch.Generator().manual_seed(seed)
+    pick = lambda items: items[int(torch.randint(len(items), (), generator=generator))]  # noqa: E731
+    people, places, things = ["Mary", "John", "Sandra"], ["kitchen", "garden", "office", "hallway"], ["milk", "apple"]
+    folder.mkdir(parents=True)
+    for split, stories in (("train", 120), ("test", 40)):
+        one, eight = [], []
+        for _ in range(stories):
+            a, b, p, q = pick(people), pick(people), pick(places), pick(places)
+            one.append(f"1 {a} went to the {p}.\n2 {b} moved to the {q}.\n3 Where is {b}? \t{q}\t2\n")
+            t, u = pick(things), pick(things)
+            eight.append(f"1 {a} took the {t}.\n2 {a} got the {u}.\n3 What is {a} carrying?\t{t},{u}\t1 2\n")
+        (folder / f"qa1_single-supporting-fact_{split}.txt").write_text("".join(one))
+        (folder / f"qa8_lists-sets_{split}.txt").write_text("".join(eight))
+    return folder
+
+
+def test_short_babi_run_lowers_loss_and_writes_the_test_table(tmp_path):
+    data = write_toy_babi(tmp_path / "data")
+    overrides = ["task=babi", f"task.path={data}", "task.validation_fraction=0.1", "core.hidden_size=32",
+                 "optimizer.name=adam", "optimizer.learning_rate=1e-2", "batch_size=16", "max_batches=600",
+                 "validation.interval_batches=100", *QUIET, "eval.at_end=true", f"run_root={tmp_path / 'runs'}"]
+    untrained = trainer.validate(setup(compose("supervised", overrides)), 32)  # the same seed gives the same weights
+    assert cli.main(["supervised", *overrides]) == 0
+    run = only_run(tmp_path / "runs")
+    metrics = {k: [x for x in v if x == x] for k, v in read_metrics(run).items()}  # rows with a validation
+    assert len(metrics["val_loss"]) == 6
+    assert metrics["val_loss"][-1] < 0.5 * untrained["val_loss"]
+    # qa1 needs memory: answering from the answer-word prior alone leaves 75% error (4 places).
+    assert metrics["val_error_pct_qa1"][-1] < 50 < untrained["val_error_pct_qa1"]
+    result = json.loads((run / "eval.json").read_text())
+    assert [r["task"] for r in result["rows"]] == [1, 8] and [r["questions"] for r in result["rows"]] == [40, 40]
+    assert result["summary"]["failed_tasks"] == len(result["summary"]["failed"])
+    table = (run / "eval.md").read_text()
+    assert "| 1: single-supporting-fact |" in table and "**mean error (%)**" in table
+
+    # memrl eval on the checkpoint gives the same table.
+    assert cli.main(["eval", f"checkpoint={run}", f"eval.out={tmp_path / 'again'}"]) == 0
+    assert json.loads((tmp_path / "again.json").read_text())["rows"] == result["rows"]
+
+
+def test_resume_continues_counters_and_matches_an_uninterrupted_run(tmp_path):
+    common = [*TOY_COPY, "task.curriculum.window=5", "task.curriculum.threshold=20", "validation.interval_batches=4"]
+    assert cli.main(["supervised", *common, "max_batches=12", f"run_root={tmp_path / 'straight'}"]) == 0
+    assert cli.main(["supervised", *common, "max_batches=7", f"run_root={tmp_path / 'split'}"]) == 0
+    run = only_run(tmp_path / "split")
+    first = load_checkpoint(run / "checkpoint.pt")
+    assert first["counters"]["batches"] == 7
+    assert cli.main(["supervised", f"resume={run}", "max_batches=12"]) == 0
+    assert only_run(tmp_path / "split") == run, "resume must not create a new run folder"
+    resumed = load_checkpoint(run / "checkpoint.pt")
+    straight = load_checkpoint(only_run(tmp_path / "straight") / "checkpoint.pt")
+    assert resumed["counters"]["batches"] == 12 and resumed["counters"]["sequences"] == 12 * 16
+    assert resumed["task"] == straight["task"]  # curriculum level and loss window carried over
+    assert all(torch.equal(resumed["model"][k], straight["model"][k]) for k in straight["model"])
+    assert read_metrics(run)["batches"] == list(range(1, 13))
+
+
+def test_truncated_bptt_steps_once_per_segment_and_sees_the_whole_sequence():
+    cfg = compose("supervised", ["task=copy", "task.bits=3", "core.hidden_size=8", "optimizer.learning_rate=1e-9"])
+    parts = setup(cfg)
+    batch = parts.task.sample(6, 4, torch.Generator().manual_seed(0))  # T = 2 * 7 + 1 = 15
+    whole = run_model(parts.model, batch, parts.device)
+    state = parts.model.initial_state(4)
+    logits, _, stats = train_on_batch(parts.model, parts.optimizer, parts.task, batch, state, 4, None)
+    assert stats["updates"] == 2  # segments [0,4) [4,8) have no answer steps; [8,12) [12,15) do
+    assert torch.allclose(logits, whole, atol=1e-5)  # state carried across segments (learning rate ~ 0)
+
+
+@dataclass
+class EchoConfig:
+    width: int = 3  # input bits per step
+
+
+@register_task("test_echo_stream", EchoConfig)
+class EchoStream(Task):
+    """A stream: each batch continues the last; the target is the previous step's input."""
+
+    stream = True
+
+    def __init__(self, config, seed):
+        self.input_size = self.output_size = config.width
+
+    def train_batch(self, generator, batch_size):
+        x = torch.randint(0, 2, (5, batch_size, self.input_size), generator=generator).float()
+        return Batch(x, torch.zeros_like(x), torch.ones(5, batch_size, dtype=torch.bool))
+
+    def validation_batches(self, batch_size):
+        return iter([self.train_batch(torch.Generator().manual_seed(0), batch_size)])
+
+
+def test_stream_tasks_carry_the_state_between_batches(tmp_path, monkeypatch):
+    seen = []
+    original = trainer.train_on_batch
+
+    def spy(model, optimizer, task, batch, state, bptt, max_grad_norm):
+        seen.append(state.clone())
+        out = original(model, optimizer, task, batch, state, bptt, max_grad_norm)
+        seen.append(out[1].clone())
+        return out
+
+    monkeypatch.setattr(trainer, "train_on_batch", spy)
+    for stream in (True, False):
+        seen.clear()
+        monkeypatch.setattr(EchoStream, "stream", stream)
+        cfg = compose("supervised", ["task=copy", "core.hidden_size=8", "max_batches=3", *QUIET])
+        cfg["task"] = {"name": "test_echo_stream"}
+        train(cfg, tmp_path, setup(cfg), quiet=True)
+        starts, ends = seen[0::2], seen[1::2]
+        assert (starts[0]["h"] == 0).all()
+        for end, start in zip(ends, starts[1:]):
+            carried = torch.equal(start["h"], end["h"]) and (start["h"] != 0).any()
+            assert carried == stream and ((start["h"] == 0).all() or stream)
+
+
+def test_auxiliary_losses_are_added_and_diagnostics_are_not():
+    aux = {"loss_compression": torch.tensor([1.0, 3.0]), "loss_other": torch.tensor(0.5), "read_weights": torch.ones(3)}
+    assert auxiliary_loss(aux).item() == pytest.approx(2.5)
+    assert auxiliary_loss({"read_weights": torch.ones(3)}) is None
+
+
+def test_eval_measures_generalisation_beyond_the_trained_level(tmp_path, capsys):
+    assert cli.main(["supervised", *TOY_COPY, "max_batches=3", f"run_root={tmp_path}"]) == 0
+    run = only_run(tmp_path)
+    assert cli.main(["eval", f"checkpoint={run / 'checkpoint.pt'}", "eval.levels=[1,8]", "eval.batches=2"]) == 0
+    rows = json.loads((run / "eval.json").read_text())["rows"]
+    assert [(r["level"], r["size"], r["steps"]) for r in rows] == [(1, 2, 5), (8, 9, 19)]
+    assert rows[1]["chance_bit_errors_per_seq"] == 9 * 4 / 2 and rows[1]["trained_level"] == 1
+    assert "| level | size | steps |" in capsys.readouterr().out
+
+
+BAD_INPUTS = [
+    (["supervised", "task=nope"], "task"),
+    (["supervised", "core=nope"], "core"),
+    (["supervised", "task.bits=0"], "task.bits=0 must be >= 1"),
+    (["supervised", "task.curriculum.start_level=0"], "start_level"),
+    (["supervised", "task.curriculum.windw=3"], "windw"),
+    (["supervised", "task=babi"], "task=babi needs its data: pass task.path="),
+    (["supervised", "task=babi", "task.path=/no/such/dir"], "is not a folder"),
+    (["supervised", "optimizer.name=sgdx"], "optimizer.name"),
+    (["supervised", "bptt=-1"], "bptt"),
+    (["supervised", "max_batches=null"], "max_batches"),
+    (["supervised", "device=cuda:7"] if not torch.cuda.is_available() else ["supervised", "device=tpu"], "device"),
+    (["supervised", "core.hidden_size=0"], ""),
+    (["supervised", "resume=/no/such/run"], "does not exist"),
+]
+
+
+@pytest.mark.parametrize("argv, expected", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_is_one_line_and_leaves_no_run_folder(argv, expected, tmp_path, capsys):
+    assert cli.main([*argv, f"run_root={tmp_path}", *QUIET]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("memrl supervised: error:") and expected in err and "\n" not in err, err
+    assert not any(tmp_path.iterdir())
+
+
+def test_resume_and_eval_reject_what_they_cannot_continue(tmp_path, capsys):
+    assert cli.main(["supervised", *TOY_COPY, "max_batches=2", f"run_root={tmp_path}"]) == 0
+    run = only_run(tmp_path)
+    assert cli.main(["supervised", f"resume={run}", "core=sam"]) == 2
+    assert "resume continues the run's own core and task" in capsys.readouterr().err
+    (run / "broken.pt").write_bytes(b"not a checkpoint")
+    assert cli.main(["supervised", f"resume={run / 'broken.pt'}"]) == 2
+    assert "corrupt" in capsys.readouterr().err
+    assert cli.main(["eval", f"checkpoint={run}", "eval.levels=[1]", "eval.nope=1"]) == 2
+    assert "nope" in capsys.readouterr().err
