@@ -281,3 +281,11 @@ def test_softmax_retrieve_ignores_invalid_slots_and_reads_zero_from_an_empty_sto
     torch.testing.assert_close(read[1], torch.zeros(3, dtype=torch.float64))
     read.sum().backward()
     assert torch.isfinite(query.grad).all() and query.grad[1].abs().sum() == 0
+
+
+@pytest.mark.parametrize("module", [vsa, am], ids=["vsa", "associative"])
+def test_docstring_examples_run(module):
+    import doctest
+
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0
