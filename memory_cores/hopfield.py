@@ -72,12 +72,13 @@ class HopfieldCore(MemoryCore):
             self.register_buffer("log_beta", log_beta)
 
     def initial_state(self, batch_size, device=None):
-        n, c = self.config.memory_size, self.config
+        config = self.config
+        slots = config.memory_size
         return TensorDict(
             {
-                "keys": torch.zeros(batch_size, n, c.key_size, device=device),
-                "values": torch.zeros(batch_size, n, c.value_size, device=device),
-                "valid": torch.zeros(batch_size, n, dtype=torch.bool, device=device),
+                "keys": torch.zeros(batch_size, slots, config.key_size, device=device),
+                "values": torch.zeros(batch_size, slots, config.value_size, device=device),
+                "valid": torch.zeros(batch_size, slots, dtype=torch.bool, device=device),
                 "position": torch.zeros(batch_size, dtype=torch.long, device=device),
             },
             batch_size=[batch_size],
@@ -88,7 +89,7 @@ class HopfieldCore(MemoryCore):
 
     def forward(self, x, state, reset):
         T, B = x.shape[:2]
-        n = self.config.memory_size
+        slots = self.config.memory_size
         keys0, values0, valid0, position0 = self._unpack(state)
         queries, keys, values = self.query(x), self.key(x), self.value(x)  # [T, B, ·]
         steps = torch.arange(T, device=x.device)
@@ -100,13 +101,13 @@ class HopfieldCore(MemoryCore):
 
         # Stored slot j is overwritten by the unroll's write number (j − position0) mod N, which
         # happens after the read of that step; it is gone for good once the env resets.
-        overwritten_at = (torch.arange(n, device=x.device) - position0[:, None]) % n  # [B, N]
+        overwritten_at = (torch.arange(slots, device=x.device) - position0[:, None]) % slots  # [B, N]
         old_visible = valid0 & fresh[:, :, None] & (steps[:, None, None] <= overwritten_at)  # [T, B, N]
         # The unroll's own write at step s is visible to the read at step t when s < t <= s + N
         # and no reset happened in (s, t].
         age = steps[:, None] - steps[None, :]  # [t, s]
         same_episode = episode_start[:, None, :] <= steps[None, :, None]  # [t, s, B]
-        new_visible = ((age >= 1) & (age <= n))[:, :, None] & same_episode  # [t, s, B]
+        new_visible = ((age >= 1) & (age <= slots))[:, :, None] & same_episode  # [t, s, B]
         visible = torch.cat([old_visible, new_visible.permute(0, 2, 1)], dim=-1)  # [T, B, N + T]
 
         pattern_keys = torch.cat([keys0, keys.transpose(0, 1)], dim=1)  # [B, N + T, W]
@@ -118,7 +119,7 @@ class HopfieldCore(MemoryCore):
     def _final_state(self, state, keys, values, reset, last_start):
         """The ring buffer after the unroll's writes; last_start [B] is the last reset step or -1."""
         T, B = keys.shape[:2]
-        n = self.config.memory_size
+        slots = self.config.memory_size
         keys0, values0, valid0, position0 = self._unpack(state)
         initial = self.initial_state(B, keys.device)
         # Writes before the last reset are wiped; the surviving ones fill slots from the
@@ -127,9 +128,9 @@ class HopfieldCore(MemoryCore):
         first = last_start.clamp(min=0)
         base_position = torch.where(reset_seen, 0, position0)
         steps = torch.arange(T, device=keys.device)[:, None]
-        slot = (base_position + steps - first) % n  # [T, B]
+        slot = (base_position + steps - first) % slots  # [T, B]
         alive = steps >= first  # [T, B]
-        writes = alive[:, :, None] & (slot[:, :, None] == torch.arange(n, device=keys.device))  # [T, B, N]
+        writes = alive[:, :, None] & (slot[:, :, None] == torch.arange(slots, device=keys.device))  # [T, B, N]
         last_write = torch.where(writes, steps[:, :, None], -1).amax(0)  # [B, N], -1 when unwritten
         written = last_write >= 0
         index = last_write.clamp(min=0)
@@ -144,7 +145,7 @@ class HopfieldCore(MemoryCore):
                 "keys": fill(keys, keys0, initial["keys"]),
                 "values": fill(values, values0, initial["values"]),
                 "valid": written | (valid0 & ~reset_seen[:, None]),
-                "position": (base_position + T - first) % n,
+                "position": (base_position + T - first) % slots,
             },
             batch_size=[B],
             device=keys.device,

@@ -76,12 +76,12 @@ class HRRCore(MemoryCore):
         self.register_buffer("angles", vsa.krop_angles(vsa.krop_levels(size), generator=generator))
 
     def initial_state(self, batch_size, device=None):
-        c = self.config
-        memory = (batch_size, c.num_heads, c.dimension)
+        config = self.config
+        memory = (batch_size, config.num_heads, config.dimension)
         return TensorDict(
             {
-                "h": torch.zeros(batch_size, c.hidden_size, device=device),
-                "c": torch.zeros(batch_size, c.hidden_size, device=device),
+                "h": torch.zeros(batch_size, config.hidden_size, device=device),
+                "c": torch.zeros(batch_size, config.hidden_size, device=device),
                 "trace": torch.zeros(memory, device=device),
                 "read": torch.zeros(memory, device=device),
             },
@@ -95,6 +95,7 @@ class HRRCore(MemoryCore):
     def step(self, x_t, state):
         """One controller step and one read-write of every head. x_t: [B, I] -> out [B, O]."""
         B, heads, size = x_t.shape[0], self.config.num_heads, self.config.dimension
+        # h, c: the LSTM's hidden and cell state (paper names, also the state keys).
         h, c = self.controller(torch.cat([x_t, state["read"].flatten(1)], -1), (state["h"], state["c"]))
         address = vsa.make_unitary(self.write_address(h).view(B, heads, size))
         key = vsa.make_unitary(self.read_key(h).view(B, heads, size))

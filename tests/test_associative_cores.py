@@ -32,7 +32,7 @@ def test_hopfield_whole_unroll_matches_the_per_step_loop(update_steps):
     T, B = 11, 4
     reset = torch.rand(T, B, generator=torch.Generator().manual_seed(2)) < 0.2
     reset[0, 3] = True
-    state, _ = core.initial_state(B).double(), None
+    state = core.initial_state(B).double()
     _, state, _ = core.forward_per_step(inputs(4, B, 5, seed=3), state, None)  # a partly filled, wrapped buffer
     fast, fast_state, _ = core(inputs(T, B, 5), state, reset)
     slow, slow_state, _ = core.forward_per_step(inputs(T, B, 5), state, reset)
