@@ -9,7 +9,7 @@ import torch
 from training import cli
 from training.config import compose
 from training.run_dir import load_checkpoint, read_metrics
-from training.supervised import trainer
+from training.supervised import report, trainer
 from training.supervised.model import auxiliary_loss
 from training.supervised.tasks import Batch, Task, register_task
 from training.supervised.trainer import run_model, setup, train, train_on_batch
@@ -33,6 +33,10 @@ def test_curriculum_advances_on_a_toy_copy_run(tmp_path):
     assert metrics["level"][0] == 1 and metrics["level"][-1] >= 4, metrics["level"][-1]
     assert metrics["level"] == sorted(metrics["level"])  # h only ever doubles
     assert {1, 2, 4} <= set(metrics["level"])
+    [row] = report.curriculum_rows([str(only_run(tmp_path))])
+    assert row["level_reached"] == metrics["level"][-1] and row["batches"] == 300
+    assert row["max_length_steps"] == 2 * (row["level_reached"] + 1) + 1  # copy: T = 2n + 1
+    assert 0 < row["s_to_level_2"] <= row["s_to_level_4"] <= row["time_s"]
 
 
 @pytest.mark.parametrize("name, level, batches", [("copy", 2, 150), ("associative_recall", 1, 300), ("priority_sort", 2, 150)])
@@ -86,6 +90,7 @@ def test_short_babi_run_lowers_loss_and_writes_the_test_table(tmp_path):
     # memrl eval on the checkpoint gives the same table.
     assert cli.main(["eval", f"checkpoint={run}", f"eval.out={tmp_path / 'again'}"]) == 0
     assert json.loads((tmp_path / "again.json").read_text())["rows"] == result["rows"]
+    assert report.main(["babi", f"lstm={run / 'eval.json'}", f"again={tmp_path / 'again.json'}"]) == 0
 
 
 def test_resume_continues_counters_and_matches_an_uninterrupted_run(tmp_path):
