@@ -60,10 +60,10 @@ AGENT_RGB = (255, 255, 255)
 class SelectNonmatchingObjectEnv(gymnasium.Env):
     """Grid re-creation of DMLab-30 Select Non-matching Object (rules in the module docstring).
 
-    Internal state, read by scripted test agents: ``room`` (1 or 2), ``agent``
+    Readable state, for scripted agents and tests: ``room`` (1 or 2), ``agent``
     (row, column) in the current room's interior, ``matching_object`` (A),
-    ``nonmatching_object`` (B), ``display_cell`` and ``pad_cell`` in room 1,
-    ``matching_cell`` and ``nonmatching_cell`` in room 2.
+    ``nonmatching_object`` (B), and ``cell_of(what)`` for the display and pad
+    (room 1) and the matching and non-matching objects (room 2).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 8}
@@ -220,21 +220,18 @@ class SelectNonmatchingObjectEnv(gymnasium.Env):
         return divmod(self._cells[what], self.room_size)
 
     def _render_rooms(self) -> np.ndarray:
-        """RGB image [rows, columns, 3] uint8: room 1 left, room 2 right, both with their walls."""
+        """RGB image [8 (size + 2), 8 (2 size + 5), 3] uint8: room 1 left, room 2 right, walls around each."""
         side = self.room_size + 2
         colours = object_colours(self.num_objects)
-        tiles = np.empty((side, 2 * side + 1, 3), dtype=np.uint8)
-        tiles[:] = (0, 0, 0)  # the gap column between the rooms
-        for room, grid, left in ((1, self._room_1_grid, 0), (2, self._room_2_grid, side + 1)):
-            # The room with one ring of wall, cut out of the padded grid.
-            cut = grid[self._margin - 1 : self._margin + side - 1, self._margin - 1 : self._margin + side - 1]
-            block = np.empty((side, side, 3), dtype=np.uint8)
-            block[:] = FLOOR_RGB
-            block[cut[..., WALL_CHANNEL] == 1] = WALL_RGB
-            block[cut[..., PAD_CHANNEL] == 1] = PAD_RGB
-            for kind in range(self.num_objects):
-                block[cut[..., OBJECT_CHANNEL + kind] == 1] = colours[kind]
-            tiles[:, left : left + side] = block
+        tiles = np.zeros((side, 2 * side + 1, 3), dtype=np.uint8)  # black gap column between the rooms
+        room_1 = {"display": colours[self.matching_object], "pad": PAD_RGB}
+        room_2 = {"matching": colours[self.matching_object], "nonmatching": colours[self.nonmatching_object]}
+        for left, things in ((0, room_1), (side + 1, room_2)):
+            tiles[:, left : left + side] = WALL_RGB
+            tiles[1 : side - 1, left + 1 : left + side - 1] = FLOOR_RGB
+            for what, rgb in things.items():
+                row, column = self.cell_of(what)
+                tiles[row + 1, left + column + 1] = rgb
         image = np.kron(tiles, np.ones((TILE_PIXELS, TILE_PIXELS, 1), dtype=np.uint8))
         # The agent: a white square inside its cell.
         row, column = self.agent

@@ -314,11 +314,12 @@ def test_same_seed_same_episode(name):
         assert not same(first, other)
 
 
-def test_render_draws_both_rooms_objects_and_agent():
-    env = envs.make(SNM, render_mode="rgb_array")
+@pytest.mark.parametrize("room_size, view_size", [(3, 5), (4, 1)])
+def test_render_draws_both_rooms_objects_and_agent(room_size, view_size):
+    env = envs.make(SNM, render_mode="rgb_array", room_size=room_size, view_size=view_size)
     env.reset(seed=2)
     image = env.render()
-    assert image.dtype == np.uint8 and image.shape == (5 * 8, 11 * 8, 3)
+    assert image.dtype == np.uint8 and image.shape == ((room_size + 2) * 8, (2 * room_size + 5) * 8, 3)
     core = env.unwrapped
     white = np.argwhere((image == 255).all(axis=-1))
     row, column = core.agent
