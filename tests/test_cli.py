@@ -101,3 +101,13 @@ def test_console_script_reports_bad_input_without_traceback(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_non_finite_losses_are_skipped_then_stop_the_run_with_one_line(tmp_path, capsys):
+    argv = ["train", "env=counter", "core.hidden_size=8", "agent.encoder_size=8", "actors.num_actors=0",
+            "actors.envs_per_actor=2", "actors.unroll_length=4", "learner.loss.reward_scale=nan",
+            "learner.max_nonfinite_updates=3", "total_frames=100000", f"run_root={tmp_path}", "tensorboard=false"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "3 updates in a row had a non-finite loss" in err
+    assert not (only_run(tmp_path) / "checkpoint.pt").exists(), "no checkpoint may be written from bad weights"

@@ -4,6 +4,8 @@ The counter env observes the step count of its episode and the counter core
 outputs the steps it has seen since the episode began, so replaying the core
 from the state an actor sent must reproduce every observation exactly.
 """
+import time
+
 import torch
 
 import envs
@@ -25,9 +27,8 @@ def test_state_sent_with_each_unroll_matches_its_first_step_and_unrolls_join(ray
     actors = RayActors(cfg, seed=0, weights_ref=weights_ref, version=0)
     last_entry, seen, resets_inside = {}, {0: 0, 1: 0}, 0
     try:
-        for _ in range(200):  # until both actors have delivered several unrolls
-            if min(seen.values()) >= 3:
-                break
+        deadline = time.time() + 120  # until both actors have delivered several unrolls
+        while time.time() < deadline and min(seen.values()) < 3:
             result = actors.next_result(weights_ref, 0)
             unroll, state = result.unroll, result.start_state
             assert unroll.batch_size == torch.Size([T + 1, B])
@@ -50,3 +51,25 @@ def test_state_sent_with_each_unroll_matches_its_first_step_and_unrolls_join(ray
         actors.close()
     assert seen[0] >= 2 and seen[1] >= 2, f"both actors must deliver several unrolls, got {seen}"
     assert resets_inside > 0, "7-step episodes must end inside some unrolls, so replays cross resets"
+
+
+def test_a_killed_actor_is_replaced_and_training_goes_on(ray_session):
+    cfg = compose("train", ["core=counter", "env=counter", "actors.num_actors=2", "actors.envs_per_actor=2",
+                            "actors.unroll_length=4"])
+    agent = build_agent(envs.make_from_config(cfg["env"]), cfg)
+    weights_ref = ray_session.put(cpu_weights(agent))
+    actors = RayActors(cfg, seed=0, weights_ref=weights_ref, version=0)
+    try:
+        actors.next_result(weights_ref, 0)
+        ray_session.kill(actors.actors[0])
+        delivered = {0: 0, 1: 0}
+        deadline = time.time() + 120  # a replacement needs a few seconds to start, more on a busy machine
+        while time.time() < deadline:
+            result = actors.next_result(weights_ref, 0)
+            delivered[result.actor_index] += 1
+            if min(delivered.values()) >= 3:
+                break
+        assert actors.restarts == 1
+        assert min(delivered.values()) >= 3, f"the replacement actor must deliver unrolls, got {delivered}"
+    finally:
+        actors.close()

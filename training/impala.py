@@ -29,6 +29,10 @@ from .learner import LossConfig, impala_loss
 from .run_dir import CHECKPOINT, MetricsLogger, save_checkpoint
 
 
+class NonFiniteLossError(ValueError):
+    """Too many updates in a row with a non-finite loss or gradient."""
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -51,26 +55,55 @@ class LocalActors:
 
 
 class RayActors:
-    """Ray actors with ``inflight_per_actor`` unroll requests queued each, so none waits on the learner."""
+    """Ray actors with ``inflight_per_actor`` unroll requests queued each, so none waits on the learner.
+
+    An actor that dies is replaced by a fresh one (new env seeds) and its lost
+    unrolls are simply not counted; ``restarts`` counts the replacements.
+    """
 
     def __init__(self, cfg: dict, seed: int, weights_ref, version: int):
         import ray
 
         self.ray = ray
-        actors_cfg = cfg["actors"]
-        remote_actor = ray.remote(num_cpus=actors_cfg["cpus_per_actor"])(Actor)
-        self.actors = [remote_actor.remote(cfg, i, seed) for i in range(actors_cfg["num_actors"])]
+        self.cfg, self.seed = cfg, seed
+        self.inflight = cfg["actors"]["inflight_per_actor"]
+        self.remote_actor = ray.remote(num_cpus=cfg["actors"]["cpus_per_actor"])(Actor)
+        self.actors = [self._start(i, seed) for i in range(cfg["actors"]["num_actors"])]
         self.pending: dict[Any, int] = {}
-        for index, actor in enumerate(self.actors):
-            for _ in range(actors_cfg["inflight_per_actor"]):
-                self.pending[actor.unroll.remote(weights_ref, version)] = index
+        self.restarts = 0
+        for index in range(len(self.actors)):
+            self._submit(index, weights_ref, version)
+
+    def _start(self, index: int, seed: int):
+        return self.remote_actor.remote(self.cfg, index, seed)
+
+    def _submit(self, index: int, weights_ref, version: int) -> None:
+        for _ in range(self.inflight):
+            self.pending[self.actors[index].unroll.remote(weights_ref, version)] = index
 
     def next_result(self, weights_ref, version: int) -> ActorResult:
-        [ready], _ = self.ray.wait(list(self.pending), num_returns=1)
-        index = self.pending.pop(ready)
-        result = self.ray.get(ready)
-        self.pending[self.actors[index].unroll.remote(weights_ref, version)] = index
-        return result
+        from ray.exceptions import RayActorError
+
+        while True:
+            [ready], _ = self.ray.wait(list(self.pending), num_returns=1)
+            index = self.pending.pop(ready)
+            try:
+                result = self.ray.get(ready)
+            except RayActorError as exc:
+                self._replace(index, weights_ref, version, exc)
+                continue
+            self.pending[self.actors[index].unroll.remote(weights_ref, version)] = index
+            return result
+
+    def _replace(self, index: int, weights_ref, version: int, exc: Exception) -> None:
+        for ref in [r for r, i in self.pending.items() if i == index]:
+            del self.pending[ref]
+        self.restarts += 1
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        print(f"actor {index} died ({reason}); starting a replacement (restart {self.restarts})", flush=True)
+        self.ray.kill(self.actors[index])
+        self.actors[index] = self._start(index, self.seed + 7919 * self.restarts)
+        self._submit(index, weights_ref, version)
 
     def close(self) -> None:
         for actor in self.actors:
@@ -114,7 +147,7 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
     probe_env.close()
     optimizer = make_optimizer(agent.parameters(), learner_cfg)
     loss_cfg = LossConfig(**learner_cfg["loss"])
-    counters = {"frames": 0, "updates": 0, "episodes": 0, "seconds": 0.0}
+    counters = {"frames": 0, "updates": 0, "episodes": 0, "seconds": 0.0, "skipped_updates": 0}
     if checkpoint is not None:
         agent.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -144,6 +177,7 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
     start_time = time.time() - counters["seconds"]
     last_log = last_checkpoint = time.time()
     row: dict[str, float] = {}
+    nonfinite_in_a_row = 0
 
     def checkpoint_now() -> None:
         counters["seconds"] = time.time() - start_time
@@ -165,7 +199,18 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(agent.parameters(), learner_cfg["max_grad_norm"])
-            optimizer.step()
+            if torch.isfinite(loss) and torch.isfinite(grad_norm):
+                optimizer.step()
+                nonfinite_in_a_row = 0
+            else:  # skip the update: the weights (and the last checkpoint) stay good
+                counters["skipped_updates"] += 1
+                nonfinite_in_a_row += 1
+                if nonfinite_in_a_row >= learner_cfg["max_nonfinite_updates"]:
+                    raise NonFiniteLossError(
+                        f"{nonfinite_in_a_row} updates in a row had a non-finite loss or gradient; stopped. "
+                        f"Last good checkpoint: {run_dir / CHECKPOINT if (run_dir / CHECKPOINT).exists() else 'none yet'}. "
+                        "Lower learner.learning_rate or check the env's rewards"
+                    )
 
             frames = (unroll.shape[0] - 1) * unroll.shape[1]
             counters["frames"] += frames
@@ -181,6 +226,8 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
             done = counters["frames"] >= cfg["total_frames"]
             if now - last_log >= cfg["log"]["interval_s"] or done:
                 row = _metrics_row(counters, now - start_time, window["frames"] / (now - last_log), recent, parts, loss, grad_norm, window["lag"])
+                row["skipped_updates"] = counters["skipped_updates"]
+                row["actor_restarts"] = getattr(actors, "restarts", 0)
                 logger.log(row, counters["frames"])
                 if not quiet:
                     print(_progress_line(row), flush=True)
