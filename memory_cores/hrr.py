@@ -68,8 +68,7 @@ class HRRCore(MemoryCore):
         heads, size = config.num_heads, config.dimension
         self.output_size = config.hidden_size + heads * size
         self.controller = nn.LSTMCell(input_size + heads * size, config.hidden_size)
-        self.write_address = nn.Linear(config.hidden_size, heads * size)
-        self.read_key = nn.Linear(config.hidden_size, heads * size)
+        self.keys = nn.Linear(config.hidden_size, 2 * heads * size)  # write address a and read key q
         self.value = nn.Linear(config.hidden_size, heads * size)
         self.write_gate = nn.Linear(config.hidden_size, heads)
         generator = torch.Generator().manual_seed(config.codebook_seed)
@@ -90,33 +89,37 @@ class HRRCore(MemoryCore):
         )
 
     def forward(self, x, state, reset):
-        return self.unroll_steps(self.step, x, state, reset)
+        stages = vsa.krop_stages(self.angles.to(x.dtype))  # once per unroll, not once per clean-up
+        return self.unroll_steps(lambda x_t, s: self.step(x_t, s, stages), x, state, reset)
 
-    def step(self, x_t, state):
+    def step(self, x_t, state, stages=None):
         """One controller step and one read-write of every head. x_t: [B, I] -> out [B, O]."""
         B, heads, size = x_t.shape[0], self.config.num_heads, self.config.dimension
         # h, c: the LSTM's hidden and cell state (paper names, also the state keys).
         h, c = self.controller(torch.cat([x_t, state["read"].flatten(1)], -1), (state["h"], state["c"]))
-        address = vsa.make_unitary(self.write_address(h).view(B, heads, size))
-        key = vsa.make_unitary(self.read_key(h).view(B, heads, size))
-        value = self.clean(self.value(h).view(B, heads, size))
-        gate = torch.sigmoid(self.write_gate(h))  # [B, H]
+        address, key = vsa.make_unitary(self.keys(h).view(B, 2, heads, size)).unbind(1)
         trace = state["trace"]
-        old = self.clean(vsa.unbind(address, trace))
+        # The value to store and what the address holds now, cleaned up in one batch.
+        pair = torch.stack([self.value(h).view(B, heads, size), vsa.unbind(address, trace)])
+        value, old = self.clean(pair, stages).unbind(0)
+        gate = torch.sigmoid(self.write_gate(h))  # [B, H]
         trace = trace + gate[:, :, None] * vsa.bind(address, value - old)
-        read = self.clean(vsa.unbind(key, trace))
+        read = self.clean(vsa.unbind(key, trace), stages)
         new_state = TensorDict(
             {"h": h, "c": c, "trace": trace, "read": read}, batch_size=state.batch_size, device=x_t.device
         )
         return torch.cat([h, read.flatten(1)], -1), new_state, {"write_gate": gate}
 
-    def clean(self, vector):
-        """Clean-up of [..., D] against the krop codebook, by ``config.cleanup``."""
+    def clean(self, vector, stages=None):
+        """Clean-up of [..., D] against the krop codebook, by ``config.cleanup``.
+
+        stages: ``vsa.krop_stages`` of the angles, to reuse across calls.
+        """
         mode, angles = self.config.cleanup, self.angles.to(vector.dtype)
         if mode == "soft":
-            return vsa.krop_soft_cleanup(angles, vector, self.config.cleanup_beta)
+            return vsa.krop_soft_cleanup(angles, vector, self.config.cleanup_beta, stages)
         if mode == "hard":
-            _, code = vsa.krop_cleanup(angles, vector)
+            _, code = vsa.krop_cleanup(angles, vector, stages)
             # Straight-through: the forward value is the code, the gradient is the identity's.
             return code + vector - vector.detach()
         return vector

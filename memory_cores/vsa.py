@@ -78,6 +78,7 @@ def similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 # -- krop: Kronecker rotation products ---------------------------------------------------------
 
 STAGE_LEVELS = 4  # levels fused per step of the fast transform (radix 16); any value >= 1 is exact
+Stages = list[tuple[int, torch.Tensor]]  # krop_stages(angles): (first level, [2^g, 2^g] block) per stage
 
 
 def krop_angles(levels: int, generator: torch.Generator | None = None, dtype=torch.float32) -> torch.Tensor:
@@ -108,19 +109,20 @@ def krop_codebook(angles: torch.Tensor) -> torch.Tensor:
     return codebook
 
 
-def krop_vector(angles: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+def krop_vector(angles: torch.Tensor, index: torch.Tensor, stages: Stages | None = None) -> torch.Tensor:
     """Code vector ``index`` rebuilt from the angles in O(N) (the slides' reconstruction).
 
     angles: [K]; index: integer [...] -> [..., N]. Bit k of the index picks
     row 0 (cos θ_k, sin θ_k) or row 1 (sin θ_k, −cos θ_k) of the level-k
     rotation; the code vector is the Kronecker product of the picked rows,
     highest level first. Built one stage of levels at a time (see
-    ``krop_transform``): O(N) work.
+    ``krop_transform``): O(N) work. ``stages``: ``krop_stages(angles)``, if
+    the caller already has it.
     """
-    return _vector_from_stages(_stages(angles), index)
+    return _vector_from_stages(stages or krop_stages(angles), index)
 
 
-def _vector_from_stages(stages: list[tuple[int, torch.Tensor]], index: torch.Tensor) -> torch.Tensor:
+def _vector_from_stages(stages: Stages, index: torch.Tensor) -> torch.Tensor:
     stage0 = stages[0][1]
     vector = torch.ones(*index.shape, 1, dtype=stage0.dtype, device=stage0.device)
     for first, stage in stages:
@@ -129,7 +131,7 @@ def _vector_from_stages(stages: list[tuple[int, torch.Tensor]], index: torch.Ten
     return vector
 
 
-def krop_transform(angles: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
+def krop_transform(angles: torch.Tensor, vector: torch.Tensor, stages: Stages | None = None) -> torch.Tensor:
     """Similarities to all N code vectors, H u, by divide and conquer in O(N log N).
 
     angles: [K]; vector u: [..., N] -> [..., N]. Each level k maps every pair
@@ -141,13 +143,13 @@ def krop_transform(angles: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
     more in dispatch than in arithmetic. Work is N · 2^g per stage, still
     O(N log N). Since H is symmetric and orthogonal this is also the
     synthesis map (weights over codes -> vector). Differentiable in
-    ``vector`` and ``angles``.
+    ``vector`` and ``angles``. ``stages``: ``krop_stages(angles)``, to reuse.
     """
     _check_size(angles, vector)
-    return _transform_with_stages(_stages(angles), vector)
+    return _transform_with_stages(stages or krop_stages(angles), vector)
 
 
-def _transform_with_stages(stages: list[tuple[int, torch.Tensor]], vector: torch.Tensor) -> torch.Tensor:
+def _transform_with_stages(stages: Stages, vector: torch.Tensor) -> torch.Tensor:
     size = vector.shape[-1]
     rows = vector.reshape(-1, size)
     batch = rows.shape[0]
@@ -160,7 +162,9 @@ def _transform_with_stages(stages: list[tuple[int, torch.Tensor]], vector: torch
     return rows.reshape(vector.shape)
 
 
-def krop_cleanup(angles: torch.Tensor, vector: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def krop_cleanup(
+    angles: torch.Tensor, vector: torch.Tensor, stages: Stages | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Hard clean-up: the nearest code vector by dot product, i* = argmax_i (H u)_i.
 
     angles: [K]; vector: [..., N] -> (index [...] int64, code vector [..., N]).
@@ -168,12 +172,14 @@ def krop_cleanup(angles: torch.Tensor, vector: torch.Tensor) -> tuple[torch.Tens
     gradient passes through the argmax.
     """
     _check_size(angles, vector)
-    stages = _stages(angles)
+    stages = stages or krop_stages(angles)
     index = _transform_with_stages(stages, vector).argmax(-1)
     return index, _vector_from_stages(stages, index)
 
 
-def krop_soft_cleanup(angles: torch.Tensor, vector: torch.Tensor, beta: float | torch.Tensor) -> torch.Tensor:
+def krop_soft_cleanup(
+    angles: torch.Tensor, vector: torch.Tensor, beta: float | torch.Tensor, stages: Stages | None = None
+) -> torch.Tensor:
     """Soft clean-up: Hᵀ softmax(β H u), the softmax-weighted mixture of code vectors.
 
     angles: [K]; vector: [..., N]; beta: inverse temperature -> [..., N].
@@ -181,7 +187,7 @@ def krop_soft_cleanup(angles: torch.Tensor, vector: torch.Tensor, beta: float | 
     tends to the hard clean-up's code vector.
     """
     _check_size(angles, vector)
-    stages = _stages(angles)
+    stages = stages or krop_stages(angles)
     weights = torch.softmax(beta * _transform_with_stages(stages, vector), dim=-1)
     return _transform_with_stages(stages, weights)
 
@@ -192,8 +198,12 @@ def _check_size(angles: torch.Tensor, vector: torch.Tensor) -> None:
         raise ValueError(f"krop with K={levels} levels needs vectors of size {1 << levels}, got {size}")
 
 
-def _stages(angles: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
+def krop_stages(angles: torch.Tensor) -> Stages:
     """(first level k, R_{k+g−1} ⊗ … ⊗ R_k [2^g, 2^g]) for each stage of g = STAGE_LEVELS levels.
+
+    What the fast functions compute from the angles first; a caller that
+    cleans up many times with one codebook (a core, per unroll) passes it in
+    as ``stages=`` to skip rebuilding it.
 
     Entry (i, j) of a stage is Π_l R_{k+l}[bit l of i, bit l of j]: one gather
     and one product for all full stages at once, so building them costs a

@@ -117,9 +117,8 @@ def rigged_hrr(cleanup):
     core = build("hrr", 4, hidden_size=6, num_heads=1, dimension=16, cleanup=cleanup)
     with torch.no_grad():
         address = torch.randn(16, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-        for layer in (core.write_address, core.read_key):
-            layer.weight.zero_()
-            layer.bias.copy_(address)
+        core.keys.weight.zero_()
+        core.keys.bias.copy_(torch.cat([address, address]))  # write address = read key
         core.write_gate.weight.zero_()
         core.write_gate.bias.fill_(40.0)
     return core
