@@ -1,60 +1,89 @@
-"""Registry of memory cores: name -> (class, typed config).
+"""Registries: name -> (class, typed config dataclass), with unknown names and keys rejected.
 
-Cores register at import time (``memory_cores/__init__.py`` imports every core
-module), so a Ray worker that imports ``memory_cores`` sees all of them.
+``CORES`` holds every memory core. Cores register at import time
+(``memory_cores/__init__.py`` imports every core module), so a Ray worker that
+imports ``memory_cores`` sees all of them. The same ``Registry`` class serves
+other pluggable parts (e.g. the supervised tasks).
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, Generic, TypeVar
 
 from .base import MemoryCore
 
-_REGISTRY: dict[str, tuple[type[MemoryCore], type]] = {}
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Named classes, each with a dataclass config. ``kind`` names them in error messages."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, tuple[type[T], type]] = {}
+
+    def register(self, name: str, config_cls: type) -> Callable[[type[T]], type[T]]:
+        """Class decorator: ``@CORES.register("lstm", LSTMConfig)``."""
+        if not dataclasses.is_dataclass(config_cls):
+            raise TypeError(f"config of {self.kind} {name!r} must be a dataclass, got {config_cls!r}")
+
+        def wrap(cls: type[T]) -> type[T]:
+            if name in self._entries and self._entries[name][0] is not cls:
+                raise ValueError(f"{self.kind} name {name!r} is already registered by {self._entries[name][0].__name__}")
+            self._entries[name] = (cls, config_cls)
+            return cls
+
+        return wrap
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def get(self, name: str) -> tuple[type[T], type]:
+        """(class, config class); an unknown name raises ValueError listing the registered ones."""
+        if name not in self._entries:
+            raise ValueError(f"unknown {self.kind} {name!r}; registered {self.kind}s: {', '.join(self.names())}")
+        return self._entries[name]
+
+    def make_config(self, name: str, values: dict[str, Any]):
+        """The typed config of ``name`` from ``values``; unknown keys raise ValueError naming the valid ones."""
+        config_cls = self.get(name)[1]
+        fields = {f.name for f in dataclasses.fields(config_cls)}
+        unknown = sorted(set(values) - fields)
+        if unknown:
+            raise ValueError(
+                f"unknown config key(s) {unknown} for {self.kind} {name!r}; valid keys: {sorted(fields)}"
+            )
+        return config_cls(**values)
+
+
+CORES: Registry[MemoryCore] = Registry("core")
 
 
 def register(name: str, config_cls: type) -> Callable[[type[MemoryCore]], type[MemoryCore]]:
-    """Class decorator: ``@register("lstm", LSTMConfig)``. The config is a dataclass."""
-    if not dataclasses.is_dataclass(config_cls):
-        raise TypeError(f"config of core {name!r} must be a dataclass, got {config_cls!r}")
+    """Class decorator for cores: ``@register("lstm", LSTMConfig)``; sets ``cls.core_name``."""
+    add = CORES.register(name, config_cls)
 
     def wrap(cls: type[MemoryCore]) -> type[MemoryCore]:
-        if name in _REGISTRY and _REGISTRY[name][0] is not cls:
-            raise ValueError(f"core name {name!r} is already registered by {_REGISTRY[name][0].__name__}")
-        _REGISTRY[name] = (cls, config_cls)
         cls.core_name = name
-        return cls
+        return add(cls)
 
     return wrap
 
 
 def names() -> list[str]:
-    return sorted(_REGISTRY)
+    return CORES.names()
 
 
 def config_class(name: str) -> type:
-    _check_name(name)
-    return _REGISTRY[name][1]
+    return CORES.get(name)[1]
 
 
 def make_config(name: str, **cfg: Any):
     """The typed config of core ``name``; unknown keys raise ValueError naming the valid ones."""
-    config_cls = config_class(name)
-    fields = {f.name for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(cfg) - fields)
-    if unknown:
-        raise ValueError(
-            f"unknown config key(s) {unknown} for core {name!r}; valid keys: {sorted(fields)}"
-        )
-    return config_cls(**cfg)
+    return CORES.make_config(name, cfg)
 
 
 def build(name: str, input_size: int, **cfg: Any) -> MemoryCore:
     """Build core ``name`` for inputs of size ``input_size`` with config overrides ``cfg``."""
-    config = make_config(name, **cfg)
-    return _REGISTRY[name][0](input_size, config)
-
-
-def _check_name(name: str) -> None:
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown core {name!r}; registered cores: {', '.join(names())}")
+    config = CORES.make_config(name, cfg)
+    return CORES.get(name)[0](input_size, config)

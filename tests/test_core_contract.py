@@ -18,7 +18,7 @@ T, B, INPUT = 12, 3, 6
 
 
 def make_core(name: str, **extra):
-    cls = memory_cores.registry._REGISTRY[name][0]
+    cls = memory_cores.registry.CORES.get(name)[0]
     cfg = {**getattr(cls, "test_config", {}), **extra}
     torch.manual_seed(0)
     return memory_cores.build(name, INPUT, **cfg).double()
