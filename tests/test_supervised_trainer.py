@@ -167,6 +167,17 @@ def test_stream_tasks_carry_the_state_between_batches(tmp_path, monkeypatch):
             assert carried == stream and ((start["h"] == 0).all() or stream)
 
 
+def test_the_cores_auxiliary_loss_trains_through_the_trainer(monkeypatch):
+    cfg = compose("supervised", ["task=copy", "core=compressive_transformer", "core.d_model=16", "core.n_layers=1",
+                                 "core.n_heads=2", "core.mlp_size=16", "core.n_m=4", "core.n_cm=4", "core.compression_rate=2"])
+    parts = setup(cfg)
+    batch = parts.task.sample(5, 4, torch.Generator().manual_seed(0))
+    monkeypatch.setattr(trainer, "loss", lambda task, logits, part: logits.sum() * 0.0)  # only loss_compression is left
+    train_on_batch(parts.model, parts.optimizer, parts.task, batch, parts.model.initial_state(4), 0, None)
+    with_grad = {n for n, p in parts.model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert with_grad and all(n.startswith("core.") for n in with_grad)
+
+
 def test_auxiliary_losses_are_added_and_diagnostics_are_not():
     aux = {"loss_compression": torch.tensor([1.0, 3.0]), "loss_other": torch.tensor(0.5), "read_weights": torch.ones(3)}
     assert auxiliary_loss(aux).item() == pytest.approx(2.5)
