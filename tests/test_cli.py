@@ -111,3 +111,16 @@ def test_non_finite_losses_are_skipped_then_stop_the_run_with_one_line(tmp_path,
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "3 updates in a row had a non-finite loss" in err
     assert not (only_run(tmp_path) / "checkpoint.pt").exists(), "no checkpoint may be written from bad weights"
+
+
+def test_bench_throughput_smoke(tmp_path, capsys):
+    out = tmp_path / "throughput.json"
+    argv = ["bench", "throughput", "env=counter", "num_actors=1", "envs_per_actor=2", "unroll_length=5",
+            "batch_unrolls=1", "hidden_size=8", "frames=3000", "warmup_s=0", "rllib=false", f"out={out}"]
+    assert cli.main(argv) == 0
+    import json
+
+    rows = json.loads(out.read_text())
+    assert len(rows) == 1 and rows[0]["system"] == "memrl" and rows[0]["frames_per_s"] > 0
+    assert rows[0]["measured_frames"] > 0
+    assert "frames_per_s" in capsys.readouterr().out
