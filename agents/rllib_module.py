@@ -1,0 +1,192 @@
+"""memrl's Agent (any registered core) as an RLlib new-API-stack ``RLModule``.
+
+The adapter is thin: it owns one plain ``agents.Agent`` and only converts
+between RLlib's batch layout and the Agent's. The Agent's ``state_dict`` is
+exactly memrl's, so a module trained by RLlib saves a memrl checkpoint.
+
+Layouts
+    RLlib batch (batch-major)           Agent (time-major)
+    obs [B, T, ...]                     obs [T, B, ...]
+    state_in: nested dict [B, ...]      TensorDict [B]
+    action_dist_inputs [B, T, A]        logits [T, B, A],  A = sum of action sizes
+
+Previous action and reward: the env-to-module pipeline must contain
+``PrevActionAndReward`` (RLlib's ``PrevActionsPrevRewards`` connector, one step
+each, extended to MultiDiscrete). It turns the observation into a dict of the
+env's observation, the one-hot previous action and the previous reward. RLlib
+fills the first step of an episode with zeros (an all-zero one-hot); the module
+maps one-hots back to indices (argmax), so that step becomes action 0, as
+memrl's own actor feeds it: a checkpoint behaves the same under ``memrl eval``.
+
+Resets: RLlib never puts two episodes in one sequence row. A row that starts an
+episode gets ``get_initial_state()`` as its state_in (its
+``AddStatesFromEpisodesToBatch`` connector checks ``episode.t_started == 0``);
+every other row continues from the previous chunk's last state_out. So the
+core is called with ``reset=None``: by the core contract, starting from the
+initial state is the same as resetting at step 0.
+
+Value function: ``compute_values`` (ValueFunctionAPI) for IMPALA, APPO and PPO;
+the train forward hands its values to the learners under ``embeddings``.
+APPO's target network (TargetNetworkAPI) is a frozen copy of the whole Agent.
+The core's ``loss_*`` aux losses are summed under ``AUX_LOSS`` for the learner
+mixin in ``training/rllib_backend.py``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from ray.rllib.connectors.env_to_module.prev_actions_prev_rewards import PrevActionsPrevRewards
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.distribution.torch.torch_distribution import TorchCategorical, TorchMultiCategorical
+from ray.rllib.core.learner.utils import make_target_network
+from ray.rllib.core.rl_module.apis import (
+    TARGET_NETWORK_ACTION_DIST_INPUTS,
+    InferenceOnlyAPI,
+    TargetNetworkAPI,
+    ValueFunctionAPI,
+)
+from ray.rllib.core.rl_module.torch import TorchRLModule
+from tensordict import TensorDict
+
+from .encoders import action_sizes
+from .network import Agent
+
+ORIG_OBS = PrevActionsPrevRewards.ORIG_OBS_KEY
+PREV_ACTIONS = PrevActionsPrevRewards.PREV_ACTIONS_KEY
+PREV_REWARDS = PrevActionsPrevRewards.PREV_REWARDS_KEY
+AUX_LOSS = "memrl_aux_loss"  # fwd_out key: sum of the core's loss_* aux entries (scalar)
+
+# model_config keys the module reads, each with its default.
+MODEL_CONFIG_DEFAULTS = {
+    "core": "lstm",  # registered core name
+    "core_config": {},  # overrides for the core's typed config
+    "encoder_size": 128,  # width of the observation encoder
+    "reward_clip": 1.0,  # the previous reward fed to the core is clipped to +-reward_clip
+    "reward_scale": 1.0,  # the env's rewards were multiplied by this; prev rewards are divided back
+    "max_seq_len": 20,  # T of the learner's sequences (RLlib reads this key)
+}
+
+
+class PrevActionAndReward(PrevActionsPrevRewards):
+    """RLlib's previous-action/reward connector (one step each), for Discrete and MultiDiscrete actions.
+
+    RLlib's own piece sizes the one-hot by ``action_space.n`` only; episodes
+    already one-hot MultiDiscrete actions component-wise (concatenated).
+    """
+
+    def __init__(self, input_observation_space=None, input_action_space=None, **kwargs):
+        super().__init__(input_observation_space, input_action_space, n_prev_actions=1, n_prev_rewards=1, **kwargs)
+
+    def _convert_individual_space(self, obs_space, act_space):
+        one_hot_size = sum(action_sizes(act_space))
+        return gym.spaces.Dict(
+            {
+                ORIG_OBS: obs_space,
+                PREV_ACTIONS: gym.spaces.Box(0.0, 1.0, (one_hot_size,), np.float32),
+                PREV_REWARDS: gym.spaces.Box(-np.inf, np.inf, (1,), np.float32),
+            }
+        )
+
+
+def prev_action_and_reward_connector(env=None, spaces=None, device=None) -> PrevActionAndReward:
+    """For ``config.env_runners(env_to_module_connector=...)``."""
+    return PrevActionAndReward()
+
+
+class MemoryCoreRLModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI, InferenceOnlyAPI):
+    """A stateful RLModule around ``agents.Agent``; ``model_config`` keys: ``MODEL_CONFIG_DEFAULTS``."""
+
+    def setup(self):
+        config = {**MODEL_CONFIG_DEFAULTS, **(self.model_config or {})}
+        unknown = sorted(set(config) - set(MODEL_CONFIG_DEFAULTS))
+        if unknown:
+            raise ValueError(f"MemoryCoreRLModule model_config has unknown keys {unknown}; known: {sorted(MODEL_CONFIG_DEFAULTS)}")
+        space = self.observation_space
+        if not (isinstance(space, gym.spaces.Dict) and {ORIG_OBS, PREV_ACTIONS, PREV_REWARDS} <= set(space.spaces)):
+            raise ValueError(
+                "MemoryCoreRLModule needs previous actions and rewards in its observations; add "
+                "env_to_module_connector=agents.rllib_module.prev_action_and_reward_connector to config.env_runners()"
+            )
+        if dict(config["core_config"]).get("in_place_state"):
+            raise ValueError("core in_place_state=true would overwrite the states RLlib keeps in its episodes; set core.in_place_state=false")
+        self.reward_scale = float(config["reward_scale"])
+        self.agent = Agent(
+            space[ORIG_OBS], self.action_space, core=config["core"], core_config=dict(config["core_config"]),
+            encoder_size=config["encoder_size"], reward_clip=config["reward_clip"],
+        )
+
+    # -- state -------------------------------------------------------------------------
+    def get_initial_state(self) -> dict[str, Any]:
+        """The core's initial state for one env, without the batch dim, as a nested dict of tensors."""
+        return self.agent.initial_state(1)[0].to_dict()
+
+    # -- forward passes ----------------------------------------------------------------
+    def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        logits, values, state, _ = self._unroll(self.agent, batch)
+        return {Columns.ACTION_DIST_INPUTS: logits, Columns.STATE_OUT: state}
+
+    def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        logits, values, state, aux = self._unroll(self.agent, batch)
+        losses = [v.mean() for k, v in aux.items() if k.startswith("loss_")]
+        out = {Columns.ACTION_DIST_INPUTS: logits, Columns.STATE_OUT: state, Columns.EMBEDDINGS: values}
+        if losses:
+            out[AUX_LOSS] = sum(losses)
+        return out
+
+    def compute_values(self, batch: dict[str, Any], embeddings: Any = None) -> torch.Tensor:
+        """V(obs) [B, T]; ``embeddings`` are the values of a train forward on the same batch."""
+        if embeddings is not None:
+            return embeddings
+        return self._unroll(self.agent, batch)[1]
+
+    def _unroll(self, agent: Agent, batch: dict[str, Any]):
+        """Run ``agent`` over batch-major sequences; returns logits [B, T, A], values [B, T], state_out, aux."""
+        obs = batch[Columns.OBS]
+        sizes = agent.action_sizes
+        one_hots = obs[PREV_ACTIONS].split(sizes, dim=-1)
+        prev_action = torch.stack([part.argmax(-1) for part in one_hots], dim=-1)  # all-zero fill -> action 0
+        prev_reward = obs[PREV_REWARDS][..., 0] / self.reward_scale
+        state = _as_state(batch[Columns.STATE_IN], prev_reward.shape[0])
+        out = agent(
+            _time_major(obs[ORIG_OBS]), prev_action.transpose(0, 1), prev_reward.transpose(0, 1), None, state,
+        )
+        return out.logits.transpose(0, 1), out.values.transpose(0, 1), out.state.to_dict(), out.aux
+
+    # -- action distributions ------------------------------------------------------------
+    def get_inference_action_dist_cls(self):
+        if isinstance(self.action_space, gym.spaces.Discrete):
+            return TorchCategorical
+        return TorchMultiCategorical.get_partial_dist_cls(space=self.action_space, input_lens=action_sizes(self.action_space))
+
+    def get_exploration_action_dist_cls(self):
+        return self.get_inference_action_dist_cls()
+
+    def get_train_action_dist_cls(self):
+        return self.get_inference_action_dist_cls()
+
+    # -- APPO: target network ----------------------------------------------------------
+    def make_target_networks(self) -> None:
+        self._target_agent = make_target_network(self.agent)
+
+    def get_target_network_pairs(self):
+        return [(self.agent, self._target_agent)]
+
+    def forward_target(self, batch: dict[str, Any]) -> dict[str, Any]:
+        return {TARGET_NETWORK_ACTION_DIST_INPUTS: self._unroll(self._target_agent, batch)[0]}
+
+    def get_non_inference_attributes(self) -> list[str]:
+        return ["_target_agent"]  # env runners need no target network
+
+
+def _as_state(state_in: dict[str, Any], batch_size: int) -> TensorDict:
+    return TensorDict(state_in, batch_size=[batch_size])
+
+
+def _time_major(obs):
+    """[B, T, ...] -> [T, B, ...], for a tensor or a dict of them."""
+    if isinstance(obs, dict):
+        return {k: _time_major(v) for k, v in obs.items()}
+    return obs.transpose(0, 1)
