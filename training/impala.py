@@ -236,6 +236,11 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
             if now - last_checkpoint >= cfg["checkpoint"]["interval_s"] or done:
                 checkpoint_now()
                 last_checkpoint = now
+    except KeyboardInterrupt:
+        if counters["updates"] > 0:
+            checkpoint_now()  # Ctrl-C keeps the work done so far; `resume=` continues it
+            print(f"interrupted; checkpoint saved: {run_dir / CHECKPOINT}", flush=True)
+        raise
     finally:
         actors.close()
         logger.close()
