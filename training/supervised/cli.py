@@ -14,7 +14,7 @@ import torch
 
 from ..config import ConfigError, apply_overrides, compose
 from ..run_dir import CheckpointError, create_run_dir, load_checkpoint, resolve_checkpoint, save_config
-from .trainer import run_model, setup, train
+from .trainer import make_runner, setup, train
 
 KIND = "supervised"
 
@@ -76,7 +76,7 @@ def evaluate(parts, eval_cfg: dict[str, Any]) -> dict[str, Any]:
     """The task's evaluation of the trained model (generalisation table, test-error table)."""
     parts.model.eval()
     with torch.no_grad():
-        return parts.task.evaluate(lambda batch: run_model(parts.model, batch, parts.device).cpu(), eval_cfg)
+        return parts.task.evaluate(make_runner(parts.model, parts.device, parts.task.stream), eval_cfg)
 
 
 def write_result(result: dict[str, Any], stem: Path) -> tuple[Path, Path]:

@@ -146,9 +146,33 @@ def run_model(model: SequenceModel, batch: Batch, device: torch.device) -> torch
     return logits
 
 
+def make_runner(model: SequenceModel, device: torch.device, carry_state: bool):
+    """``batch -> logits [T, B, O]`` on the CPU, without gradients.
+
+    ``carry_state=False``: every batch from a fresh state (``run_model``).
+    ``carry_state=True`` (a stream task): each batch continues from the state the
+    previous batch left, so consecutive segments of one stream read as one
+    sequence (the task marks where a stream starts with ``reset``).
+    """
+    if not carry_state:
+        return lambda batch: run_model(model, batch, device).cpu()
+    state = None
+
+    @torch.no_grad()
+    def run(batch: Batch) -> torch.Tensor:
+        nonlocal state
+        batch = batch.to(device)
+        if state is None or state.batch_size[0] != batch.batch_size:
+            state = model.initial_state(batch.batch_size, device)
+        logits, state, _ = model(batch.inputs, state, batch.reset)
+        return logits.cpu()
+
+    return run
+
+
 def validate(parts: Setup, batch_size: int) -> dict[str, float]:
     parts.model.eval()
-    sums = sum_scores(parts.task, lambda b: run_model(parts.model, b, parts.device).cpu(),
+    sums = sum_scores(parts.task, make_runner(parts.model, parts.device, parts.task.stream),
                       parts.task.validation_batches(batch_size))
     parts.model.train()
     return {f"val_{k}": v for k, v in parts.task.summarise(sums).items()}
