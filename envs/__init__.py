@@ -27,6 +27,7 @@ MEMRL_IDS = {
     "memrl/select_nonmatching_object": "envs.select_nonmatching_object:SelectNonmatchingObjectEnv",
     "memrl/tmaze": "envs.tmaze:PassiveTMazeEnv",
     "memrl/counter": "envs.counter:CounterEnv",
+    "memrl/memory_maze": "envs.memory_maze:MemoryMazeEnv",
 }
 
 # Id prefixes whose envs register when their package is imported.

@@ -82,6 +82,7 @@ def test_every_env_config_builds_and_steps(path):
         ("select_nonmatching_object", "envs.select_nonmatching_object:SelectNonmatchingObjectEnv"),
         ("tmaze", "envs.tmaze:PassiveTMazeEnv"),
         ("counter", "envs.counter:CounterEnv"),
+        ("memory_maze", "envs.memory_maze:MemoryMazeEnv"),
     ],
 )
 def test_memrl_configs_list_every_kwarg_with_its_default(config, env_class):
