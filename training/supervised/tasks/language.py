@@ -65,7 +65,14 @@ def join_units(units: list, level: str) -> bytes:
         return bytes(units)
     if level == "char":
         return "".join(units).encode("utf-8")
-    return " ".join(units).replace(f" {END_OF_LINE}", "\n").replace(END_OF_LINE, "\n").encode("utf-8")
+    lines, words = [], []
+    for unit in units:
+        if unit == END_OF_LINE:
+            lines.append(" ".join(words) + "\n")
+            words = []
+        else:
+            words.append(unit)
+    return ("".join(lines) + " ".join(words)).encode("utf-8")
 
 
 class Vocabulary:
