@@ -6,7 +6,9 @@ Names:
 - MiniGrid ids (``MiniGrid-MemoryS13Random-v0``): observations become a Dict of
   ``image`` and ``direction`` (the Text ``mission`` is dropped);
 - memrl's own ids, registered when ``envs`` is imported (so Ray workers that
-  import it see them): see ``MEMRL_IDS``.
+  import it see them): see ``MEMRL_IDS``;
+- adapters to DeepMind Lab (``memrl/dmlab``) and the 3D Memory Maze
+  (``memrl/memory_maze_3d``), which need an optional package: see ``ADAPTER_IDS``.
 
 ``make_from_config({"name": id, **kwargs})`` is the same call from a Hydra
 config (``configs/env/<x>.yaml``). ``envs`` imports nothing from agents,
@@ -30,12 +32,20 @@ MEMRL_IDS = {
     "memrl/memory_maze": "envs.memory_maze:MemoryMazeEnv",
 }
 
+# Adapters to simulators that need an optional package (module name in OPTIONAL_MODULES);
+# registered like the memrl ids, and a missing package gives a one-line ValueError on make.
+ADAPTER_IDS = {
+    "memrl/dmlab": "envs.dmlab:DeepMindLabEnv",
+    "memrl/memory_maze_3d": "envs.memory_maze_3d:MemoryMaze3DEnv",
+}
+OPTIONAL_MODULES = {"memrl/dmlab": "deepmind_lab", "memrl/memory_maze_3d": "memory_maze"}
+
 # Id prefixes whose envs register when their package is imported.
 _LAZY_PACKAGES = {"MiniGrid-": "minigrid", "BabyAI-": "minigrid"}
 
 
 def _register_memrl_ids() -> None:
-    for env_id, entry_point in MEMRL_IDS.items():
+    for env_id, entry_point in {**MEMRL_IDS, **ADAPTER_IDS}.items():
         if env_id not in gymnasium.registry:
             gymnasium.register(id=env_id, entry_point=entry_point)
 
@@ -48,10 +58,10 @@ def make(name: str, **kwargs: Any) -> gymnasium.Env:
     _import_package_for(name)
     if name not in gymnasium.registry:
         raise ValueError(
-            f"unknown env {name!r}; memrl envs: {', '.join(MEMRL_IDS)}; "
+            f"unknown env {name!r}; memrl envs: {', '.join([*MEMRL_IDS, *ADAPTER_IDS])}; "
             "any registered gymnasium id also works (e.g. CartPole-v1, MiniGrid-MemoryS7-v0)"
         )
-    if name in MEMRL_IDS:
+    if name in MEMRL_IDS or name in ADAPTER_IDS:
         _check_kwargs(name, kwargs)
     try:
         env = gymnasium.make(name, **kwargs)
@@ -94,4 +104,4 @@ def _check_kwargs(name: str, kwargs: Mapping) -> None:
         raise ValueError(f"unknown argument(s) {unknown} for env {name!r}; valid: {valid}")
 
 
-__all__ = ["MEMRL_IDS", "MiniGridImageDirection", "make", "make_from_config"]
+__all__ = ["ADAPTER_IDS", "MEMRL_IDS", "OPTIONAL_MODULES", "MiniGridImageDirection", "make", "make_from_config"]

@@ -238,3 +238,209 @@ def test_remembering_target_locations_scores_far_more_than_not():
     assert mean["mapping"] > 0.7 * mean["oracle"], mean
     assert mean["mapping"] > 2 * mean["memoryless"], mean
     assert mean["memoryless"] > mean["random"], mean
+
+
+# ---- DeepMind Lab adapter, against a FAKE deepmind_lab module --------------------
+#
+# deepmind_lab cannot be installed here (it is built from source with Bazel), so these tests
+# inject a stand-in module. FakeLab is NOT DeepMind Lab: it only mimics the calls the adapter
+# makes (Lab(level, observations, config, renderer), reset(seed), step(action, num_steps),
+# is_running(), observations(), action_spec(), close()) with numbers chosen so that every
+# translation is checkable: frame f of an episode shows the value f and pays reward f.
+
+DMLAB_ACTION_NAMES = (  # DMLab's action components, in its order
+    "LOOK_LEFT_RIGHT_PIXELS_PER_FRAME", "LOOK_DOWN_UP_PIXELS_PER_FRAME", "STRAFE_LEFT_RIGHT",
+    "MOVE_BACK_FORWARD", "FIRE", "JUMP", "CROUCH",
+)
+
+
+class FakeLab:
+    """FAKE stand-in for ``deepmind_lab.Lab`` (see above): records calls, ends after ``episode_frames``."""
+
+    episode_frames = 10
+
+    def __init__(self, level, observations, config=None, renderer="software"):
+        self.level, self.observation_names, self.config, self.renderer = level, observations, config, renderer
+        self.seeds, self.actions, self.frame, self.running, self.closed = [], [], 0, False, False
+
+    def action_spec(self):
+        return [{"name": name, "min": -512, "max": 512} for name in DMLAB_ACTION_NAMES]
+
+    def reset(self, episode=-1, seed=None):
+        self.seeds.append(seed)
+        self.frame, self.running = 0, True
+
+    def step(self, action, num_steps=1):
+        assert action.dtype == np.intc and action.shape == (7,)
+        total = 0.0
+        for _ in range(num_steps):
+            if not self.running:
+                break
+            self.actions.append(action.copy())
+            self.frame += 1
+            total += self.frame
+            self.running = self.frame < self.episode_frames
+        return total
+
+    def is_running(self):
+        return self.running
+
+    def observations(self):
+        if not self.running:
+            raise RuntimeError("FakeLab: no observations once the episode has ended (as in DMLab)")
+        height, width = int(self.config["height"]), int(self.config["width"])
+        return {"RGB_INTERLEAVED": np.full((height, width, 3), self.frame, dtype=np.uint8)}
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.fixture
+def fake_deepmind_lab(monkeypatch):
+    import sys
+    import types
+
+    fake = types.ModuleType("deepmind_lab")
+    fake.__doc__ = "FAKE deepmind_lab for tests (not DeepMind Lab)"
+    fake.Lab = FakeLab
+    monkeypatch.setitem(sys.modules, "deepmind_lab", fake)
+    monkeypatch.setattr(FakeLab, "episode_frames", 10)  # tests may change it; undone after each
+    return fake
+
+
+def test_dmlab_missing_module_gives_one_line_build_steps(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "deepmind_lab", None)  # makes `import deepmind_lab` fail
+    with pytest.raises(ValueError) as error:
+        envs.make("memrl/dmlab")
+    message = str(error.value)
+    assert "\n" not in message
+    assert all(word in message for word in ("deepmind_lab", "bazel build", "build_pip_package", "pip install"))
+
+
+def test_dmlab_builds_the_level_with_impala_settings(fake_deepmind_lab):
+    env = envs.make("memrl/dmlab", level="contributed/dmlab30/rooms_watermaze", level_config={"datasetPath": "/d"})
+    lab = env.unwrapped._lab
+    assert lab.level == "contributed/dmlab30/rooms_watermaze" and lab.observation_names == ["RGB_INTERLEAVED"]
+    assert lab.config == {"width": "96", "height": "72", "logLevel": "WARN", "datasetPath": "/d"}
+    assert lab.renderer == "software"
+    assert env.observation_space.shape == (72, 96, 3) and env.observation_space.dtype == np.uint8
+    assert env.action_space.n == 9
+
+
+# IMPALA's nine actions by name, as DMLab components (all others zero).
+IMPALA_ACTIONS = [
+    {"MOVE_BACK_FORWARD": 1},
+    {"MOVE_BACK_FORWARD": -1},
+    {"STRAFE_LEFT_RIGHT": -1},
+    {"STRAFE_LEFT_RIGHT": 1},
+    {"LOOK_LEFT_RIGHT_PIXELS_PER_FRAME": -20},
+    {"LOOK_LEFT_RIGHT_PIXELS_PER_FRAME": 20},
+    {"LOOK_LEFT_RIGHT_PIXELS_PER_FRAME": -20, "MOVE_BACK_FORWARD": 1},
+    {"LOOK_LEFT_RIGHT_PIXELS_PER_FRAME": 20, "MOVE_BACK_FORWARD": 1},
+    {"FIRE": 1},
+]
+
+
+@pytest.mark.parametrize("action", range(9))
+def test_dmlab_action_is_held_for_four_frames_as_impala_components(fake_deepmind_lab, action):
+    FakeLab.episode_frames = 100
+    env = envs.make("memrl/dmlab")
+    env.reset(seed=0)
+    lab = env.unwrapped._lab
+    env.step(np.int64(action))  # actions arrive from the actor as numpy ints
+    expected = [IMPALA_ACTIONS[action].get(name, 0) for name in DMLAB_ACTION_NAMES]
+    assert [a.tolist() for a in lab.actions] == [expected] * 4
+
+
+@pytest.mark.parametrize("terminal, ends", [(False, (False, True)), (True, (True, False))])
+def test_dmlab_rewards_sum_over_repeats_frames_convert_and_the_level_end_ends_the_episode(
+    fake_deepmind_lab, terminal, ends
+):
+    FakeLab.episode_frames = 10  # 4 + 4 + 2 frames
+    env = envs.make("memrl/dmlab", height=6, width=8, terminal_on_level_end=terminal, render_mode="rgb_array")
+    observation, _ = env.reset(seed=1)
+    assert observation.shape == (6, 8, 3) and observation.dtype == np.uint8 and (observation == 0).all()
+    steps = [env.step(0) for _ in range(3)]
+    assert [reward for _, reward, *_ in steps] == [1 + 2 + 3 + 4, 5 + 6 + 7 + 8, 9 + 10]
+    assert [(o == v).all() for (o, *_), v in zip(steps, (4, 8, 8))] == [True] * 3  # the last frame seen at the end
+    assert [(s[2], s[3]) for s in steps] == [(False, False), (False, False), ends]
+    assert all(env.observation_space.contains(o) for o, *_ in steps)
+    assert (env.render() == 8).all()
+    env.reset()
+    assert env.unwrapped._lab.frame == 0  # a new DMLab episode
+    env.close()
+    assert env.unwrapped._lab.closed
+
+
+def test_dmlab_seeds_fix_the_episode_seeds(fake_deepmind_lab):
+    def seeds(seed):
+        env = envs.make("memrl/dmlab")
+        env.reset(seed=seed)
+        env.reset()
+        return env.unwrapped._lab.seeds
+
+    assert seeds(3) == seeds(3)
+    assert seeds(3) != seeds(4)
+    first, second = seeds(3)
+    assert first != second and all(0 <= s < 2**31 for s in (first, second))
+
+
+def test_dmlab_passes_the_gymnasium_checker(fake_deepmind_lab):
+    import warnings
+
+    from gymnasium.utils.env_checker import check_env
+
+    FakeLab.episode_frames = 100
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(envs.make("memrl/dmlab", height=8, width=8).unwrapped)
+    assert [str(w.message) for w in caught] == []
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [({"renderer": "gpu"}, ["renderer", "software"]), ({"action_repeat": 0}, ["action_repeat", ">= 1"]),
+     ({"height": 0}, ["height", ">= 1"]), ({"fps": 30}, ["fps", "level_config"])],
+)
+def test_dmlab_bad_arguments_give_one_line_errors(fake_deepmind_lab, kwargs, words):
+    with pytest.raises(ValueError) as error:
+        envs.make("memrl/dmlab", **kwargs)
+    assert "\n" not in str(error.value) and all(word in str(error.value) for word in words), str(error.value)
+
+
+# ---- Memory Maze 3D (needs the memory_maze extra) ---------------------------------
+
+
+def test_memory_maze_3d_size_errors_are_one_line(monkeypatch):
+    from envs.memory_maze_3d import size_name
+
+    assert size_name(9) == size_name("9") == size_name("9x9") == "9x9"
+    with pytest.raises(ValueError, match="9x9, 11x11, 13x13, 15x15"):
+        size_name("10x10")
+
+
+def test_memory_maze_3d_missing_package_says_how_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "memory_maze.tasks", None)
+    with pytest.raises(ValueError) as error:
+        envs.make("memrl/memory_maze_3d")
+    assert "\n" not in str(error.value) and "pip install -e '.[memory_maze]'" in str(error.value)
+
+
+def test_memory_maze_3d_steps_headless():
+    """Smoke test of the real package: renders (EGL, software) and steps; skipped without the extra."""
+    pytest.importorskip("memory_maze", reason="pip install -e '.[memory_maze]'")
+    env = envs.make("memrl/memory_maze_3d", size="9x9")
+    observation, _ = env.reset(seed=0)
+    assert env.observation_space.contains(observation)
+    assert observation.std() > 0  # a rendered image, not a blank frame
+    frames = [observation]
+    for action in (1, 1, 2, 2, 1):
+        observation, reward, terminated, truncated, _ = env.step(action)
+        assert (reward, terminated, truncated) in ((0.0, False, False), (1.0, False, False))
+        frames.append(observation)
+    assert not np.array_equal(frames[0], frames[-1])  # moving and turning changes the view
+    env.close()
