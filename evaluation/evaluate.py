@@ -12,11 +12,16 @@ from training.actor import Actor
 from training.run_dir import load_checkpoint, resolve_checkpoint
 
 
-def evaluate(checkpoint: str, episodes: int, seed: int, out: str | None = None, num_envs: int = 8) -> dict:
+def evaluate(
+    checkpoint: str, episodes: int, seed: int, out: str | None = None, num_envs: int = 8,
+    record: bool = False, record_path: str | None = None, record_max_steps: int = 1000,
+) -> dict:
     """Mean and std of the return over ``episodes`` episodes, success rate, and a per-episode CSV.
 
     The policy samples its actions, as during training. Envs run in-process;
-    each env's episodes count until ``episodes`` are done in total.
+    each env's episodes count until ``episodes`` are done in total. With
+    ``record`` one more episode (seed ``seed``) is written as an animated GIF
+    (default ``<run>/episode.gif``; see evaluation/record.py).
     """
     if episodes <= 0:
         raise ValueError(f"episodes={episodes} must be positive")
@@ -43,10 +48,16 @@ def evaluate(checkpoint: str, episodes: int, seed: int, out: str | None = None, 
             writer.writerow({"episode": i, **e})
     returns = np.array([e["return"] for e in finished])
     successes = [e["success"] for e in finished if not math.isnan(e["success"])]
-    return {
+    summary = {
         "episodes": len(finished),
         "mean_return": float(returns.mean()),
         "std_return": float(returns.std()),
         "success_rate": float(np.mean(successes)) if successes else math.nan,
         "csv": str(csv_path),
     }
+    if record:
+        from .record import record_episode
+
+        gif_path = Path(record_path) if record_path else path.parent / "episode.gif"
+        summary.update(record_episode(payload, gif_path, seed, record_max_steps))
+    return summary
