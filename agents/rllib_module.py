@@ -146,9 +146,9 @@ class MemoryCoreRLModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI, Infe
         """Run ``agent`` over batch-major sequences; returns logits [B, T, A], values [B, T], state_out, aux."""
         obs = batch[Columns.OBS]
         sizes = agent.action_sizes
-        one_hots = obs[PREV_ACTIONS].split(sizes, dim=-1)
+        one_hots = obs[PREV_ACTIONS].flatten(2).split(sizes, dim=-1)  # [B, T, (1,) A]: the connector keeps n_prev=1
         prev_action = torch.stack([part.argmax(-1) for part in one_hots], dim=-1)  # all-zero fill -> action 0
-        prev_reward = obs[PREV_REWARDS][..., 0] / self.reward_scale
+        prev_reward = obs[PREV_REWARDS].flatten(2)[..., 0] / self.reward_scale
         state = _as_state(batch[Columns.STATE_IN], prev_reward.shape[0])
         out = agent(
             _time_major(obs[ORIG_OBS]), prev_action.transpose(0, 1), prev_reward.transpose(0, 1), None, state,

@@ -41,6 +41,11 @@ def cmd_train(overrides: list[str]) -> int:
         run_dir = checkpoint_path.parent
     else:
         cfg = compose("train", overrides)
+        run_dir = None
+    if cfg.get("backend", "memrl") != "memrl":
+        from .rllib_backend import train_from_cli
+
+        return train_from_cli(cfg, run_dir)
     # Build everything once before touching the disk: bad input leaves no run folder behind.
     probe_env = envs.make_from_config(cfg["env"])
     make_optimizer(build_agent(probe_env, cfg).parameters(), cfg["learner"])

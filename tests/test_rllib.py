@@ -1,0 +1,154 @@
+"""The RLlib adapter: module == Agent, RLlib's state hand-off and replay, short backend=rllib runs."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+pytest.importorskip("ray.rllib")
+
+from ray.rllib.core.columns import Columns  # noqa: E402
+from tensordict import TensorDict  # noqa: E402
+
+from agents import Agent  # noqa: E402
+from agents.rllib_module import MemoryCoreRLModule, PrevActionAndReward  # noqa: E402
+
+SMALL_CORES = {
+    "lstm": {"hidden_size": 16},
+    "sam": {"slots": 16, "word_size": 8, "heads": 2, "top_k": 2, "controller_size": 16, "output_size": 16},
+}
+
+
+def make_module(core, action_space, obs_space=None, reward_scale=1.0) -> MemoryCoreRLModule:
+    obs_space = obs_space or spaces.Box(0.0, 1.0, (5,), np.float32)
+    module_space = PrevActionAndReward()._convert_individual_space(obs_space, action_space)
+    config = {"core": core, "core_config": SMALL_CORES.get(core, {}), "encoder_size": 8, "reward_scale": reward_scale}
+    return MemoryCoreRLModule(observation_space=module_space, action_space=action_space, model_config=config)
+
+
+def advanced_state(agent: Agent, batch_size: int, obs_size: int) -> TensorDict:
+    """A state some steps into an episode (not the initial one), so state_in really matters."""
+    generator = torch.Generator().manual_seed(1)
+    steps = 3
+    obs = torch.rand(steps, batch_size, obs_size, generator=generator)
+    prev_action = torch.zeros(steps, batch_size, len(agent.action_sizes), dtype=torch.long)
+    reset = torch.zeros(steps, batch_size, dtype=torch.bool)
+    reset[0] = True
+    with torch.no_grad():
+        return agent(obs, prev_action, torch.ones(steps, batch_size), reset, agent.initial_state(batch_size)).state
+
+
+@pytest.mark.parametrize("core", ["lstm", "sam"])
+@pytest.mark.parametrize("action_space", [spaces.Discrete(3), spaces.MultiDiscrete([3, 2])], ids=["discrete", "multidiscrete"])
+def test_module_forward_on_sequences_equals_the_agent_forward(core, action_space):
+    torch.manual_seed(0)
+    module = make_module(core, action_space, reward_scale=0.1)
+    agent = module.agent
+    B, T, sizes = 3, 6, agent.action_sizes
+    state = advanced_state(agent, B, 5)
+    obs = torch.rand(B, T, 5)
+    prev_action = torch.stack([torch.randint(0, n, (B, T)) for n in sizes], dim=-1)  # [B, T, n]
+    one_hot = torch.cat([torch.nn.functional.one_hot(prev_action[..., i], n).float() for i, n in enumerate(sizes)], -1)
+    reward = torch.randn(B, T) * 5
+    batch = {
+        Columns.OBS: {"_orig_obs": obs, "prev_n_actions": one_hot[:, :, None], "prev_n_rewards": 0.1 * reward[..., None]},
+        Columns.STATE_IN: state.to_dict(),
+    }
+    out = module.forward_train(batch)
+    with torch.no_grad():
+        ref = agent(obs.transpose(0, 1), prev_action.transpose(0, 1), reward.transpose(0, 1), None, state)
+    torch.testing.assert_close(out[Columns.ACTION_DIST_INPUTS], ref.logits.transpose(0, 1))
+    torch.testing.assert_close(module.compute_values(batch, out[Columns.EMBEDDINGS]), ref.values.transpose(0, 1))
+    torch.testing.assert_close(module.compute_values(batch), ref.values.transpose(0, 1))
+    for key, value in ref.state.items(include_nested=True, leaves_only=True):
+        torch.testing.assert_close(TensorDict(out[Columns.STATE_OUT], batch_size=[B])[key], value)
+    # The inference forward (no grad, T = 1 per env step) gives the same first step.
+    first = {Columns.OBS: {k: v[:, :1] for k, v in batch[Columns.OBS].items()}, Columns.STATE_IN: state.to_dict()}
+    torch.testing.assert_close(module.forward_exploration(first)[Columns.ACTION_DIST_INPUTS][:, 0], ref.logits[0])
+    # RLlib's distribution over the logits is memrl's: same log-probabilities and entropy.
+    dist = module.get_train_action_dist_cls().from_logits(out[Columns.ACTION_DIST_INPUTS])
+    actions = dist.sample()
+    assert actions.shape == (B, T) if isinstance(action_space, spaces.Discrete) else (B, T, 2)
+    agent_actions = actions if actions.dim() == 3 else actions[..., None]
+    torch.testing.assert_close(dist.logp(actions), agent.log_prob(out[Columns.ACTION_DIST_INPUTS], agent_actions))
+    torch.testing.assert_close(dist.entropy(), agent.entropy(out[Columns.ACTION_DIST_INPUTS]))
+
+
+def test_episode_start_matches_memrl_conventions():
+    """RLlib's zero-filled first step and initial state equal memrl's reset step (prev action 0, reward 0)."""
+    torch.manual_seed(0)
+    module = make_module("lstm", spaces.Discrete(4))
+    agent = module.agent
+    B = 2
+    initial = {k: torch.stack([torch.as_tensor(v)] * B) for k, v in module.get_initial_state().items()}
+    obs = torch.rand(B, 1, 5)
+    batch = {
+        Columns.OBS: {"_orig_obs": obs, "prev_n_actions": torch.zeros(B, 1, 1, 4), "prev_n_rewards": torch.zeros(B, 1, 1)},
+        Columns.STATE_IN: initial,
+    }
+    garbage = advanced_state(agent, B, 5)  # memrl resets whatever state it holds at an episode start
+    with torch.no_grad():
+        ref = agent(obs.transpose(0, 1), torch.zeros(1, B, 1, dtype=torch.long), torch.zeros(1, B), torch.ones(1, B, dtype=torch.bool), garbage)
+    torch.testing.assert_close(module.forward_inference(batch)[Columns.ACTION_DIST_INPUTS][:, 0], ref.logits[0])
+
+
+def test_bad_module_setup_is_a_one_line_error():
+    with pytest.raises(ValueError, match="prev_action_and_reward_connector"):
+        MemoryCoreRLModule(observation_space=spaces.Box(0, 1, (3,)), action_space=spaces.Discrete(2), model_config={})
+    with pytest.raises(ValueError, match="in_place_state=false"):
+        make_module("sam", spaces.Discrete(2)).__class__(
+            observation_space=PrevActionAndReward()._convert_individual_space(spaces.Box(0, 1, (3,)), spaces.Discrete(2)),
+            action_space=spaces.Discrete(2), model_config={"core": "sam", "core_config": {**SMALL_CORES["sam"], "in_place_state": True}},
+        )
+
+
+def rllib_run_config(core, env, algo="impala", **extra):
+    from training.config import compose
+
+    overrides = [
+        "backend=rllib", f"rllib.algo={algo}", f"core={core}", f"env={env}", "actors.num_actors=0",
+        "actors.envs_per_actor=3", "actors.unroll_length=5", "learner.batch_unrolls=1", "agent.encoder_size=8",
+    ] + [f"{k}={v}" for k, v in extra.items()]
+    return compose("train", overrides)
+
+
+@pytest.mark.parametrize("core", ["counter", "lstm"])
+def test_rllib_env_runner_and_learner_replay_hand_off_the_state(core):
+    """Through RLlib's own env runner and learner connector (counter env: episodes of 7 steps, T = 5).
+
+    The state each step stores is the one after it (counter: count + 1, reset at every episode
+    start); each learner row starts from the state of its first step; and the learner's replay of
+    the module over the rows gives the logits the env runner acted with, step for step.
+    """
+    from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
+
+    from training.rllib_backend import algorithm_config
+
+    torch.manual_seed(0)
+    extra = {"core.hidden_size": 8} if core == "lstm" else {}
+    config = algorithm_config(rllib_run_config(core, "counter", **extra))
+    runner = SingleAgentEnvRunner(config=config)
+    runner.sample(num_timesteps=12, random_actions=False)  # stops mid-episode: the next chunks continue episodes
+    episodes = runner.sample(num_timesteps=45, random_actions=False)
+    if core == "counter":
+        for episode in episodes:
+            counts = np.asarray(episode.get_observations()["_orig_obs"])[:, 0]
+            state_out = np.asarray(episode.get_extra_model_outputs(Columns.STATE_OUT)["count"])[:, 0]
+            np.testing.assert_array_equal(state_out, counts[:-1] + 1)
+    assert any(e.t_started > 0 for e in episodes) and any(e.is_done for e in episodes)
+
+    connector = config.build_learner_connector(
+        input_observation_space=runner.env.single_observation_space, input_action_space=runner.env.single_action_space
+    )
+    batch = connector(rl_module=runner.module, batch={}, episodes=episodes, shared_data={}, metrics=None)
+    mask = batch[Columns.LOSS_MASK]
+    assert mask.shape[1] == 5 and (~mask).any()  # rows are T = 5 long, zero-padded where an episode chunk ends early
+    if core == "counter":
+        torch.testing.assert_close(batch[Columns.STATE_IN]["count"][:, 0], batch[Columns.OBS]["_orig_obs"][:, 0, 0])
+    actor = runner.module  # inference-only on env runners; the learner has its own full module with the same weights
+    learner = MemoryCoreRLModule(observation_space=actor.observation_space, action_space=actor.action_space, model_config=actor.model_config)
+    learner.set_state(actor.get_state())
+    with torch.no_grad():
+        replay = learner.forward_train(batch)[Columns.ACTION_DIST_INPUTS]
+    torch.testing.assert_close(replay[mask], batch[Columns.ACTION_DIST_INPUTS][mask])

@@ -1,0 +1,346 @@
+"""``memrl train backend=rllib``: RLlib's IMPALA, APPO or PPO train a memrl Agent (any core).
+
+The run config is the same as memrl's IMPALA (``configs/train.yaml``); the
+``rllib:`` section picks the algorithm and its few extra settings. The run
+folder is the same too: config.yaml, metrics.csv, TensorBoard events and a
+memrl ``checkpoint.pt`` (the Agent's weights and the config), so ``memrl eval``
+and ``memrl plot`` work on it; RLlib's own checkpoint goes to ``rllib/`` for
+``resume``.
+
+How memrl settings map onto RLlib:
+
+| memrl                                   | RLlib                                             |
+| --------------------------------------- | ------------------------------------------------- |
+| actors.num_actors / envs_per_actor      | num_env_runners / num_envs_per_env_runner         |
+| actors.unroll_length                    | rollout_fragment_length and max_seq_len           |
+| learner.batch_unrolls                   | train_batch_size_per_learner = batch_unrolls * envs_per_actor * unroll_length |
+| learner.learning_rate, max_grad_norm    | lr, grad_clip (RLlib's Adam; its epsilon is Adam's default 1e-8) |
+| loss.discount / baseline_cost / entropy_cost | gamma / vf_loss_coeff / entropy_coeff        |
+| loss.clip_rho_threshold                 | vtrace_clip_rho_threshold and vtrace_clip_pg_rho_threshold (impala, appo) |
+| loss.trace_lambda                       | lambda_ (appo, ppo); RLlib's IMPALA has none (lambda = 1) |
+| loss.reward_scale                       | an env wrapper scales rewards; the module divides the previous reward back |
+
+Not mapped: ``learner.loss.clip_c_threshold`` (RLlib's V-trace fixes c-bar = 1),
+``learner.optimizer`` (must be adam), ``device`` (RLlib picks the learner's device).
+"""
+from __future__ import annotations
+
+import functools
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import envs
+
+from .run_dir import CHECKPOINT, MetricsLogger, save_checkpoint
+
+ALGOS = ("impala", "appo", "ppo")
+RLLIB_ENV = "memrl_rllib_env"
+RLLIB_CHECKPOINT = "rllib"  # RLlib's own checkpoint folder inside the run folder, for resume
+SUCCESS_KEY = "memrl_success"  # env-runner metric: mean of info["success"] at episode ends
+
+
+def check_config(cfg: dict) -> None:
+    """One-line ValueErrors for settings backend=rllib cannot honour."""
+    algo = cfg["rllib"]["algo"]
+    if algo not in ALGOS:
+        raise ValueError(f"rllib.algo={algo!r} is not known; use one of {', '.join(ALGOS)}")
+    if cfg["learner"]["optimizer"] != "adam":
+        raise ValueError(f"backend=rllib trains with RLlib's Adam; set learner.optimizer=adam (got {cfg['learner']['optimizer']})")
+    if cfg["ray"].get("address"):
+        raise ValueError("backend=rllib starts its own local Ray cluster here; drop ray.address or use backend=memrl")
+
+
+def make_env(env_config: dict):
+    """RLlib's env creator: a memrl env, its rewards multiplied by ``reward_scale``."""
+    import gymnasium
+
+    env = envs.make_from_config(dict(env_config["env"]))
+    scale = float(env_config["reward_scale"])
+    if scale != 1.0:
+        env = gymnasium.wrappers.TransformReward(env, functools.partial(_scale_reward, scale=scale))
+    return env
+
+
+def _scale_reward(reward: float, scale: float) -> float:
+    return reward * scale
+
+
+def log_success(*, episode, metrics_logger, window: int, **kwargs) -> None:
+    """on_episode_end: the env's info["success"] (where it reports one) as a windowed mean."""
+    success = episode.get_infos(-1).get("success", math.nan)
+    if success is not None and math.isfinite(float(success)):
+        metrics_logger.log_value(SUCCESS_KEY, float(success), reduce="mean", window=window)
+
+
+def batch_frames(cfg: dict) -> int:
+    actors = cfg["actors"]
+    return cfg["learner"]["batch_unrolls"] * actors["envs_per_actor"] * actors["unroll_length"]
+
+
+def model_config(cfg: dict) -> dict[str, Any]:
+    """The RLModule's model_config (see agents.rllib_module.MODEL_CONFIG_DEFAULTS)."""
+    return {
+        "core": cfg["core"]["name"],
+        "core_config": {k: v for k, v in cfg["core"].items() if k != "name"},
+        "encoder_size": cfg["agent"]["encoder_size"],
+        "reward_clip": cfg["agent"]["reward_clip"],
+        "reward_scale": cfg["learner"]["loss"]["reward_scale"],
+        "max_seq_len": cfg["actors"]["unroll_length"],
+    }
+
+
+def algorithm_config(cfg: dict):
+    """The RLlib AlgorithmConfig for a memrl run config (see the table in the module docstring)."""
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+    from ray.tune.registry import register_env
+
+    from agents.rllib_module import MemoryCoreRLModule, prev_action_and_reward_connector
+
+    check_config(cfg)
+    rllib, actors, learner = cfg["rllib"], cfg["actors"], cfg["learner"]
+    loss = learner["loss"]
+    algo = rllib["algo"]
+    register_env(RLLIB_ENV, make_env)
+    config = _config_class(algo)()
+    config = (
+        config.environment(RLLIB_ENV, env_config={"env": cfg["env"], "reward_scale": loss["reward_scale"]})
+        .framework("torch")
+        .env_runners(
+            num_env_runners=actors["num_actors"], num_envs_per_env_runner=actors["envs_per_actor"],
+            rollout_fragment_length=actors["unroll_length"], num_cpus_per_env_runner=actors["cpus_per_actor"],
+            env_to_module_connector=prev_action_and_reward_connector,
+        )
+        .learners(num_learners=0, learner_class=_learner_class(algo))
+        .rl_module(rl_module_spec=RLModuleSpec(module_class=MemoryCoreRLModule, model_config=model_config(cfg)))
+        .callbacks(on_episode_end=functools.partial(log_success, window=cfg["log"]["episodes_window"]))
+        .reporting(
+            min_time_s_per_iteration=min(1.0, cfg["log"]["interval_s"]),
+            metrics_num_episodes_for_smoothing=cfg["log"]["episodes_window"],
+        )
+        .debugging(seed=cfg["seed"])
+    )
+    common = {
+        "lr": learner["learning_rate"], "grad_clip": learner["max_grad_norm"], "gamma": loss["discount"],
+        "train_batch_size_per_learner": batch_frames(cfg), "vf_loss_coeff": loss["baseline_cost"],
+        "entropy_coeff": loss["entropy_cost"],
+    }
+    if algo in ("impala", "appo"):
+        common["vtrace_clip_rho_threshold"] = loss["clip_rho_threshold"]
+        common["vtrace_clip_pg_rho_threshold"] = loss["clip_rho_threshold"]
+    if algo in ("appo", "ppo"):
+        common["lambda_"] = loss["trace_lambda"]
+        common["clip_param"] = rllib["clip_param"]
+    if algo == "ppo":
+        common["num_epochs"] = rllib["num_epochs"]
+        common["minibatch_size"] = rllib["minibatch_size"] or batch_frames(cfg)
+    return config.training(**common)
+
+
+def _config_class(algo: str):
+    if algo == "impala":
+        from ray.rllib.algorithms.impala import IMPALAConfig
+
+        return IMPALAConfig
+    if algo == "appo":
+        from ray.rllib.algorithms.appo import APPOConfig
+
+        return APPOConfig
+    from ray.rllib.algorithms.ppo import PPOConfig
+
+    return PPOConfig
+
+
+def _learner_class(algo: str):
+    """RLlib's torch learner for ``algo`` plus the core's loss_* aux losses."""
+    if algo == "impala":
+        from ray.rllib.algorithms.impala.torch.impala_torch_learner import IMPALATorchLearner as base
+    elif algo == "appo":
+        from ray.rllib.algorithms.appo.torch.appo_torch_learner import APPOTorchLearner as base
+    else:
+        from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner as base
+    return type(f"Memrl{base.__name__}", (AuxLossMixin, base), {})
+
+
+class AuxLossMixin:
+    """Adds the module's ``AUX_LOSS`` (the core's loss_* entries) to the algorithm's loss."""
+
+    def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
+        from agents.rllib_module import AUX_LOSS
+
+        loss = super().compute_loss_for_module(module_id=module_id, config=config, batch=batch, fwd_out=fwd_out)
+        return loss + fwd_out[AUX_LOSS] if AUX_LOSS in fwd_out else loss
+
+
+def state_bytes_per_step(cfg: dict) -> int:
+    """Bytes of one env's core state: what RLlib stores with every timestep."""
+    from .actor import build_agent
+
+    env = envs.make_from_config(cfg["env"])
+    state = build_agent(env, cfg).initial_state(1)
+    env.close()
+    return sum(t.numel() * t.element_size() for t in state.values(include_nested=True, leaves_only=True))
+
+
+def check_state_memory(cfg: dict) -> float:
+    """MiB of core states in one learner batch; a one-line ValueError above ``rllib.max_state_mib``."""
+    mib = batch_frames(cfg) * state_bytes_per_step(cfg) / 2**20
+    limit = cfg["rllib"]["max_state_mib"]
+    if limit and mib > limit:
+        raise ValueError(
+            f"core {cfg['core']['name']} keeps {mib:.0f} MiB of state per learner batch under RLlib (it stores the state "
+            f"with every step; limit rllib.max_state_mib={limit}); use backend=memrl (state once per unroll), a smaller "
+            "memory, or fewer learner.batch_unrolls / actors.envs_per_actor"
+        )
+    return mib
+
+
+def agent_weights(algo) -> dict[str, torch.Tensor]:
+    """The learner's Agent weights as a memrl ``Agent.state_dict()``."""
+    from ray.rllib.core import DEFAULT_MODULE_ID
+
+    weights = algo.learner_group.get_weights()[DEFAULT_MODULE_ID]
+    prefix = "agent."
+    return {k[len(prefix):]: torch.as_tensor(np.asarray(v)) for k, v in weights.items() if k.startswith(prefix)}
+
+
+def train(cfg: dict, run_dir: Path, resume: bool = False, quiet: bool = False) -> dict[str, float]:
+    """Train until ``total_frames`` env frames; returns the last logged metrics row."""
+    import ray
+
+    from .impala import init_ray
+
+    check_state_memory(cfg)
+    started_ray = init_ray(cfg["ray"], cfg["actors"]["num_actors"], cfg["actors"]["cpus_per_actor"])
+    algo = None
+    logger = MetricsLogger(run_dir, tensorboard=cfg.get("tensorboard", True))
+    try:
+        algo = algorithm_config(cfg).build_algo()
+        counters = {"frames": 0, "updates": 0, "episodes": 0, "seconds": 0.0}
+        if resume:
+            algo.restore_from_path(str((Path(run_dir) / RLLIB_CHECKPOINT).resolve()))
+            counters.update(torch.load(Path(run_dir) / CHECKPOINT, weights_only=True)["counters"])
+        row = _loop(cfg, run_dir, algo, counters, logger, quiet)
+    finally:
+        if algo is not None:
+            algo.stop()
+        logger.close()
+        if started_ray:
+            ray.shutdown()
+    return row
+
+
+def _loop(cfg, run_dir, algo, counters, logger, quiet) -> dict[str, float]:
+    """Call ``algo.train()``, log every ``log.interval_s`` and checkpoint every ``checkpoint.interval_s``."""
+    start_time = time.time() - counters["seconds"]
+    frames_before = counters["frames"]  # RLlib's lifetime counters restart at 0 on resume
+    updates_before, episodes_before = counters["updates"], counters["episodes"]
+    last_log = last_checkpoint = time.time()
+    frames_at_last_log, row = counters["frames"], {}
+    while counters["frames"] < cfg["total_frames"]:
+        result = algo.train()
+        runners = result.get("env_runners", {})
+        counters["frames"] = frames_before + int(runners.get("num_env_steps_sampled_lifetime", 0))
+        counters["episodes"] = episodes_before + int(runners.get("num_episodes_lifetime", 0))
+        counters["updates"] = updates_before + _updates(result, cfg)
+        now = time.time()
+        done = counters["frames"] >= cfg["total_frames"]
+        if now - last_log >= cfg["log"]["interval_s"] or done:
+            fps = (counters["frames"] - frames_at_last_log) / max(now - last_log, 1e-9)
+            row = _metrics_row(result, counters, now - start_time, fps, cfg)
+            logger.log(row, counters["frames"])
+            if not quiet:
+                print(_progress_line(row), flush=True)
+            last_log, frames_at_last_log = now, counters["frames"]
+        if now - last_checkpoint >= cfg["checkpoint"]["interval_s"] or done:
+            counters["seconds"] = time.time() - start_time
+            _checkpoint(cfg, run_dir, algo, counters)
+            last_checkpoint = now
+    return row
+
+
+def _updates(result: dict, cfg: dict) -> int:
+    """Learner batches consumed (memrl's 'updates'): module steps trained / batch size (/ epochs for PPO)."""
+    learners = result.get("learners", {}).get("__all_modules__", {})
+    trained = learners.get("num_module_steps_trained_lifetime", 0)
+    epochs = cfg["rllib"]["num_epochs"] if cfg["rllib"]["algo"] == "ppo" else 1
+    return int(trained // (batch_frames(cfg) * epochs))
+
+
+def _checkpoint(cfg, run_dir, algo, counters) -> None:
+    save_checkpoint(
+        Path(run_dir) / CHECKPOINT,
+        {"model": agent_weights(algo), "config": cfg, "counters": dict(counters), "backend": "rllib"},
+    )
+    algo.save_to_path(str((Path(run_dir) / RLLIB_CHECKPOINT).resolve()))
+
+
+LEARNER_COLUMNS = {  # metrics.csv column -> RLlib learner metric (first found)
+    "total_loss": ("total_loss",),
+    "policy_loss": ("mean_pi_loss", "policy_loss"),
+    "baseline_loss": ("mean_vf_loss", "vf_loss"),
+    "entropy": ("entropy",),
+    "grad_norm": ("gradients_default_optimizer_global_norm",),
+}
+
+
+def _metrics_row(result, counters, seconds, fps, cfg) -> dict[str, float]:
+    from ray.rllib.core import DEFAULT_MODULE_ID
+
+    runners = result.get("env_runners", {})
+    scale = cfg["learner"]["loss"]["reward_scale"]
+    module = result.get("learners", {}).get(DEFAULT_MODULE_ID, {})
+    row = {
+        "frames": counters["frames"], "updates": counters["updates"], "episodes": counters["episodes"],
+        "time_s": round(seconds, 2), "fps": fps,
+        # RLlib's mean over the last log.episodes_window episodes, of scaled rewards: undo the scale.
+        "mean_return": _float(runners.get("episode_return_mean")) / scale,
+        "mean_success": _float(runners.get(SUCCESS_KEY)),
+        "mean_episode_length": _float(runners.get("episode_len_mean")),
+    }
+    for column, keys in LEARNER_COLUMNS.items():
+        row[column] = next((_float(module[k]) for k in keys if k in module), math.nan)
+    return row
+
+
+def _float(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _progress_line(row: dict[str, float]) -> str:
+    return (
+        f"frames {row['frames']:>10,} | {row['fps']:>7,.0f} fps | return {row['mean_return']:8.2f} | "
+        f"success {row['mean_success']:5.2f} | loss {row['total_loss']:9.3f} | updates {row['updates']:>6} | "
+        f"{row['time_s']:6.0f} s"
+    )
+
+
+def train_from_cli(cfg: dict, run_dir: Path | None = None) -> int:
+    """``memrl train backend=rllib ...``: check, create the run folder (or resume ``run_dir``), train."""
+    from .run_dir import create_run_dir, save_config
+
+    if cfg["backend"] != "rllib":
+        raise ValueError(f"backend={cfg['backend']!r} is not known; use backend=memrl or backend=rllib")
+    if cfg.get("algo"):  # top-level alias: `memrl train backend=rllib algo=ppo`
+        cfg["rllib"]["algo"] = cfg["algo"]
+    check_config(cfg)
+    check_state_memory(cfg)  # also builds the Agent once: a bad core or env stops here, before any folder exists
+    resume = run_dir is not None
+    if not resume:
+        name = cfg["name"] or f"{cfg['core']['name']}-{cfg['env']['name'].split('/')[-1]}-rllib-{cfg['rllib']['algo']}"
+        run_dir = create_run_dir(cfg["run_root"], name)
+        cfg["name"] = name
+        save_config(run_dir, cfg)
+    elif not (Path(run_dir) / RLLIB_CHECKPOINT).is_dir():
+        raise ValueError(f"{run_dir} has no {RLLIB_CHECKPOINT}/ folder to resume RLlib from; start a new run")
+    print(f"run folder: {run_dir}", flush=True)
+    train(cfg, Path(run_dir), resume=resume)
+    print(f"done; checkpoint: {Path(run_dir) / CHECKPOINT}")
+    return 0
