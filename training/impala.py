@@ -82,14 +82,16 @@ class RayActors:
             self.pending[self.actors[index].unroll.remote(weights_ref, version)] = index
 
     def next_result(self, weights_ref, version: int) -> ActorResult:
-        from ray.exceptions import RayActorError
+        from ray.exceptions import NodeDiedError, OutOfMemoryError, RayActorError, WorkerCrashedError
 
+        # What a dead actor process looks like from here: killed, crashed, OOM-killed by Ray, or its node lost.
+        actor_died = (RayActorError, OutOfMemoryError, WorkerCrashedError, NodeDiedError)
         while True:
             [ready], _ = self.ray.wait(list(self.pending), num_returns=1)
             index = self.pending.pop(ready)
             try:
                 result = self.ray.get(ready)
-            except RayActorError as exc:
+            except actor_died as exc:
                 self._replace(index, weights_ref, version, exc)
                 continue
             self.pending[self.actors[index].unroll.remote(weights_ref, version)] = index
