@@ -129,8 +129,7 @@ class SAMCore(MemoryCore):
         index = self._index(state, memory)
         touches = 2 * cfg.heads * cfg.top_k + 1  # rows written and read per step
         usage = LeastRecentlyUsed(state["last_access"], touches, in_place=cfg.in_place_state)
-        small = {key: state[key] for key in ("step", "read_rows", "read_weights", "read_words", "h", "c")}
-        small["step"], small["read_rows"] = small["step"].long(), small["read_rows"].long()
+        small = self._small_state(state)
         resets = reset.cpu() if reset is not None else None  # one transfer, not one sync per step
         outs = []
         for t in range(T):
@@ -146,6 +145,12 @@ class SAMCore(MemoryCore):
         if cfg.ann == "faiss":
             index.remember(new_state["memory"], new_state["ann_centroids"])
         return torch.stack(outs), new_state, {}
+
+    def _small_state(self, state) -> dict[str, torch.Tensor]:
+        """The per-step fields of the state (index fields as long: a state may arrive converted)."""
+        small = {key: state[key] for key in ("step", "read_rows", "read_weights", "read_words", "h", "c")}
+        small["step"], small["read_rows"] = small["step"].long(), small["read_rows"].long()
+        return small
 
     def _step(self, x_t, small, memory: SparseMemory, index, usage: LeastRecentlyUsed):
         cfg = self.config

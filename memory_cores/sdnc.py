@@ -1,0 +1,124 @@
+"""``sdnc``: the Sparse Differentiable Neural Computer (thesis Sec. 3.5.1).
+
+SAM (``sam``: sparse reads and writes, LRU allocation, exact or faiss top-K,
+O(1) saved per step) plus the DNC's temporal links, kept sparse
+(``sparse_linkage``: ≈ L_t and ≈ L_t^T with at most K_L entries per row,
+K_L-sparse precedence), and the DNC's read modes. One step:
+
+1. controller; write as in SAM (previously read rows and the LRU row);
+2. links and precedence updated with the write weights (no gradient through
+   the links, as in the thesis);
+3. head h reads w^r_h = π_b b_h + π_c c_h + π_f f_h, where c_h is SAM's
+   top-K content weighting, f_h = L_t w^r_{h,t-1} and b_h = L_t^T w^r_{h,t-1}
+   (sparse, K K_L entries each), and π_h = softmax of 3 controller outputs;
+   repeated rows add up and the K largest weights are kept (not renormalised);
+4. r_h = Σ_k w^r_h(s_k) M_t(s_k); usage; y_t = Linear([h_t, r_t]).
+
+Extra state over ``sam``: ``links_cols``, ``links_values``, ``back_cols``,
+``back_values`` [B, N, K_L] and ``precedence_rows``, ``precedence_values``
+[B, K_L]. The link tensors are copied once per call (O(N K_L)), or updated in
+place with ``in_place_state``; a step changes O(H K K_L) of their rows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from . import sparse_linkage as links_ops
+from .addressing import LeastRecentlyUsed, accessed_rows, cosine_similarity
+from .memory_controller import sparse_write_weights
+from .registry import register
+from .sam import SAMConfig, SAMCore
+from .sparse_access import SparseMemory
+
+LINK_KEYS = ("links_cols", "links_values", "back_cols", "back_values", "precedence_rows", "precedence_values")
+
+
+@dataclass
+class SDNCConfig(SAMConfig):
+    link_entries: int = 8  # K_L: non-zeros kept per row of the sparse link matrices and in the precedence
+
+
+@register("sdnc", SDNCConfig)
+class SDNCCore(SAMCore):
+    """Sparse DNC; see the module docstring."""
+
+    test_config = {
+        "slots": 16, "word_size": 4, "heads": 2, "top_k": 3, "controller_size": 8, "output_size": 8,
+        "link_entries": 3,
+    }
+
+    def __init__(self, input_size: int, config: SDNCConfig):
+        super().__init__(input_size, config)
+        if not isinstance(config.link_entries, int) or not 0 < config.link_entries <= config.slots:
+            raise ValueError(f"link_entries must be an int in [1, slots={config.slots}], got {config.link_entries!r}")
+        self.read_modes = nn.Linear(config.controller_size, 3 * config.heads)
+
+    def _fresh(self, batch_size, device, dtype):
+        fields = super()._fresh(batch_size, device, dtype)
+        slots, entries = self.config.slots, self.config.link_entries
+        fields["links_cols"], fields["links_values"] = links_ops.empty_links(batch_size, slots, entries, dtype, device)
+        fields["back_cols"], fields["back_values"] = links_ops.empty_links(batch_size, slots, entries, dtype, device)
+        rows, values = links_ops.empty_precedence(batch_size, entries, dtype, device)
+        fields["precedence_rows"], fields["precedence_values"] = rows, values
+        return fields
+
+    def _small_state(self, state):
+        small = super()._small_state(state)
+        for key in LINK_KEYS:
+            value = state[key]
+            value = value.long() if key.endswith(("_cols", "_rows")) else value
+            # The links change in place during the unroll: copy them unless the caller gave them up.
+            reused = self.config.in_place_state and value is state[key]
+            small[key] = value if reused else value.clone()
+        return small
+
+    def _step(self, x_t, small, memory: SparseMemory, index, usage: LeastRecentlyUsed):
+        cfg = self.config
+        B, heads, k = x_t.shape[0], cfg.heads, cfg.top_k
+        h, c, p = self.controller.step(x_t, small["read_words"], small["h"], small["c"])
+        modes = torch.softmax(self.read_modes(h).view(B, heads, 3), -1)  # π: backward, content, forward
+        # Write as in SAM.
+        least_used = usage.least_recent().unsqueeze(1)
+        write_rows = torch.cat([small["read_rows"].flatten(1), least_used], 1)
+        write_weights = sparse_write_weights(p, small["read_weights"])
+        memory.write(write_rows, write_weights, p.write_word, erase_rows=least_used)
+        index.update(write_rows)
+        # Links with p_{t-1}, then the precedence.
+        links = (small["links_cols"], small["links_values"])
+        back = (small["back_cols"], small["back_values"])
+        precedence = (small["precedence_rows"], small["precedence_values"])
+        links_ops.update_links_(links, back, precedence, write_rows, write_weights)
+        precedence = links_ops.update_precedence(precedence, write_rows, write_weights.detach(), cfg.link_entries)
+        # Read weights: content, forward and backward, mixed by the read modes, K largest kept.
+        content_rows = index.search(p.queries, k)
+        content_values = memory.gather(content_rows.flatten(1)).view(B, heads, k, cfg.word_size)
+        content = torch.softmax(p.sharpness.unsqueeze(-1) * cosine_similarity(p.queries, content_values), -1)
+        forward_rows, forward, backward_rows, backward = links_ops.directional_weights(
+            links, back, small["read_rows"], small["read_weights"]
+        )
+        rows = torch.cat([backward_rows, content_rows, forward_rows], -1)
+        weights = torch.cat(
+            [modes[..., 0:1] * backward, modes[..., 1:2] * content, modes[..., 2:3] * forward], -1
+        )
+        read_rows, read_weights = links_ops.merge_top(rows, weights, k)
+        values = memory.gather(read_rows.flatten(1)).view(B, heads, k, cfg.word_size)
+        read_words = (read_weights.unsqueeze(-1) * values).sum(2)
+        # Usage as in SAM.
+        touched = torch.cat([write_rows, read_rows.flatten(1)], 1)
+        touched_weights = torch.cat([write_weights, read_weights.flatten(1)], 1).detach()
+        usage.touch(touched, accessed_rows(touched, touched_weights, cfg.usage_threshold), small["step"])
+        small = {
+            **small,
+            "step": small["step"] + 1,
+            "read_rows": read_rows,
+            "read_weights": read_weights,
+            "read_words": read_words,
+            "h": h,
+            "c": c,
+            "precedence_rows": precedence[0],
+            "precedence_values": precedence[1],
+        }
+        return self.controller.readout(h, read_words), small
