@@ -4,7 +4,8 @@
     python -m training.supervised.report babi lstm=runs/a/eval.json sam=runs/b/eval.json
 
 ``curriculum``: per run, the core, its training time and batches, the level h
-reached, when each level was first reached, and the last validation bit errors.
+reached, when (seconds and batches, at log-row resolution) each level was first
+reached, and the last validation bit errors.
 ``babi``: the per-task test-error table of thesis Table 3.1, one column per run.
 """
 from __future__ import annotations
@@ -34,6 +35,7 @@ def curriculum_rows(run_dirs: list[str]) -> list[dict]:
         while level <= levels[-1]:
             first = next(i for i, value in enumerate(levels) if value >= level)
             row[f"s_to_level_{level}"] = seconds[first]
+            row[f"batches_to_level_{level}"] = int(batches[first])
             level *= 2
         validation = [v for v in metrics.get("val_bit_errors_per_seq", []) if not math.isnan(v)]
         row["last_val_bit_errors_per_seq"] = validation[-1] if validation else math.nan
