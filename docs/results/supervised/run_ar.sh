@@ -9,6 +9,6 @@ memrl supervised $COMMON name=ar-dam core=dam core.controller_size=100 core.head
 memrl supervised $COMMON name=ar-sam core=sam core.controller_size=100 core.heads=4 core.top_k=4 core.slots=1024
 # Generalisation of each trained model to longer sequences (the same evaluation data for all three):
 for run in runs/results/*-ar-lstm runs/results/*-ar-dam runs/results/*-ar-sam; do
-  memrl eval checkpoint=$run eval.levels=[1,2,4,8,16,32,64] eval.batches=8 threads=1 eval.out=$run/generalisation
+  memrl eval checkpoint=$run eval.levels=[1,2,4,8,16,32,64] eval.batches=8 eval.batch_size=16 threads=1 eval.out=$run/generalisation
 done
 python -m training.supervised.report curriculum runs/results/*-ar-lstm runs/results/*-ar-dam runs/results/*-ar-sam

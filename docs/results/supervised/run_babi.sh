@@ -6,7 +6,7 @@ set -e
 JOINT=${1:-1500}
 SINGLE=${2:-720}
 DATA=/work/shared/data/babi/tasks_1-20_v1-2
-BABI="task=babi task.path=$DATA/en-10k task.fallback_path=$DATA/en optimizer.name=adam optimizer.learning_rate=1e-3 seed=0 threads=1 progress=false run_root=runs/results max_batches=null"
+BABI="task=babi task.path=$DATA/en-10k task.fallback_path=$DATA/en optimizer.name=adam optimizer.learning_rate=1e-3 seed=0 threads=1 progress=false run_root=runs/results max_batches=null eval.batch_size=128"
 memrl supervised $BABI name=babi-joint-lstm core=lstm core.hidden_size=256 batch_size=128 max_time_s=$JOINT validation.interval_batches=200 validation.batch_size=128
 memrl supervised $BABI name=babi-joint-sam core=sam core.slots=256 batch_size=128 max_time_s=$JOINT validation.interval_batches=100 validation.batch_size=128
 memrl supervised $BABI name=babi-qa1-sam task.tasks=[1] core=sam batch_size=32 max_time_s=$SINGLE validation.interval_batches=50 validation.batch_size=128
