@@ -61,7 +61,7 @@ class NeuralBloomConfig:
     image_shape: list[int] = field(default_factory=lambda: [1, 28, 28])  # conv: channels, height, width of x
     conv_channels: int = 16  # conv: filters per conv layer (App. C.1 used 64)
     alphabet_size: int = 256  # lstm: character ids are 0..alphabet_size-1, 0 is padding
-    learn_addresses: bool = True  # false: A is a fixed N(0, 1/query_size) sample (Section 5.9)
+    learn_addresses: bool = True  # false: A is a fixed N(0, I) sample (Section 5.9)
     top_k: int = 0  # sparse address: keep the k largest logits of q^T A and renormalise (0: dense softmax)
     sphering: bool = False  # moving-ZCA sphering of the query (Section 5.9.1), trained by update_sphering
     sphering_moment_decay: float = 0.99  # gamma: EMA decay of the query's first and second moments
@@ -90,6 +90,20 @@ def check_config(config: NeuralBloomConfig) -> None:
 
 
 # -- encoders f_enc ------------------------------------------------------------------------------------
+def variance_preserving(module: nn.Module) -> nn.Module:
+    """He initialisation for leaky-ReLU layers, zero biases.
+
+    PyTorch's default init shrinks activations layer by layer; after five
+    layers every image gives nearly the same z, the addresses and write words
+    cannot tell sets apart, and training sits at chance for hundreds of batches.
+    """
+    for layer in module.modules():
+        if isinstance(layer, (nn.Linear, nn.Conv2d)):
+            nn.init.kaiming_normal_(layer.weight, a=LEAK, nonlinearity="leaky_relu")
+            nn.init.zeros_(layer.bias)
+    return module
+
+
 class MLPEncoder(nn.Module):
     """Vectors [n, I] -> z [n, E]: two leaky-ReLU layers."""
 
@@ -97,6 +111,7 @@ class MLPEncoder(nn.Module):
         super().__init__()
         self.layers = nn.Sequential(nn.Linear(input_size, embedding_size), nn.LeakyReLU(LEAK),
                                     nn.Linear(embedding_size, embedding_size), nn.LeakyReLU(LEAK))
+        variance_preserving(self)
 
     def forward(self, x):
         return self.layers(x)
@@ -118,6 +133,7 @@ class ConvEncoder(nn.Module):
         self.convs = nn.Sequential(*layers)
         self.dense = nn.Sequential(nn.Linear(channels * height * width, 64), nn.LeakyReLU(LEAK),
                                    nn.Linear(64, embedding_size), nn.LeakyReLU(LEAK))
+        variance_preserving(self)
 
     def forward(self, x):
         return self.dense(self.convs(x.reshape(-1, *self.image_shape)).flatten(1))
@@ -194,8 +210,9 @@ class NeuralBloomCore(MemoryCore):
         self.query_net = nn.Sequential(nn.Linear(embed, hidden), nn.LeakyReLU(LEAK), nn.Linear(hidden, query),
                                        nn.LayerNorm(query))
         self.write_net = nn.Sequential(nn.Linear(embed, hidden), nn.LeakyReLU(LEAK), nn.Linear(hidden, word))
-        # N(0, 1/d) keeps the initial address logits at unit scale, so addresses start soft.
-        addresses = torch.randn(query, slots) / query**0.5
+        # A ~ N(0, I) as in Section 5.9: with a layer-normed q the logits have variance query_size, so the
+        # first addresses are nearly one-hot, like hash buckets; a soft start leaves a long plateau.
+        addresses = torch.randn(query, slots)
         if config.learn_addresses:
             self.addresses = nn.Parameter(addresses)
         else:
@@ -206,10 +223,6 @@ class NeuralBloomCore(MemoryCore):
         self.register_buffer("sphering_projection", torch.eye(query))
         self.register_buffer("sphering_updates", torch.zeros((), dtype=torch.long))
 
-    @property
-    def state_bits_per_element(self) -> int:
-        return torch.finfo(self.addresses.dtype).bits
-
     def memory_elements(self) -> int:
         """N * W: the number of values the state holds (its size in bits is this times the precision)."""
         return self.config.memory_slots * self.config.word_size
@@ -219,15 +232,21 @@ class NeuralBloomCore(MemoryCore):
         """s = f_q(z): the query word before sphering. [..., E] -> [..., query_size]."""
         return self.query_net(embedding)
 
-    def controller(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x [..., I] -> (address a [..., N], write word w [..., W], embedding z [..., E])."""
-        lead = x.shape[:-1]
-        embedding = self.encoder(x.reshape(-1, x.shape[-1])).reshape(*lead, -1)
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """z = f_enc(x). [..., I] -> [..., E]."""
+        return self.encoder(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], -1)
+
+    def address_and_word(self, embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """z [..., E] -> (address a [..., N], write word w [..., W])."""
         query = self.raw_query(embedding)
         if self.config.sphering:
             query = (query - self.sphering_mean) @ self.sphering_projection
-        address = sparse_softmax(query @ self.addresses, self.config.top_k)
-        return address, self.write_net(embedding), embedding
+        return sparse_softmax(query @ self.addresses, self.config.top_k), self.write_net(embedding)
+
+    def controller(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x [..., I] -> (address a [..., N], write word w [..., W], embedding z [..., E])."""
+        embedding = self.embed(x)
+        return (*self.address_and_word(embedding), embedding)
 
     # -- set-level API (Algorithm 2) ---------------------------------------------------------------------
     def write_set(self, x: torch.Tensor, mask: torch.Tensor | None = None,
@@ -237,7 +256,12 @@ class NeuralBloomCore(MemoryCore):
         x [B, n, I]; mask [B, n] bool (False: padding, not written) or None;
         memory [B, N, W] to add to (None: an empty memory). Returns [B, N, W].
         """
-        address, word, _ = self.controller(x)
+        return self.write_embedded(self.embed(x), mask, memory)
+
+    def write_embedded(self, embedding: torch.Tensor, mask: torch.Tensor | None = None,
+                       memory: torch.Tensor | None = None) -> torch.Tensor:
+        """``write_set`` from embeddings z [B, n, E] (the encoder already run, e.g. cached)."""
+        address, word = self.address_and_word(embedding)
         if mask is not None:
             word = word * mask.unsqueeze(-1).to(word.dtype)
         written = torch.einsum("bin,biw->bnw", address, word)
@@ -245,7 +269,11 @@ class NeuralBloomCore(MemoryCore):
 
     def familiarity(self, memory: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Familiarity logits [B, Q] of queries x [B, Q, I] against memory [B, N, W]."""
-        address, word, embedding = self.controller(x)
+        return self.familiarity_embedded(memory, self.embed(x))
+
+    def familiarity_embedded(self, memory: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+        """``familiarity`` from query embeddings z [B, Q, E]."""
+        address, word = self.address_and_word(embedding)
         return self.read(memory.unsqueeze(1), address, word, embedding)[0]
 
     def read(self, memory, address, word, embedding) -> tuple[torch.Tensor, torch.Tensor]:

@@ -32,6 +32,11 @@ def run_supervised(overrides: list[str]) -> int:
         run_dir = path.parent
     else:
         cfg = compose("supervised", overrides)
+    if cfg["task"].get("name") == "bloom":  # set membership has its own loop (Algorithm 3)
+        from .bloom import run_bloom
+
+        run_bloom(cfg, run_dir if resume else None, checkpoint)
+        return 0
     parts = setup(cfg, checkpoint)  # everything is checked before a folder exists
     if not resume:
         cfg["name"] = cfg["name"] or f"{cfg['core']['name']}-{cfg['task']['name']}"
@@ -63,6 +68,10 @@ def evaluate_checkpoint(overrides: list[str]) -> int:
     checkpoint = _load_supervised(path)
     rest = [o for o in overrides if not o.startswith("checkpoint=")]
     cfg = apply_overrides(checkpoint["config"], rest)
+    if cfg["task"].get("name") == "bloom":  # the space table of a set-membership model
+        from .bloom import evaluate_bloom_checkpoint
+
+        return evaluate_bloom_checkpoint(cfg, checkpoint, Path(cfg["eval"]["out"]) if cfg["eval"]["out"] else path.parent / "eval")
     parts = setup(cfg, checkpoint)
     result = evaluate(parts, cfg["eval"])
     out = Path(cfg["eval"]["out"]) if cfg["eval"]["out"] else path.parent / "eval"
