@@ -26,6 +26,7 @@ episode began); ``read_rows`` [B, H, K] and ``read_weights`` [B, H, K]
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import torch
 from tensordict import TensorDict
@@ -122,29 +123,34 @@ class SAMCore(MemoryCore):
 
     # -- the unroll ---------------------------------------------------------------------------
     def forward(self, x, state, reset):
-        cfg = self.config
         T, B = x.shape[:2]
-        record = torch.is_grad_enabled()
-        memory = SparseMemory(state["memory"].to(x.dtype), record, in_place=cfg.in_place_state)
-        index = self._index(state, memory)
-        touches = 2 * cfg.heads * cfg.top_k + 1  # rows written and read per step
-        usage = LeastRecentlyUsed(state["last_access"], touches, in_place=cfg.in_place_state)
+        unroll = self._open(state, x)
         small = self._small_state(state)
         resets = reset.cpu() if reset is not None else None  # one transfer, not one sync per step
         outs = []
         for t in range(T):
             if resets is not None and resets[t].any():
-                small = self._reset(reset[t], small, memory, index, usage, x)
-            out, small = self._step(x[t], small, memory, index, usage)
+                small = self._reset(reset[t], small, unroll, x)
+            out, small = self._step(x[t], small, unroll)
             outs.append(out)
-        new_state = TensorDict(
-            {"memory": memory.final(), "last_access": usage.last_access(), **small, **index.state()},
-            batch_size=[B],
-            device=x.device,
-        )
-        if cfg.ann == "faiss":
-            index.remember(new_state["memory"], new_state["ann_centroids"])
+        new_state = TensorDict({**self._close(unroll), **small}, batch_size=[B], device=x.device)
+        if self.config.ann == "faiss":
+            unroll.index.remember(new_state["memory"], new_state["ann_centroids"])
         return torch.stack(outs), new_state, {}
+
+    def _open(self, state, x) -> SimpleNamespace:
+        """What one call changes in place: the memory, its index and the LRU index."""
+        cfg = self.config
+        memory = SparseMemory(state["memory"].to(x.dtype), torch.is_grad_enabled(), in_place=cfg.in_place_state)
+        touches = 2 * cfg.heads * cfg.top_k + 1  # rows written and read per step
+        return SimpleNamespace(
+            memory=memory,
+            index=self._index(state, memory),
+            usage=LeastRecentlyUsed(state["last_access"], touches, in_place=cfg.in_place_state),
+        )
+
+    def _close(self, unroll) -> dict[str, torch.Tensor]:
+        return {"memory": unroll.memory.final(), "last_access": unroll.usage.last_access(), **unroll.index.state()}
 
     def _small_state(self, state) -> dict[str, torch.Tensor]:
         """The per-step fields of the state (index fields as long: a state may arrive converted)."""
@@ -152,9 +158,10 @@ class SAMCore(MemoryCore):
         small["step"], small["read_rows"] = small["step"].long(), small["read_rows"].long()
         return small
 
-    def _step(self, x_t, small, memory: SparseMemory, index, usage: LeastRecentlyUsed):
+    def _step(self, x_t, small, unroll):
         cfg = self.config
         B = x_t.shape[0]
+        memory, index, usage = unroll.memory, unroll.index, unroll.usage
         h, c, p = self.controller.step(x_t, small["read_words"], small["h"], small["c"])
         # Write: previously read rows and the least recently used row (erased first).
         least_used = usage.least_recent().unsqueeze(1)  # I^U_t [B, 1]
@@ -182,12 +189,13 @@ class SAMCore(MemoryCore):
         }
         return self.controller.readout(h, read_words), small
 
-    def _reset(self, envs, small, memory: SparseMemory, index, usage: LeastRecentlyUsed, x):
+    def _reset(self, envs, small, unroll, x):
         """Start a new episode for envs ``envs`` [B] before this step (selection by torch.where)."""
         cfg = self.config
-        memory.reset(envs, initial_memory(cfg.slots, cfg.word_size, cfg.memory_init_scale, x.dtype, x.device))
-        index.reset(envs)
-        usage.reset(envs, torch.full((cfg.slots,), -1, dtype=torch.long, device=x.device))
+        initial = initial_memory(cfg.slots, cfg.word_size, cfg.memory_init_scale, x.dtype, x.device)
+        unroll.memory.reset(envs, initial)
+        unroll.index.reset(envs)
+        unroll.usage.reset(envs, torch.full((cfg.slots,), -1, dtype=torch.long, device=x.device))
         fresh = self._fresh(envs.shape[0], x.device, x.dtype)
         return {
             key: torch.where(envs.view(-1, *([1] * (value.dim() - 1))), fresh[key], value)

@@ -6,8 +6,8 @@ O(1) saved per step) plus the DNC's temporal links, kept sparse
 K_L-sparse precedence), and the DNC's read modes. One step:
 
 1. controller; write as in SAM (previously read rows and the LRU row);
-2. links and precedence updated with the write weights (no gradient through
-   the links, as in the thesis);
+2. links and precedence updated with the write weights (differentiable,
+   unlike the thesis, with SAM's sparse backward for the link values);
 3. head h reads w^r_h = π_b b_h + π_c c_h + π_f f_h, where c_h is SAM's
    top-K content weighting, f_h = L_t w^r_{h,t-1} and b_h = L_t^T w^r_{h,t-1}
    (sparse, K K_L entries each), and π_h = softmax of 3 controller outputs;
@@ -17,7 +17,8 @@ K_L-sparse precedence), and the DNC's read modes. One step:
 Extra state over ``sam``: ``links_cols``, ``links_values``, ``back_cols``,
 ``back_values`` [B, N, K_L] and ``precedence_rows``, ``precedence_values``
 [B, K_L]. The link tensors are copied once per call (O(N K_L)), or updated in
-place with ``in_place_state``; a step changes O(H K K_L) of their rows.
+place with ``in_place_state``; a step changes O(H K K_L) of their rows and
+backward keeps only those rows' indices and new values.
 """
 from __future__ import annotations
 
@@ -27,13 +28,10 @@ import torch
 from torch import nn
 
 from . import sparse_linkage as links_ops
-from .addressing import LeastRecentlyUsed, accessed_rows, cosine_similarity
+from .addressing import accessed_rows, cosine_similarity
 from .memory_controller import sparse_write_weights
 from .registry import register
 from .sam import SAMConfig, SAMCore
-from .sparse_access import SparseMemory
-
-LINK_KEYS = ("links_cols", "links_values", "back_cols", "back_values", "precedence_rows", "precedence_values")
 
 
 @dataclass
@@ -67,17 +65,35 @@ class SDNCCore(SAMCore):
 
     def _small_state(self, state):
         small = super()._small_state(state)
-        for key in LINK_KEYS:
-            value = state[key]
-            value = value.long() if key.endswith(("_cols", "_rows")) else value
-            # The links change in place during the unroll: copy them unless the caller gave them up.
-            reused = self.config.in_place_state and value is state[key]
-            small[key] = value if reused else value.clone()
+        small["precedence_rows"] = state["precedence_rows"].long()
+        small["precedence_values"] = state["precedence_values"]
         return small
 
-    def _step(self, x_t, small, memory: SparseMemory, index, usage: LeastRecentlyUsed):
+    def _open(self, state, x):
+        unroll = super()._open(state, x)
+        record, in_place = torch.is_grad_enabled(), self.config.in_place_state
+        values = {key: state[f"{key}_values"].to(x.dtype) for key in ("links", "back")}
+        unroll.links = links_ops.LinkMatrix(state["links_cols"], values["links"], record, in_place)
+        unroll.back = links_ops.LinkMatrix(state["back_cols"], values["back"], record, in_place)
+        return unroll
+
+    def _close(self, unroll):
+        fields = super()._close(unroll)
+        fields["links_cols"], fields["links_values"] = unroll.links.final()
+        fields["back_cols"], fields["back_values"] = unroll.back.final()
+        return fields
+
+    def _reset(self, envs, small, unroll, x):
+        empty = torch.zeros(self.config.slots, self.config.link_entries, dtype=x.dtype, device=x.device)
+        for matrix in (unroll.links, unroll.back):
+            matrix.cols.masked_fill_(envs.view(-1, 1, 1), 0)
+            matrix.values.reset(envs, empty)
+        return super()._reset(envs, small, unroll, x)
+
+    def _step(self, x_t, small, unroll):
         cfg = self.config
         B, heads, k = x_t.shape[0], cfg.heads, cfg.top_k
+        memory, index, usage = unroll.memory, unroll.index, unroll.usage
         h, c, p = self.controller.step(x_t, small["read_words"], small["h"], small["c"])
         modes = torch.softmax(self.read_modes(h).view(B, heads, 3), -1)  # π: backward, content, forward
         # Write as in SAM.
@@ -87,11 +103,10 @@ class SDNCCore(SAMCore):
         memory.write(write_rows, write_weights, p.write_word, erase_rows=least_used)
         index.update(write_rows)
         # Links with p_{t-1}, then the precedence.
-        links = (small["links_cols"], small["links_values"])
-        back = (small["back_cols"], small["back_values"])
+        links, back = unroll.links, unroll.back
         precedence = (small["precedence_rows"], small["precedence_values"])
         links_ops.update_links_(links, back, precedence, write_rows, write_weights)
-        precedence = links_ops.update_precedence(precedence, write_rows, write_weights.detach(), cfg.link_entries)
+        precedence = links_ops.update_precedence(precedence, write_rows, write_weights, cfg.link_entries)
         # Read weights: content, forward and backward, mixed by the read modes, K largest kept.
         content_rows = index.search(p.queries, k)
         content_values = memory.gather(content_rows.flatten(1)).view(B, heads, k, cfg.word_size)

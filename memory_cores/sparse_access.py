@@ -50,6 +50,8 @@ class SparseMemory:
         self.memory = memory.detach() if in_place else memory.detach().clone()
         if record:
             self._logged_rows: list[torch.Tensor] = []  # the rows of every gather and write, in order
+            self._operations = 0  # position of the next operation in the chain
+            self._last_position = None  # position of the last operation back-propagated
             self._end_backward()
             # The anchor requires grad so that the chain reaches _Open even when
             # nothing else does; _Open hands the gradient to the initial memory.
@@ -79,6 +81,16 @@ class SparseMemory:
         self._logged_rows.append(erase_rows)
         self._token = _Write.apply(self._token, rows, weights, word, erase_rows, self)
 
+    def overwrite(self, rows: torch.Tensor, values: torch.Tensor) -> None:
+        """M_t(rows[s]) = values[s]: rows [B, S], values [B, S, W]. Repeated rows must get equal values
+        (the first copy carries the gradient). Used for rows recomputed from their old contents
+        (e.g. the SDNC's link rows), so no path to M_{t-1} at those rows is lost."""
+        if not self.record:
+            overwrite_rows(self.memory, rows, values)
+            return
+        self._logged_rows.append(rows)
+        self._token = _Overwrite.apply(self._token, rows, values, self)
+
     def reset(self, envs: torch.Tensor, initial: torch.Tensor) -> None:
         """Replace the memory of envs ``envs`` (bool [B]) by ``initial`` [N, W] (selection, not 1-done)."""
         if not self.record:
@@ -93,6 +105,18 @@ class SparseMemory:
         return _Close.apply(self._token, self)
 
     # -- the gradient G = dL/dM_t during a backward pass ---------------------------------------
+    def _position(self) -> int:
+        self._operations += 1
+        return self._operations
+
+    def _begin(self, position: int) -> None:
+        """Called first by every backward: within a pass positions only go down, so a position that
+        does not is the start of a new pass (e.g. a previous ``autograd.grad`` that never reached
+        _Open because it asked for other inputs), and G starts afresh."""
+        if self._last_position is None or position >= self._last_position:
+            self._end_backward()
+        self._last_position = position
+
     def _end_backward(self) -> None:
         self._passthrough = None  # dL/dM_T as it arrived (dense), or None
         self._forgotten = None  # bool [B]: envs reset during the unroll (no gradient reaches M_0)
@@ -168,6 +192,17 @@ def write_rows(memory, rows, weights, word, erase_rows) -> None:
     memory.scatter_add_(1, _expand(rows, width), weights.unsqueeze(-1) * word.unsqueeze(1))
 
 
+def overwrite_rows(memory, rows, values) -> None:
+    memory.scatter_(1, _expand(rows, memory.shape[-1]), values)
+
+
+def first_copies(rows: torch.Tensor) -> torch.Tensor:
+    """bool [B, S]: True at the first occurrence of each row in rows [B, S]."""
+    same = rows.unsqueeze(2) == rows.unsqueeze(1)
+    position = torch.arange(rows.shape[1], device=rows.device)
+    return ~(same & (position.unsqueeze(1) > position)).any(-1)
+
+
 def reset_rows(memory, envs, initial) -> None:
     memory.copy_(torch.where(envs.view(-1, 1, 1), initial.to(memory.dtype), memory))
 
@@ -192,6 +227,7 @@ class _Open(torch.autograd.Function):
         tape = ctx.tape
         grad = tape._initial_grad() if ctx.memory_needs_grad else None
         tape._end_backward()  # this pass is over; a retained graph starts afresh
+        tape._last_position = None
         return grad, _no_token_grad(grad_token), None
 
 
@@ -199,11 +235,13 @@ class _Gather(torch.autograd.Function):
     @staticmethod
     def forward(ctx, token, rows, tape):
         ctx.tape = tape
+        ctx.position = tape._position()
         ctx.save_for_backward(rows)
         return gather_rows(tape.memory, rows), token.clone()
 
     @staticmethod
     def backward(ctx, grad_values, grad_token):
+        ctx.tape._begin(ctx.position)
         (rows,) = ctx.saved_tensors
         ctx.tape._add_grad(rows, grad_values)
         return _no_token_grad(grad_token), None, None
@@ -213,12 +251,14 @@ class _Write(torch.autograd.Function):
     @staticmethod
     def forward(ctx, token, rows, weights, word, erase_rows, tape):
         ctx.tape = tape
+        ctx.position = tape._position()
         ctx.save_for_backward(rows, weights, word, erase_rows)
         write_rows(tape.memory, rows, weights, word, erase_rows)
         return token.clone()
 
     @staticmethod
     def backward(ctx, grad_token):
+        ctx.tape._begin(ctx.position)
         rows, weights, word, erase_rows = ctx.saved_tensors
         written = ctx.tape._grad_at(rows)  # dL/dM_t at the written rows [B, S, W]
         if written is None:  # nothing after this step depends on the memory
@@ -229,16 +269,39 @@ class _Write(torch.autograd.Function):
         return _no_token_grad(grad_token), None, grad_weights, grad_word, None, None
 
 
+class _Overwrite(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, token, rows, values, tape):
+        ctx.tape = tape
+        ctx.position = tape._position()
+        ctx.save_for_backward(rows)
+        overwrite_rows(tape.memory, rows, values)
+        return token.clone()
+
+    @staticmethod
+    def backward(ctx, grad_token):
+        ctx.tape._begin(ctx.position)
+        (rows,) = ctx.saved_tensors
+        written = ctx.tape._grad_at(rows)  # dL/dM_t at the overwritten rows [B, S, W]
+        if written is None:
+            return _no_token_grad(grad_token), None, None, None
+        grad_values = written * first_copies(rows).unsqueeze(-1)
+        ctx.tape._zero_grad(rows)  # overwritten: no path to M_{t-1} at these rows
+        return _no_token_grad(grad_token), None, grad_values, None
+
+
 class _Reset(torch.autograd.Function):
     @staticmethod
     def forward(ctx, token, envs, initial, tape):
         ctx.tape = tape
+        ctx.position = tape._position()
         ctx.save_for_backward(envs)
         reset_rows(tape.memory, envs, initial)
         return token.clone()
 
     @staticmethod
     def backward(ctx, grad_token):
+        ctx.tape._begin(ctx.position)
         (envs,) = ctx.saved_tensors
         ctx.tape._forget(envs)  # a reset env's memory does not depend on its past
         return _no_token_grad(grad_token), None, None, None
@@ -248,10 +311,12 @@ class _Close(torch.autograd.Function):
     @staticmethod
     def forward(ctx, token, tape):
         ctx.tape = tape
+        ctx.position = tape._position()
         return tape.memory
 
     @staticmethod
     def backward(ctx, grad_memory):
+        ctx.tape._begin(ctx.position)
         # Runs before every other backward of the chain (it consumes the last token).
         ctx.tape._passthrough = grad_memory
         return torch.zeros((), dtype=grad_memory.dtype, device=grad_memory.device), None

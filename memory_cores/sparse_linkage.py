@@ -21,13 +21,43 @@ equals L_t and its transpose exactly (tested against ``temporal_linkage``).
 Directional read weights from a sparse a = w^r_{t-1} (rows s, weights a(s)):
 forward f = L a: f(i) = Σ_s back(s, i) a(s); backward b = L^T a:
 b(j) = Σ_s links(s, j) a(s): K_L entries per row of a, O(K K_L).
-As in the thesis, no gradient flows through the link values (they are state);
-f and b are differentiable in a.
+Unlike the thesis (which, for simplicity, passed no gradient through the
+links), the links here are differentiable in the write weights and the
+precedence, so the SDNC's gradient matches finite differences.
 Glossary: B batch, N slots, S sparse entries, K_L entries per row.
 """
 from __future__ import annotations
 
 import torch
+
+from .sparse_access import SparseMemory
+
+
+class LinkMatrix:
+    """A sparse N x N matrix within one unroll: cols [B, N, K_L] (changed in place) and values in a SparseMemory.
+
+    cols, values: the state's tensors; record: keep the autograd chain; in_place: change the
+    state's tensors themselves instead of copies.
+    """
+
+    def __init__(self, cols: torch.Tensor, values: torch.Tensor, record: bool, in_place: bool = False):
+        cols = cols.long()
+        self.cols = cols if in_place else cols.clone()
+        self.values = SparseMemory(values, record, in_place)
+
+    def rows(self, rows: torch.Tensor):
+        """(cols, values) of rows [B, R] -> [B, R, K_L] each (values differentiable)."""
+        index = rows.unsqueeze(-1).expand(-1, -1, self.cols.shape[-1])
+        return self.cols.gather(1, index), self.values.gather(rows)
+
+    def set_rows(self, rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor) -> None:
+        """Replace rows [B, R] by (cols, values) [B, R, K_L]; repeated rows must get equal entries."""
+        self.cols.scatter_(1, rows.unsqueeze(-1).expand(-1, -1, self.cols.shape[-1]), cols)
+        self.values.overwrite(rows, values)
+
+    def final(self):
+        """(cols, values) [B, N, K_L] for the next state."""
+        return self.cols, self.values.final()
 
 
 def empty_links(batch: int, slots: int, per_row: int, dtype=torch.float32, device=None):
@@ -76,29 +106,25 @@ def update_precedence(precedence, write_rows, write_weights, keep: int):
     return merge_top(torch.cat([rows, write_rows], -1), torch.cat([values, write_weights], -1), keep)
 
 
-def _changed_rows(matrix_rows: torch.Tensor, dual, written: torch.Tensor) -> torch.Tensor:
+def _changed_rows(matrix_rows: torch.Tensor, dual: LinkMatrix, written: torch.Tensor) -> torch.Tensor:
     """Rows to recompute: ``matrix_rows`` plus every row with an entry in a written column.
 
     The rows holding column c are the columns of row c of the dual matrix.
     """
-    dual_cols, _ = dual
-    index = written.unsqueeze(-1).expand(-1, -1, dual_cols.shape[-1])
-    holders = dual_cols.gather(1, index).flatten(1)  # [B, S * K_L]
+    index = written.unsqueeze(-1).expand(-1, -1, dual.cols.shape[-1])
+    holders = dual.cols.gather(1, index).flatten(1)  # [B, S * K_L]
     return torch.cat([matrix_rows, holders], -1)
 
 
-def _recompute(matrix, rows, write, precedence, row_is_writer: bool, keep: int):
+def _recompute(matrix: LinkMatrix, rows, write, precedence, row_is_writer: bool, keep: int):
     """New entries of ``rows`` [B, R] of a link matrix from its old entries (see the module doc).
 
     row_is_writer: True for ``links`` (row i was written after col j: add w(i) p(j) for j in p),
     False for ``back`` (row j, col i: add w(i) p(j) for i in w).
     """
-    cols, values = matrix
     write_rows, write_weights = write
     prec_rows, prec_values = precedence
-    width = cols.shape[-1]
-    index = rows.unsqueeze(-1).expand(-1, -1, width)
-    old_cols, old_values = cols.gather(1, index), values.gather(1, index)  # [B, R, K_L]
+    old_cols, old_values = matrix.rows(rows)  # [B, R, K_L]
     row_write = lookup(rows, write_rows, write_weights).unsqueeze(-1)  # w(r) [B, R, 1]
     col_write = lookup(old_cols, write_rows, write_weights)  # w(c) [B, R, K_L]
     decayed = (1 - row_write - col_write) * old_values
@@ -112,32 +138,24 @@ def _recompute(matrix, rows, write, precedence, row_is_writer: bool, keep: int):
     return merge_top(torch.cat([old_cols, new_cols], -1), torch.cat([decayed, new_values], -1), keep)
 
 
-def update_links_(links, back, precedence, write_rows, write_weights) -> None:
+def update_links_(links: LinkMatrix, back: LinkMatrix, precedence, write_rows, write_weights) -> None:
     """In place: (links, back) from L_{t-1} to L_t, given p_{t-1} and the sparse write (rows, weights) [B, S].
 
     O(S K_L^2) per step whatever N is. Every input is read before anything is
     written, so both follow L_{t-1}; rows that repeat in a batch are
     recomputed identically, so scattering them is safe.
     """
-    keep = links[0].shape[-1]
-    write = (write_rows, write_weights.detach())
-    precedence = (precedence[0], precedence[1].detach())
+    keep = links.cols.shape[-1]
+    write = (write_rows, write_weights)
     links_rows = _changed_rows(write_rows, back, write_rows)
     back_rows = _changed_rows(torch.cat([write_rows, precedence[0]], -1), links, write_rows)
     new_links = _recompute(links, links_rows, write, precedence, True, keep)
     new_back = _recompute(back, back_rows, write, precedence, False, keep)
-    _scatter_rows_(links, links_rows, new_links)
-    _scatter_rows_(back, back_rows, new_back)
+    links.set_rows(links_rows, *new_links)
+    back.set_rows(back_rows, *new_back)
 
 
-def _scatter_rows_(matrix, rows, new) -> None:
-    cols, values = matrix
-    index = rows.unsqueeze(-1).expand(-1, -1, cols.shape[-1])
-    cols.scatter_(1, index, new[0])
-    values.scatter_(1, index, new[1])
-
-
-def directional_weights(links, back, read_rows, read_weights):
+def directional_weights(links: LinkMatrix, back: LinkMatrix, read_rows, read_weights):
     """Sparse forward f = L a and backward b = L^T a for a = (read_rows, read_weights) [B, H, K].
 
     Returns (forward_rows, forward_weights, backward_rows, backward_weights), each [B, H, K * K_L];
@@ -145,21 +163,19 @@ def directional_weights(links, back, read_rows, read_weights):
     """
     batch, heads, k = read_rows.shape
 
-    def follow(matrix):
-        cols, values = matrix
-        index = read_rows.reshape(batch, heads * k, 1).expand(-1, -1, cols.shape[-1])
-        to_rows = cols.gather(1, index).view(batch, heads, -1)
-        weights = (values.gather(1, index).view(batch, heads, k, -1) * read_weights.unsqueeze(-1)).flatten(2)
-        return to_rows, weights
+    def follow(matrix: LinkMatrix):
+        cols, values = matrix.rows(read_rows.reshape(batch, heads * k))
+        weights = (values.view(batch, heads, k, -1) * read_weights.unsqueeze(-1)).flatten(2)
+        return cols.view(batch, heads, -1), weights
 
     forward_rows, forward_weights = follow(back)
     backward_rows, backward_weights = follow(links)
     return forward_rows, forward_weights, backward_rows, backward_weights
 
 
-def densify(matrix, slots: int) -> torch.Tensor:
+def densify(matrix: LinkMatrix, slots: int) -> torch.Tensor:
     """The dense [B, N, N] matrix of a sparse one (for tests and checks)."""
-    cols, values = matrix
+    cols, values = matrix.cols, matrix.values.memory
     return torch.zeros(cols.shape[0], slots, slots, dtype=values.dtype, device=values.device).scatter_add(
         2, cols, values
     )

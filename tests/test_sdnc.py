@@ -1,0 +1,170 @@
+"""The Sparse DNC: sparse links against the dense DNC's equations, sparse ops, gradients, O(1) memory.
+
+Contract tests (shapes, chunked unroll, resets, pickling) run for ``sdnc`` in
+test_core_contract.py.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import memory_cores
+from memory_cores import sparse_linkage as sl
+from memory_cores import temporal_linkage as tl
+
+B, N, S = 2, 7, 4
+INPUT = 5
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def random_writes(steps, generator):
+    """Sparse write weights (rows may repeat within a step), summing to 0.9 per env."""
+    for _ in range(steps):
+        rows = torch.randint(0, N, (B, S), generator=generator)
+        weights = torch.rand(B, S, generator=generator, dtype=torch.float64)
+        yield rows, 0.9 * weights / weights.sum(-1, keepdim=True)
+
+
+def dense(rows, weights, slots=N):
+    return torch.zeros(*rows.shape[:-1], slots, dtype=weights.dtype).scatter_add(-1, rows, weights)
+
+
+def link_matrices(per_row):
+    """Empty (links, back) outside autograd, for checking the equations."""
+    return [sl.LinkMatrix(*sl.empty_links(B, N, per_row, torch.float64), record=False) for _ in range(2)]
+
+
+def test_sparse_links_with_every_entry_kept_equal_the_dnc_links():
+    """K_L = N: links, their transpose, precedence and directional weights equal the dense DNC's."""
+    g = torch.Generator().manual_seed(0)
+    links, back = link_matrices(N)
+    precedence = sl.empty_precedence(B, N, torch.float64)
+    dense_links, dense_precedence = torch.zeros(B, N, N, dtype=torch.float64), torch.zeros(B, N, dtype=torch.float64)
+    for rows, weights in random_writes(6, g):
+        write = dense(rows, weights)
+        sl.update_links_(links, back, precedence, rows, weights)
+        precedence = sl.update_precedence(precedence, rows, weights, N)
+        dense_links = tl.update_links(dense_links, dense_precedence, write)
+        dense_precedence = tl.update_precedence(dense_precedence, write)
+        torch.testing.assert_close(sl.densify(links, N), dense_links, rtol=0, atol=1e-12)
+        torch.testing.assert_close(sl.densify(back, N), dense_links.transpose(1, 2), rtol=0, atol=1e-12)
+        torch.testing.assert_close(dense(*precedence), dense_precedence, rtol=0, atol=1e-12)
+        read_rows = torch.randint(0, N, (B, 2, 3), generator=g)
+        read_weights = torch.rand(B, 2, 3, generator=g, dtype=torch.float64)
+        f_rows, f, b_rows, b = sl.directional_weights(links, back, read_rows, read_weights)
+        dense_f, dense_b = tl.directional_weights(dense_links, dense(read_rows, read_weights))
+        torch.testing.assert_close(dense(f_rows, f), dense_f, rtol=0, atol=1e-12)
+        torch.testing.assert_close(dense(b_rows, b), dense_b, rtol=0, atol=1e-12)
+
+
+def test_truncated_links_keep_valid_rows():
+    """K_L = 2 < N: rows hold at most K_L entries, no self-links, non-negative, row sums <= 1."""
+    g = torch.Generator().manual_seed(1)
+    links, back = link_matrices(2)
+    precedence = sl.empty_precedence(B, 2, torch.float64)
+    for rows, weights in random_writes(8, g):
+        sl.update_links_(links, back, precedence, rows, weights)
+        precedence = sl.update_precedence(precedence, rows, weights, 2)
+    for matrix in (links, back):
+        full = sl.densify(matrix, N)
+        assert (full >= 0).all() and full.sum(-1).max() <= 1 + 1e-9
+        assert torch.diagonal(full, dim1=1, dim2=2).abs().max() == 0
+        assert ((full > 0).sum(-1) <= 2).all()
+        assert full.sum() > 0
+
+
+def test_merge_top_sums_repeats_and_keeps_the_largest():
+    keys = torch.tensor([[3, 1, 3, 5, 1, 0]])
+    values = torch.tensor([[0.1, 0.2, 0.3, 0.05, 0.1, 0.25]])
+    # totals: key 3 -> 0.4, key 1 -> 0.3, key 0 -> 0.25, key 5 -> 0.05
+    kept_keys, kept_values = sl.merge_top(keys, values, 2)
+    assert kept_keys.tolist() == [[3, 1]]
+    torch.testing.assert_close(kept_values, torch.tensor([[0.4, 0.3]]))
+    kept_keys, kept_values = sl.merge_top(keys, values, 6)  # room for all: the dense vector exactly
+    torch.testing.assert_close(dense(kept_keys, kept_values, 6), dense(keys, values, 6))
+
+
+def build(**extra):
+    torch.manual_seed(0)
+    cfg = dict(slots=16, word_size=4, heads=2, top_k=3, controller_size=8, output_size=6, link_entries=3)
+    return memory_cores.build("sdnc", INPUT, **{**cfg, **extra}).double()
+
+
+def test_sdnc_gradient_matches_finite_differences():
+    """Through memory, links (differentiable here, unlike the thesis), precedence and read modes."""
+    core = build(slots=8, word_size=3, heads=2, top_k=2, link_entries=3, controller_size=5)
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(5, 1, INPUT, generator=g, dtype=torch.float64, requires_grad=True)
+    memory0 = torch.randn(1, 8, 3, generator=g, dtype=torch.float64, requires_grad=True)
+
+    def loss(x, memory0):
+        state = core.initial_state(1).double()
+        state["memory"] = memory0
+        out, state, _ = core(x, state, None)
+        return out.pow(2).sum() + state["memory"].sum() + state["links_values"].sum() + state["read_weights"].sum()
+
+    assert torch.autograd.gradcheck(loss, (x, memory0), eps=1e-6, atol=1e-5)
+
+
+def test_links_are_used_and_gradients_reach_the_read_modes():
+    core = build()
+    x = torch.randn(10, B, INPUT, dtype=torch.float64)
+    out, state, _ = core(x, core.initial_state(B).double(), None)
+    assert state["links_values"].sum() > 0 and state["precedence_values"].sum() > 0
+    out.pow(2).sum().backward()
+    assert core.read_modes.weight.grad.abs().sum() > 0
+
+
+def test_sdnc_saves_nothing_that_grows_with_memory_size():
+    x = torch.randn(6, 1, INPUT)
+    saved = {}
+    for slots in (64, 1024):
+        torch.manual_seed(0)
+        core = memory_cores.build("sdnc", INPUT, slots=slots, word_size=4, heads=2, controller_size=8, output_size=4)
+        total = 0
+
+        def pack(tensor):
+            nonlocal total
+            total += tensor.numel() * tensor.element_size()
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            core(x, core.initial_state(1), None)
+        saved[slots] = total
+    assert saved[64] == saved[1024]
+
+
+def test_in_place_state_gives_the_same_function():
+    core, in_place = build(), build(in_place_state=True)
+    x = torch.randn(8, B, INPUT, dtype=torch.float64)
+    reset = torch.zeros(8, B, dtype=torch.bool)
+    reset[4, 1] = True
+    out, state, _ = core(x, core.initial_state(B).double(), reset)
+    out_in_place, state_in_place, _ = in_place(x, in_place.initial_state(B).double(), reset)
+    torch.testing.assert_close(out_in_place, out, rtol=0, atol=0)
+    for key in state.keys():
+        torch.testing.assert_close(state_in_place[key], state[key], rtol=0, atol=0)
+
+
+def test_bad_config_is_a_one_line_error():
+    with pytest.raises(ValueError, match="link_entries must be an int in"):
+        memory_cores.build("sdnc", 4, slots=8, link_entries=0)
+
+
+def test_backward_twice_on_a_retained_graph_gives_the_same_gradient():
+    """Regression: a pass that asks only for d/dx never reaches the link tables' first op; the
+    next pass must still start from a clean gradient table."""
+    core = build()
+    x = torch.randn(6, B, INPUT, dtype=torch.float64, requires_grad=True)
+    out, _, _ = core(x, core.initial_state(B).double(), None)
+    loss = out.pow(2).sum()
+    first = torch.autograd.grad(loss, [x], retain_graph=True)[0]
+    second = torch.autograd.grad(loss, [x], retain_graph=True)[0]
+    torch.testing.assert_close(second, first, rtol=0, atol=0)
