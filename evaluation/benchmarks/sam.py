@@ -94,12 +94,12 @@ def measure(cfg, model: str, slots: int) -> dict:
         row["ms_per_step"] = None
         row["note"] = f"time not measured: batch {cfg.time_batch} needs > {cfg.max_dense_gib} GiB of memory copies"
     else:
-        row["ms_per_step"] = time_per_step(cfg, model, slots)
+        row["ms_per_step"] = time_per_step(cfg, build(cfg, model, slots))
     if dense and not dense_fits(cfg, slots, int(cfg.memory_batch)):
         row.update(saved_mib=None, state_mib=None, peak_extra_mib=None)
         row["note"] = f"not run: > {cfg.max_dense_gib} GiB of memory copies even at batch {cfg.memory_batch}"
     else:
-        row.update(memory_use(cfg, model, slots))
+        row.update(memory_use(cfg, build(cfg, model, slots)))
     ann_index.clear_cache()  # free this model's memory and index before the next one
     gc.collect()
     print(f"  {model} N={slots}: {row.get('ms_per_step')} ms/step, {row.get('peak_extra_mib')} MiB", flush=True)
@@ -111,10 +111,11 @@ def inputs(cfg, batch: int) -> torch.Tensor:
     return torch.randn(int(cfg.steps), batch, int(cfg.input_size), generator=generator)
 
 
-def time_per_step(cfg, model: str, slots: int) -> float:
-    core = build(cfg, model, slots)
+def time_per_step(cfg, core, steps: int | None = None) -> float:
+    """Best ms per step of forward + backward over ``steps`` (default cfg.steps) at cfg.time_batch."""
+    steps = steps or int(cfg.steps)
     batch = int(cfg.time_batch)
-    x = inputs(cfg, batch)
+    x = inputs(cfg, batch)[:steps]
     state = core.initial_state(batch)
     with torch.no_grad():  # warm-up unroll: builds indexes, warms allocators
         _, state, _ = core(x, state, None)
@@ -126,7 +127,7 @@ def time_per_step(cfg, model: str, slots: int) -> float:
         best = min(best, time.perf_counter() - start)
         state = next_state.detach()
         del out, next_state
-    return 1e3 * best / int(cfg.steps)
+    return 1e3 * best / steps
 
 
 def storage_key(tensor: torch.Tensor):
@@ -134,12 +135,13 @@ def storage_key(tensor: torch.Tensor):
     return storage.data_ptr(), storage.nbytes()
 
 
-def memory_use(cfg, model: str, slots: int) -> dict:
-    """saved_mib, state_mib, peak_extra_mib of one unroll at the memory batch size (see module doc)."""
-    core = build(cfg, model, slots)
+def memory_use(cfg, core, steps: int | None = None) -> dict:
+    """initial_mib, saved_mib, state_mib, peak_extra_mib of one unroll at the memory batch size (module doc)."""
+    steps = steps or int(cfg.steps)
     batch = int(cfg.memory_batch)
     state = core.initial_state(batch)
     initial = {storage_key(t) for t in state.values(True, True)}
+    initial_bytes = sum(key[1] for key in initial)
     saved: dict = {}
 
     def pack(tensor):
@@ -149,12 +151,13 @@ def memory_use(cfg, model: str, slots: int) -> dict:
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out, new_state, _ = core(inputs(cfg, batch), state, None)
+        out, new_state, _ = core(inputs(cfg, batch)[:steps], state, None)
     new = {storage_key(t): storage_key(t)[1] for t in new_state.values(True, True)}
     state_bytes = sum(size for key, size in new.items() if key not in saved and key not in initial)
     saved_bytes = sum(saved.values())
     del out, new_state
     return {
+        "initial_mib": initial_bytes / MIB,
         "saved_mib": saved_bytes / MIB,
         "state_mib": state_bytes / MIB,
         "peak_extra_mib": (saved_bytes + state_bytes) / MIB,
