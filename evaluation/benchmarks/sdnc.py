@@ -1,0 +1,120 @@
+"""``memrl bench sdnc``: speed and memory of the Sparse DNC against the dense DNC (thesis Sec. 3.5.2, App. A.2).
+
+Setup (App. A.2): LSTM controller of 100 units, 4 read heads, word 32; the
+SDNC reads K = 4 rows per head and keeps K_L = 8 link entries per row; batch 8
+for time, batch 1 for memory.
+
+- ``ms_per_step``: forward + backward over an unroll, divided by its length
+  (helpers shared with ``memrl bench sam``); ``steps`` for the SDNC,
+  ``dense_steps`` for the DNC, whose per-step cost does not depend on the
+  unroll length (its N x N links make a 100-step unroll at batch 8 need tens
+  of GiB at N = 2048).
+- ``total_mib``: the initial state plus what the unroll holds when its
+  forward ends (saved for backward + new state), at batch 1, for a
+  ``steps``-step unroll (thesis Fig. 3.8b: "total memory usage (including
+  initialisation)"). For the DNC the unroll measured is ``dense_steps`` long
+  and its per-step part is scaled to ``steps`` (``memory_scaled`` = true);
+  the DNC keeps the same tensors every step, so the scaling is linear.
+- A DNC point runs only where its estimated saved tensors (6 N x N float
+  tensors per step) fit in ``max_dense_gib``; beyond, its time is
+  extrapolated by a least-squares fit a + b N^2 through its measured times
+  (``dnc_ms_per_step_fit``, ratios marked ``speedup_extrapolated``).
+"""
+from __future__ import annotations
+
+import gc
+import os
+
+import torch
+
+import memory_cores
+from memory_cores import ann_index
+
+from . import benchmark
+from .sam import MIB, memory_use, time_per_step
+
+MODELS = ("sdnc", "dnc")
+
+
+@benchmark("sdnc")
+def run(cfg) -> list[dict]:
+    unknown = set(cfg.models) - set(MODELS)
+    if unknown:
+        raise ValueError(f"unknown model(s) {sorted(unknown)}; choose from {list(MODELS)}")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(cfg.threads))
+    try:
+        rows = [measure(cfg, model, int(n)) for n in cfg.n_values for model in cfg.models]
+    finally:
+        torch.set_num_threads(threads)
+    add_ratios(rows, int(cfg.steps))
+    return rows
+
+
+def build(cfg, model: str, slots: int):
+    sizes = dict(slots=slots, word_size=int(cfg.word_size), controller_size=int(cfg.controller_size),
+                 output_size=int(cfg.controller_size))
+    if model == "sdnc":
+        extra = dict(heads=int(cfg.heads), top_k=int(cfg.top_k), link_entries=int(cfg.link_entries))
+    else:
+        extra = dict(read_heads=int(cfg.heads))
+    torch.manual_seed(int(cfg.seed))
+    return memory_cores.build(model, int(cfg.input_size), **sizes, **extra)
+
+
+def dnc_fits(cfg, slots: int, batch: int) -> bool:
+    saved = 6 * int(cfg.dense_steps) * batch * slots * slots * 4
+    return saved <= float(cfg.max_dense_gib) * 2**30
+
+
+def measure(cfg, model: str, slots: int) -> dict:
+    dense = model == "dnc"
+    steps = int(cfg.dense_steps) if dense else int(cfg.steps)
+    row = {"model": model, "slots": slots, "batch_time": int(cfg.time_batch), "steps_timed": steps}
+    row["load_avg_1min"] = os.getloadavg()[0]  # the machine is shared: other jobs slow every number
+    if dense and not dnc_fits(cfg, slots, int(cfg.time_batch)):
+        row["ms_per_step"] = None
+    else:
+        row["ms_per_step"] = time_per_step(cfg, build(cfg, model, slots), steps)
+    if dense and not dnc_fits(cfg, slots, int(cfg.memory_batch)):
+        row.update(initial_mib=None, unroll_mib=None, total_mib=None, memory_scaled=None)
+    else:
+        used = memory_use(cfg, build(cfg, model, slots), steps)
+        unroll = used["peak_extra_mib"] * int(cfg.steps) / steps
+        row.update(initial_mib=used["initial_mib"], unroll_mib=unroll, total_mib=used["initial_mib"] + unroll)
+        row["memory_scaled"] = steps != int(cfg.steps)
+    ann_index.clear_cache()
+    gc.collect()
+    print(f"  {model} N={slots}: {row['ms_per_step']} ms/step, {row['total_mib']} MiB total", flush=True)
+    return row
+
+
+def add_ratios(rows: list[dict], steps: int) -> None:
+    """SDNC's speed-up and memory ratio against the DNC at the same N (time fitted where the DNC did not run)."""
+    dense = {r["slots"]: r for r in rows if r["model"] == "dnc"}
+    measured = [(n**2, r["ms_per_step"]) for n, r in dense.items() if r["ms_per_step"] is not None]
+    fit = quadratic_fit(measured) if len(measured) >= 2 else None
+    for row in rows:
+        ref = dense.get(row["slots"])
+        ref_ms = ref["ms_per_step"] if ref else None
+        extrapolated = ref_ms is None and fit is not None
+        if extrapolated:
+            ref_ms = fit[0] + fit[1] * row["slots"] ** 2
+        row["dnc_ms_per_step_fit"] = ref_ms if extrapolated else None
+        row["speedup_vs_dnc"] = ref_ms / row["ms_per_step"] if ref_ms and row["ms_per_step"] else None
+        row["speedup_extrapolated"] = bool(extrapolated and row["speedup_vs_dnc"])
+        ref_mib = ref["total_mib"] if ref else None
+        row["memory_ratio_vs_dnc"] = ref_mib / row["total_mib"] if ref_mib and row["total_mib"] else None
+
+
+def quadratic_fit(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """Least-squares (a, b) of y = a + b x, with x = N^2 given."""
+    n = len(points)
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    var = sum((x - mean_x) ** 2 for x, _ in points)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / var
+    return mean_y - slope * mean_x, slope
+
+
+__all__ = ["run", "MIB"]
