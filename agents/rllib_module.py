@@ -33,6 +33,7 @@ mixin in ``training/rllib_backend.py``.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import gymnasium as gym
@@ -48,6 +49,7 @@ from ray.rllib.core.rl_module.apis import (
     TargetNetworkAPI,
     ValueFunctionAPI,
 )
+from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 from ray.rllib.core.rl_module.torch import TorchRLModule
 from tensordict import TensorDict
 
@@ -68,6 +70,8 @@ MODEL_CONFIG_DEFAULTS = {
     "reward_scale": 1.0,  # the env's rewards were multiplied by this; prev rewards are divided back
     "max_seq_len": 20,  # T of the learner's sequences (RLlib reads this key)
 }
+
+RLLIB_DEFAULT_MODEL_KEYS = {f.name for f in dataclasses.fields(DefaultModelConfig)}
 
 
 class PrevActionAndReward(PrevActionsPrevRewards):
@@ -101,7 +105,8 @@ class MemoryCoreRLModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI, Infe
 
     def setup(self):
         config = {**MODEL_CONFIG_DEFAULTS, **(self.model_config or {})}
-        unknown = sorted(set(config) - set(MODEL_CONFIG_DEFAULTS))
+        # Algorithms add their default-model keys (PPO: vf_share_layers); those are not ours to check.
+        unknown = sorted(set(config) - set(MODEL_CONFIG_DEFAULTS) - RLLIB_DEFAULT_MODEL_KEYS)
         if unknown:
             raise ValueError(f"MemoryCoreRLModule model_config has unknown keys {unknown}; known: {sorted(MODEL_CONFIG_DEFAULTS)}")
         space = self.observation_space

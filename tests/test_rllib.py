@@ -152,3 +152,69 @@ def test_rllib_env_runner_and_learner_replay_hand_off_the_state(core):
     with torch.no_grad():
         replay = learner.forward_train(batch)[Columns.ACTION_DIST_INPUTS]
     torch.testing.assert_close(replay[mask], batch[Columns.ACTION_DIST_INPUTS][mask])
+
+
+def train_rllib(tmp_path, core, algo, frames=160, extra=()):
+    """``memrl train backend=rllib ...`` at a tiny size; returns the run folder."""
+    from training.cli import main
+
+    core_size = {"lstm": ["core.hidden_size=16"], "sam": [f"core.{k}={v}" for k, v in SMALL_CORES["sam"].items()]}[core]
+    argv = [
+        "train", "backend=rllib", f"algo={algo}", f"core={core}", "env=select_nonmatching_object", "experiment=quickstart",
+        f"total_frames={frames}", "actors.num_actors=0", "actors.envs_per_actor=4", "actors.unroll_length=10",
+        "learner.batch_unrolls=1", "agent.encoder_size=16", "log.interval_s=0", f"run_root={tmp_path}", *core_size, *extra,
+    ]
+    assert main(argv) == 0
+    [run_dir] = list(tmp_path.iterdir())
+    return run_dir
+
+
+def check_run_folder(run_dir, core, algo, frames):
+    """The folder memrl's own IMPALA writes, and a checkpoint memrl's Agent loads as it is."""
+    import envs
+    from training.actor import build_agent
+    from training.run_dir import load_checkpoint, load_config, read_metrics
+
+    config = load_config(run_dir)
+    assert (config["backend"], config["rllib"]["algo"], config["core"]["name"]) == ("rllib", algo, core)
+    metrics = read_metrics(run_dir)
+    for column in ["frames", "time_s", "fps", "mean_return", "mean_success", "mean_episode_length", "updates"]:
+        assert column in metrics
+    assert metrics["frames"][-1] >= frames and metrics["updates"][-1] >= 1
+    assert list(run_dir.glob("events.out.tfevents.*")) and (run_dir / "rllib").is_dir()
+    payload = load_checkpoint(run_dir / "checkpoint.pt")
+    agent = build_agent(envs.make_from_config(payload["config"]["env"]), payload["config"])
+    agent.load_state_dict(payload["model"])  # strict: every Agent weight, nothing else
+    return metrics
+
+
+def test_short_rllib_impala_run_with_lstm_writes_the_run_folder_that_eval_and_plot_read(tmp_path):
+    from training.cli import main
+
+    run_dir = train_rllib(tmp_path / "runs", "lstm", "impala")
+    metrics = check_run_folder(run_dir, "lstm", "impala", 160)
+    assert math.isfinite(metrics["total_loss"][-1])
+    assert main(["eval", f"checkpoint={run_dir}", "episodes=2", "envs=2"]) == 0
+    assert (run_dir / "eval.csv").is_file()
+    assert main(["plot", f"run_dir={run_dir}", f"out={tmp_path / 'curve.png'}"]) == 0
+    assert (tmp_path / "curve.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("core, algo", [("lstm", "ppo"), ("sam", "impala"), ("sam", "ppo"), ("lstm", "appo")])
+def test_short_rllib_runs_complete_and_write_the_run_folder(tmp_path, core, algo):
+    run_dir = train_rllib(tmp_path, core, algo)
+    metrics = check_run_folder(run_dir, core, algo, 160)
+    assert math.isfinite(metrics["total_loss"][-1])
+
+
+def test_backend_rllib_bad_input_is_a_one_line_error_and_leaves_no_folder(tmp_path, capsys):
+    from training.cli import main
+
+    assert main(["train", "backend=rllib", "algo=dqn", f"run_root={tmp_path}"]) == 2
+    assert "rllib.algo='dqn' is not known" in capsys.readouterr().err
+    assert main(["train", "backend=rllib", "learner.optimizer=rmsprop", f"run_root={tmp_path}"]) == 2
+    assert "learner.optimizer=adam" in capsys.readouterr().err
+    assert main(["train", "backend=rllib", "rllib.max_state_mib=0.001", f"run_root={tmp_path}"]) == 2
+    assert "rllib.max_state_mib" in capsys.readouterr().err
+    assert not tmp_path.exists() or not list(tmp_path.iterdir())

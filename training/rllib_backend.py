@@ -167,7 +167,14 @@ def _learner_class(algo: str):
 
 
 class AuxLossMixin:
-    """Adds the module's ``AUX_LOSS`` (the core's loss_* entries) to the algorithm's loss."""
+    """Adds the module's ``AUX_LOSS`` (the core's loss_* entries) to the algorithm's loss and
+    counts optimizer steps in ``memrl_updates`` (RLlib's new stack reports no such count)."""
+
+    memrl_updates = 0
+
+    def apply_gradients(self, gradients_dict) -> None:
+        super().apply_gradients(gradients_dict)
+        self.memrl_updates += 1
 
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
         from agents.rllib_module import AUX_LOSS
@@ -241,17 +248,23 @@ def _loop(cfg, run_dir, algo, counters, logger, quiet) -> dict[str, float]:
     updates_before, episodes_before = counters["updates"], counters["episodes"]
     last_log = last_checkpoint = time.time()
     frames_at_last_log, row = counters["frames"], {}
+    stats = dict.fromkeys([*EPISODE_COLUMNS, *LEARNER_COLUMNS], math.nan)
     while counters["frames"] < cfg["total_frames"]:
         result = algo.train()
         runners = result.get("env_runners", {})
-        counters["frames"] = frames_before + int(runners.get("num_env_steps_sampled_lifetime", 0))
-        counters["episodes"] = episodes_before + int(runners.get("num_episodes_lifetime", 0))
-        counters["updates"] = updates_before + _updates(result, cfg)
+        _update_stats(stats, result, cfg["learner"]["loss"]["reward_scale"])
+        # max(): an iteration that sampled or trained nothing may leave a lifetime counter out.
+        counters["frames"] = max(counters["frames"], frames_before + int(runners.get("num_env_steps_sampled_lifetime", 0)))
+        counters["episodes"] = max(counters["episodes"], episodes_before + int(runners.get("num_episodes_lifetime", 0)))
+        counters["updates"] = max(counters["updates"], updates_before + _updates(algo))
         now = time.time()
         done = counters["frames"] >= cfg["total_frames"]
         if now - last_log >= cfg["log"]["interval_s"] or done:
             fps = (counters["frames"] - frames_at_last_log) / max(now - last_log, 1e-9)
-            row = _metrics_row(result, counters, now - start_time, fps, cfg)
+            row = {
+                "frames": counters["frames"], "updates": counters["updates"], "episodes": counters["episodes"],
+                "time_s": round(now - start_time, 2), "fps": fps, **stats,
+            }
             logger.log(row, counters["frames"])
             if not quiet:
                 print(_progress_line(row), flush=True)
@@ -263,12 +276,10 @@ def _loop(cfg, run_dir, algo, counters, logger, quiet) -> dict[str, float]:
     return row
 
 
-def _updates(result: dict, cfg: dict) -> int:
-    """Learner batches consumed (memrl's 'updates'): module steps trained / batch size (/ epochs for PPO)."""
-    learners = result.get("learners", {}).get("__all_modules__", {})
-    trained = learners.get("num_module_steps_trained_lifetime", 0)
-    epochs = cfg["rllib"]["num_epochs"] if cfg["rllib"]["algo"] == "ppo" else 1
-    return int(trained // (batch_frames(cfg) * epochs))
+def _updates(algo) -> int:
+    """Optimizer steps so far, summed over learners (PPO takes num_epochs * minibatches per batch)."""
+    results = algo.learner_group.foreach_learner(lambda learner: learner.memrl_updates)
+    return int(sum(r.get() for r in results.ignore_errors()))
 
 
 def _checkpoint(cfg, run_dir, algo, counters) -> None:
@@ -285,26 +296,33 @@ LEARNER_COLUMNS = {  # metrics.csv column -> RLlib learner metric (first found)
     "baseline_loss": ("mean_vf_loss", "vf_loss"),
     "entropy": ("entropy",),
     "grad_norm": ("gradients_default_optimizer_global_norm",),
+    "policy_lag": ("diff_num_grad_updates_vs_sampler_policy",),  # learner updates ahead of the acting weights
 }
 
 
-def _metrics_row(result, counters, seconds, fps, cfg) -> dict[str, float]:
+EPISODE_COLUMNS = {  # metrics.csv column -> RLlib env-runner metric (a mean over the last log.episodes_window episodes)
+    "mean_return": "episode_return_mean",
+    "mean_success": SUCCESS_KEY,
+    "mean_episode_length": "episode_len_mean",
+}
+
+
+def _update_stats(stats: dict, result: dict, reward_scale: float) -> None:
+    """RLlib reports episode means only in iterations where episodes ended, and learner
+    metrics only where an update ran; like memrl, the row keeps the latest of each."""
     from ray.rllib.core import DEFAULT_MODULE_ID
 
     runners = result.get("env_runners", {})
-    scale = cfg["learner"]["loss"]["reward_scale"]
+    for column, key in EPISODE_COLUMNS.items():
+        value = _float(runners.get(key))
+        if math.isfinite(value):
+            # The env wrapper scaled the rewards; returns are logged unscaled, as memrl logs them.
+            stats[column] = value / reward_scale if column == "mean_return" else value
     module = result.get("learners", {}).get(DEFAULT_MODULE_ID, {})
-    row = {
-        "frames": counters["frames"], "updates": counters["updates"], "episodes": counters["episodes"],
-        "time_s": round(seconds, 2), "fps": fps,
-        # RLlib's mean over the last log.episodes_window episodes, of scaled rewards: undo the scale.
-        "mean_return": _float(runners.get("episode_return_mean")) / scale,
-        "mean_success": _float(runners.get(SUCCESS_KEY)),
-        "mean_episode_length": _float(runners.get("episode_len_mean")),
-    }
     for column, keys in LEARNER_COLUMNS.items():
-        row[column] = next((_float(module[k]) for k in keys if k in module), math.nan)
-    return row
+        value = next((_float(module[k]) for k in keys if k in module), math.nan)
+        if math.isfinite(value):
+            stats[column] = value
 
 
 def _float(value) -> float:
