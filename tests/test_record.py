@@ -79,3 +79,13 @@ def test_env_without_rgb_rendering_gives_a_one_line_error():
     with pytest.raises(ValueError) as error:
         make_rendering_env({"name": "memrl/tmaze", "corridor_length": 3})
     assert "\n" not in str(error.value) and "does not render RGB" in str(error.value)
+
+
+def test_memrl_eval_record_true_writes_and_names_the_gif(tmp_path, capsys):
+    from training.cli import main
+
+    save_checkpoint(tmp_path / "checkpoint.pt", {**payload_for(MAZE), "counters": {}})
+    status = main(["eval", f"checkpoint={tmp_path}", "episodes=2", "envs=2", "record=true", "record_max_steps=5"])
+    assert status == 0
+    assert Image.open(tmp_path / "episode.gif").n_frames == 6
+    assert f"6 frames): {tmp_path / 'episode.gif'}" in capsys.readouterr().out

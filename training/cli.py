@@ -78,11 +78,16 @@ def cmd_eval(overrides: list[str]) -> int:
     cfg = compose("eval", overrides)
     if not cfg["checkpoint"]:
         raise ValueError("eval needs checkpoint=runs/<run>/checkpoint.pt")
-    summary = evaluate(cfg["checkpoint"], cfg["episodes"], cfg["seed"], cfg["out"], cfg["envs"])
+    summary = evaluate(
+        cfg["checkpoint"], cfg["episodes"], cfg["seed"], cfg["out"], cfg["envs"],
+        record=cfg["record"], record_path=cfg["record_path"], record_max_steps=cfg["record_max_steps"],
+    )
     print(
         f"{summary['episodes']} episodes: return {summary['mean_return']:.2f} ± {summary['std_return']:.2f}, "
         f"success rate {summary['success_rate']:.3f}; per-episode CSV: {summary['csv']}"
     )
+    if "gif" in summary:
+        print(f"recorded episode (return {summary['gif_return']:.2f}, {summary['gif_frames']} frames): {summary['gif']}")
     return 0
 
 
