@@ -197,10 +197,11 @@ def overwrite_rows(memory, rows, values) -> None:
 
 
 def first_copies(rows: torch.Tensor) -> torch.Tensor:
-    """bool [B, S]: True at the first occurrence of each row in rows [B, S]."""
-    same = rows.unsqueeze(2) == rows.unsqueeze(1)
-    position = torch.arange(rows.shape[1], device=rows.device)
-    return ~(same & (position.unsqueeze(1) > position)).any(-1)
+    """bool [B, S]: True at the first occurrence of each row in rows [B, S] (sort-based)."""
+    sorted_rows, order = torch.sort(rows, dim=-1, stable=True)
+    first = torch.ones_like(sorted_rows, dtype=torch.bool)
+    first[:, 1:] = sorted_rows[:, 1:] != sorted_rows[:, :-1]
+    return torch.zeros_like(first).scatter(1, order, first)
 
 
 def reset_rows(memory, envs, initial) -> None:

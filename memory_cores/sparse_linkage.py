@@ -82,16 +82,23 @@ def lookup(rows: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torc
 
 
 def merge_top(keys: torch.Tensor, values: torch.Tensor, keep: int):
-    """Sum the values of repeated keys and keep the ``keep`` largest: [..., M] -> [..., keep]."""
-    same = keys.unsqueeze(-1) == keys.unsqueeze(-2)  # [..., M, M]
-    totals = (same * values.unsqueeze(-2)).sum(-1)
-    position = torch.arange(keys.shape[-1], device=keys.device)
-    earlier = same & (position.unsqueeze(-1) > position)  # an earlier copy of the same key exists
-    first = ~earlier.any(-1)
-    ranked = torch.where(first, totals, torch.full_like(totals, -1.0))  # repeats rank below every real entry
+    """Sum the values of repeated keys and keep the ``keep`` largest: [..., M] -> [..., keep].
+
+    Sort-based (O(M log M) per row): repeats become runs, summed by a scatter into their run.
+    Differentiable in ``values``. Fewer than ``keep`` distinct keys: padded with zero-valued copies.
+    """
+    sorted_keys, order = torch.sort(keys, dim=-1, stable=True)
+    sorted_values = values.gather(-1, order)
+    starts = torch.ones_like(sorted_keys, dtype=torch.bool)
+    starts[..., 1:] = sorted_keys[..., 1:] != sorted_keys[..., :-1]
+    run = starts.long().cumsum(-1) - 1  # run index of each sorted entry
+    totals = torch.zeros_like(sorted_values).scatter_add(-1, run, sorted_values)  # [..., M], first runs filled
+    run_keys = torch.zeros_like(sorted_keys).scatter(-1, run, sorted_keys)
+    real = torch.arange(keys.shape[-1], device=keys.device) < starts.sum(-1, keepdim=True)
+    ranked = torch.where(real, totals, torch.full_like(totals, -1.0))  # empty runs rank below every real one
     top = ranked.topk(min(keep, keys.shape[-1]), dim=-1).indices
-    kept_keys, kept_values = keys.gather(-1, top), totals.gather(-1, top)
-    kept_values = torch.where(first.gather(-1, top), kept_values, torch.zeros_like(kept_values))
+    kept_keys, kept_values = run_keys.gather(-1, top), totals.gather(-1, top)
+    kept_values = torch.where(real.expand_as(totals).gather(-1, top), kept_values, torch.zeros_like(kept_values))
     if kept_keys.shape[-1] < keep:  # fewer candidates than K_L: pad with empty entries
         pad = keep - kept_keys.shape[-1]
         kept_keys = torch.cat([kept_keys, kept_keys.new_zeros(*kept_keys.shape[:-1], pad)], -1)
