@@ -54,7 +54,7 @@ RENDERERS = ("software", "hardware")
 BUILD_STEPS = (
     "the deepmind_lab module is not installed (it is not on PyPI; build it from source: install Bazel, then "
     "git clone https://github.com/google-deepmind/lab && cd lab && "
-    "bazel build -c opt //python/pip_package:build_pip_package && "
+    "bazel build -c opt --python_version=PY3 //python/pip_package:build_pip_package && "
     "./bazel-bin/python/pip_package/build_pip_package /tmp/dmlab_pkg && "
     "pip install /tmp/dmlab_pkg/deepmind_lab-*.whl; see docs/results/envs.md)"
 )
