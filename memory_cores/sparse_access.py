@@ -10,7 +10,10 @@ that saves only what its backward needs:
 
 - ``gather(rows)``: the rows' indices (the values read are returned as a
   small tensor [B, S, W]; downstream autograd keeps them, not the memory);
-- ``write(rows, weights, word, erase_rows)``: indices, weights a^W and word w.
+- ``write(rows, weights, word, erase_rows)``: indices, weights a^W and word w;
+- ``overwrite(rows, values)``: indices (rows replaced by values computed from
+  their old contents, e.g. the SDNC's link rows);
+- ``reset(envs, initial)``: the envs' mask.
 
 The gradient with respect to the memory, G = dL/dM_t, is non-zero only on
 rows the unroll touched (plus a gradient that arrives densely on M_T from a
@@ -28,7 +31,10 @@ returned as the new state stays valid after backward.
 
 The operations of one unroll are chained by a zero-size token tensor, so
 autograd runs their backwards strictly in reverse order of the forward,
-which the shared accumulator needs. Without autograd (``record=False``,
+which the shared accumulator needs. Each operation knows its position in the
+chain; a backward whose position does not continue downwards starts a new
+pass (a retained graph, or an ``autograd.grad`` that never reached the first
+operation), so every pass starts from a clean G. Without autograd (``record=False``,
 e.g. actors under ``torch.no_grad``) the same in-place operations run with
 no bookkeeping.
 """
