@@ -5,6 +5,8 @@
 Reads each run's config.yaml, metrics.csv (last row), eval.json (whole validation
 and test splits) and checkpoint (parameter count); prints a markdown table with
 each model's test bits relative to the first run's, and writes the rows as JSON.
+``--at-batches N`` adds the validation-prefix value every run logged at batch N
+(a comparison at equal updates, next to the one at equal time).
 """
 from __future__ import annotations
 
@@ -29,12 +31,21 @@ def parameters(run: Path, cfg: dict) -> int:
     return sum(p.numel() for p in build_model(task, cfg).parameters())
 
 
-def row(run: Path) -> dict:
+def validation_at(metrics: dict, column: str, batches: int) -> float:
+    """The validation value logged at ``batches`` (NaN if that row has none)."""
+    for done, value in zip(metrics["batches"], metrics[column]):
+        if int(done) == batches:
+            return value
+    return float("nan")
+
+
+def row(run: Path, at_batches: int | None) -> dict:
     cfg = load_config(run)
     metrics = read_metrics(run)
     evaluation = {r["split"]: r for r in json.loads((run / "eval.json").read_text())["rows"]}
     metric = next(k for k in evaluation["test"] if k.startswith("bits_per_"))
     core = cfg["core"]
+    same_updates = {f"val_prefix_{metric}_at_{at_batches}_batches": validation_at(metrics, f"val_{metric}", at_batches)}
     return {
         "core": core["name"],
         "settings": " ".join(f"{k}={core[k]}" for k in CORE_FIELDS if k in core),
@@ -45,6 +56,7 @@ def row(run: Path) -> dict:
         f"valid_{metric}": evaluation["valid"][metric],
         f"test_{metric}": evaluation["test"][metric],
         "test_predictions": evaluation["test"]["predictions"],
+        **(same_updates if at_batches else {}),
         "run": run.name,
     }
 
@@ -53,8 +65,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, help="write the rows here as JSON")
+    parser.add_argument("--at-batches", type=int, help="also give the validation (prefix) value logged at this batch")
     args = parser.parse_args()
-    rows = [row(run) for run in args.runs]
+    rows = [row(run, args.at_batches) for run in args.runs]
     metric = next(k for k in rows[0] if k.startswith("test_bits_per_"))
     for r in rows:
         r[f"{metric}_vs_first"] = round(r[metric] / rows[0][metric], 4)
