@@ -23,7 +23,8 @@ episode gets ``get_initial_state()`` as its state_in (its
 ``AddStatesFromEpisodesToBatch`` connector checks ``episode.t_started == 0``);
 every other row continues from the previous chunk's last state_out. So the
 core is called with ``reset=None``: by the core contract, starting from the
-initial state is the same as resetting at step 0.
+initial state is the same as resetting at step 0. A core with an empty state
+(feedforward) makes the module stateless; RLlib then sends flat batches.
 
 Value function: ``compute_values`` (ValueFunctionAPI) for IMPALA, APPO and PPO;
 the train forward hands its values to the learners under ``embeddings``.
@@ -131,12 +132,12 @@ class MemoryCoreRLModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI, Infe
     # -- forward passes ----------------------------------------------------------------
     def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         logits, values, state, _ = self._unroll(self.agent, batch)
-        return {Columns.ACTION_DIST_INPUTS: logits, Columns.STATE_OUT: state}
+        return {Columns.ACTION_DIST_INPUTS: logits, **state}
 
     def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         logits, values, state, aux = self._unroll(self.agent, batch)
         losses = [v.mean() for k, v in aux.items() if k.startswith("loss_")]
-        out = {Columns.ACTION_DIST_INPUTS: logits, Columns.STATE_OUT: state, Columns.EMBEDDINGS: values}
+        out = {Columns.ACTION_DIST_INPUTS: logits, Columns.EMBEDDINGS: values, **state}
         if losses:
             out[AUX_LOSS] = sum(losses)
         return out
@@ -148,17 +149,27 @@ class MemoryCoreRLModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI, Infe
         return self._unroll(self.agent, batch)[1]
 
     def _unroll(self, agent: Agent, batch: dict[str, Any]):
-        """Run ``agent`` over batch-major sequences; returns logits [B, T, A], values [B, T], state_out, aux."""
-        obs = batch[Columns.OBS]
-        sizes = agent.action_sizes
-        one_hots = obs[PREV_ACTIONS].flatten(2).split(sizes, dim=-1)  # [B, T, (1,) A]: the connector keeps n_prev=1
+        """Run ``agent`` over batch-major sequences.
+
+        Returns logits [B, T, A], values [B, T], {STATE_OUT: state} (empty for a stateless core), aux.
+        A stateless core (feedforward: empty state) makes the module stateless; RLlib then sends
+        flat batches [N, ...] without a time dim, run here as N sequences of one step.
+        """
+        stateful = Columns.STATE_IN in batch
+        obs = batch[Columns.OBS] if stateful else _map(lambda x: x[:, None], batch[Columns.OBS])
+        one_hots = obs[PREV_ACTIONS].flatten(2).split(agent.action_sizes, dim=-1)  # [B, T, (1,) A]: n_prev = 1
         prev_action = torch.stack([part.argmax(-1) for part in one_hots], dim=-1)  # all-zero fill -> action 0
         prev_reward = obs[PREV_REWARDS].flatten(2)[..., 0] / self.reward_scale
-        state = _as_state(batch[Columns.STATE_IN], prev_reward.shape[0])
+        batch_size = prev_reward.shape[0]
+        state = TensorDict(batch[Columns.STATE_IN], batch_size=[batch_size]) if stateful else agent.initial_state(batch_size)
         out = agent(
-            _time_major(obs[ORIG_OBS]), prev_action.transpose(0, 1), prev_reward.transpose(0, 1), None, state,
+            _map(lambda x: x.transpose(0, 1), obs[ORIG_OBS]), prev_action.transpose(0, 1),
+            prev_reward.transpose(0, 1), None, state,
         )
-        return out.logits.transpose(0, 1), out.values.transpose(0, 1), out.state.to_dict(), out.aux
+        logits, values = out.logits.transpose(0, 1), out.values.transpose(0, 1)
+        if not stateful:
+            return logits[:, 0], values[:, 0], {}, out.aux
+        return logits, values, {Columns.STATE_OUT: out.state.to_dict()}, out.aux
 
     # -- action distributions ------------------------------------------------------------
     def get_inference_action_dist_cls(self):
@@ -186,12 +197,8 @@ class MemoryCoreRLModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI, Infe
         return ["_target_agent"]  # env runners need no target network
 
 
-def _as_state(state_in: dict[str, Any], batch_size: int) -> TensorDict:
-    return TensorDict(state_in, batch_size=[batch_size])
-
-
-def _time_major(obs):
-    """[B, T, ...] -> [T, B, ...], for a tensor or a dict of them."""
+def _map(fn, obs):
+    """``fn`` on a tensor or on every tensor of a (nested) dict of them."""
     if isinstance(obs, dict):
-        return {k: _time_major(v) for k, v in obs.items()}
-    return obs.transpose(0, 1)
+        return {k: _map(fn, v) for k, v in obs.items()}
+    return fn(obs)

@@ -14,16 +14,22 @@ from tensordict import TensorDict  # noqa: E402
 from agents import Agent  # noqa: E402
 from agents.rllib_module import MemoryCoreRLModule, PrevActionAndReward  # noqa: E402
 
+import memory_cores  # noqa: E402
+
 SMALL_CORES = {
     "lstm": {"hidden_size": 16},
     "sam": {"slots": 16, "word_size": 8, "heads": 2, "top_k": 2, "controller_size": 16, "output_size": 16},
 }
 
 
+def small_config(core):
+    return SMALL_CORES.get(core) or dict(getattr(memory_cores.registry.CORES.get(core)[0], "test_config", {}))
+
+
 def make_module(core, action_space, obs_space=None, reward_scale=1.0) -> MemoryCoreRLModule:
     obs_space = obs_space or spaces.Box(0.0, 1.0, (5,), np.float32)
     module_space = PrevActionAndReward()._convert_individual_space(obs_space, action_space)
-    config = {"core": core, "core_config": SMALL_CORES.get(core, {}), "encoder_size": 8, "reward_scale": reward_scale}
+    config = {"core": core, "core_config": small_config(core), "encoder_size": 8, "reward_scale": reward_scale}
     return MemoryCoreRLModule(observation_space=module_space, action_space=action_space, model_config=config)
 
 
@@ -39,40 +45,56 @@ def advanced_state(agent: Agent, batch_size: int, obs_size: int) -> TensorDict:
         return agent(obs, prev_action, torch.ones(steps, batch_size), reset, agent.initial_state(batch_size)).state
 
 
-@pytest.mark.parametrize("core", ["lstm", "sam"])
-@pytest.mark.parametrize("action_space", [spaces.Discrete(3), spaces.MultiDiscrete([3, 2])], ids=["discrete", "multidiscrete"])
+CASES = [(core, spaces.Discrete(3)) for core in memory_cores.names()] + [
+    (core, spaces.MultiDiscrete([3, 2])) for core in ("lstm", "sam")
+]
+
+
+@pytest.mark.parametrize("core, action_space", CASES, ids=[f"{c}-{type(a).__name__}" for c, a in CASES])
 def test_module_forward_on_sequences_equals_the_agent_forward(core, action_space):
+    """Any registered core: RLlib's batch-major sequences with state_in give the Agent's logits, values and state."""
     torch.manual_seed(0)
     module = make_module(core, action_space, reward_scale=0.1)
     agent = module.agent
-    B, T, sizes = 3, 6, agent.action_sizes
+    stateful = module.is_stateful()
+    B, T, sizes = 3, (6 if stateful else 1), agent.action_sizes
     state = advanced_state(agent, B, 5)
     obs = torch.rand(B, T, 5)
     prev_action = torch.stack([torch.randint(0, n, (B, T)) for n in sizes], dim=-1)  # [B, T, n]
     one_hot = torch.cat([torch.nn.functional.one_hot(prev_action[..., i], n).float() for i, n in enumerate(sizes)], -1)
     reward = torch.randn(B, T) * 5
-    batch = {
-        Columns.OBS: {"_orig_obs": obs, "prev_n_actions": one_hot[:, :, None], "prev_n_rewards": 0.1 * reward[..., None]},
-        Columns.STATE_IN: state.to_dict(),
-    }
+    observations = {"_orig_obs": obs, "prev_n_actions": one_hot[:, :, None], "prev_n_rewards": 0.1 * reward[..., None]}
+    if stateful:
+        batch = {Columns.OBS: observations, Columns.STATE_IN: state.to_dict()}
+    else:  # RLlib sends a stateless module flat batches [N, ...]
+        batch = {Columns.OBS: {k: v[:, 0] for k, v in observations.items()}}
     out = module.forward_train(batch)
     with torch.no_grad():
         ref = agent(obs.transpose(0, 1), prev_action.transpose(0, 1), reward.transpose(0, 1), None, state)
-    torch.testing.assert_close(out[Columns.ACTION_DIST_INPUTS], ref.logits.transpose(0, 1))
-    torch.testing.assert_close(module.compute_values(batch, out[Columns.EMBEDDINGS]), ref.values.transpose(0, 1))
-    torch.testing.assert_close(module.compute_values(batch), ref.values.transpose(0, 1))
-    for key, value in ref.state.items(include_nested=True, leaves_only=True):
-        torch.testing.assert_close(TensorDict(out[Columns.STATE_OUT], batch_size=[B])[key], value)
-    # The inference forward (no grad, T = 1 per env step) gives the same first step.
-    first = {Columns.OBS: {k: v[:, :1] for k, v in batch[Columns.OBS].items()}, Columns.STATE_IN: state.to_dict()}
-    torch.testing.assert_close(module.forward_exploration(first)[Columns.ACTION_DIST_INPUTS][:, 0], ref.logits[0])
+    ref_logits, ref_values = ref.logits.transpose(0, 1), ref.values.transpose(0, 1)
+    if not stateful:
+        ref_logits, ref_values = ref_logits[:, 0], ref_values[:, 0]
+    torch.testing.assert_close(out[Columns.ACTION_DIST_INPUTS], ref_logits)
+    torch.testing.assert_close(module.compute_values(batch, out[Columns.EMBEDDINGS]), ref_values)
+    torch.testing.assert_close(module.compute_values(batch), ref_values)
+    losses = [v.mean() for k, v in ref.aux.items() if k.startswith("loss_")]
+    if losses:  # the core's auxiliary losses reach RLlib's learner (training/rllib_backend.AuxLossMixin)
+        torch.testing.assert_close(out["memrl_aux_loss"], sum(losses))
+    if stateful:
+        state_out = TensorDict(out[Columns.STATE_OUT], batch_size=[B])
+        for key, value in ref.state.items(include_nested=True, leaves_only=True):
+            torch.testing.assert_close(state_out[key], value)
+        # The inference forward (no grad, T = 1 per env step) gives the same first step.
+        first = {Columns.OBS: {k: v[:, :1] for k, v in observations.items()}, Columns.STATE_IN: state.to_dict()}
+        torch.testing.assert_close(module.forward_exploration(first)[Columns.ACTION_DIST_INPUTS][:, 0], ref.logits[0])
     # RLlib's distribution over the logits is memrl's: same log-probabilities and entropy.
-    dist = module.get_train_action_dist_cls().from_logits(out[Columns.ACTION_DIST_INPUTS])
+    logits = out[Columns.ACTION_DIST_INPUTS]
+    dist = module.get_train_action_dist_cls().from_logits(logits)
     actions = dist.sample()
-    assert actions.shape == (B, T) if isinstance(action_space, spaces.Discrete) else (B, T, 2)
-    agent_actions = actions if actions.dim() == 3 else actions[..., None]
-    torch.testing.assert_close(dist.logp(actions), agent.log_prob(out[Columns.ACTION_DIST_INPUTS], agent_actions))
-    torch.testing.assert_close(dist.entropy(), agent.entropy(out[Columns.ACTION_DIST_INPUTS]))
+    agent_actions = actions[..., None] if isinstance(action_space, spaces.Discrete) else actions
+    assert agent_actions.shape == (*logits.shape[:-1], len(sizes))
+    torch.testing.assert_close(dist.logp(actions), agent.log_prob(logits, agent_actions))
+    torch.testing.assert_close(dist.entropy(), agent.entropy(logits))
 
 
 def test_episode_start_matches_memrl_conventions():
