@@ -75,32 +75,56 @@ def empty_precedence(batch: int, per_row: int, dtype=torch.float32, device=None)
 
 
 def lookup(rows: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """The summed value of each of rows [B, ...] in a sparse vector (keys, values) [B, S] -> [B, ...]."""
+    """The summed value of each of rows [B, ...] in a sparse vector (keys, values) [B, S] -> [B, ...].
+
+    Repeated keys are summed into runs of the sorted keys, then each row is found by binary
+    search: backward keeps indices, not a [rows x S] comparison.
+    """
     flat = rows.reshape(rows.shape[0], -1)
-    match = flat.unsqueeze(-1) == keys.unsqueeze(1)  # [B, M, S]
-    return (match * values.unsqueeze(1)).sum(-1).view(rows.shape)
+    run_keys, totals, runs, _ = _runs(keys, values)
+    never = torch.iinfo(torch.long).max  # past the last run: keeps run_keys sorted for the search
+    run_keys = torch.where(torch.arange(keys.shape[-1], device=keys.device) < runs, run_keys, never)
+    position = torch.searchsorted(run_keys, flat).clamp(max=keys.shape[-1] - 1)
+    found = run_keys.gather(-1, position) == flat
+    return torch.where(found, totals.gather(-1, position), torch.zeros_like(totals[..., :1])).view(rows.shape)
 
 
-def merge_top(keys: torch.Tensor, values: torch.Tensor, keep: int):
-    """Sum the values of repeated keys and keep the ``keep`` largest: [..., M] -> [..., keep].
+def _runs(keys: torch.Tensor, values: torch.Tensor):
+    """Distinct keys of [..., M] in order with their summed values, left-aligned.
 
-    Sort-based (O(M log M) per row): repeats become runs, summed by a scatter into their run.
-    Differentiable in ``values``. Fewer than ``keep`` distinct keys: padded with zero-valued copies.
+    Returns (run_keys, totals, count [..., 1], run_of [..., M]: the run of each entry of ``keys``).
     """
     sorted_keys, order = torch.sort(keys, dim=-1, stable=True)
     sorted_values = values.gather(-1, order)
     starts = torch.ones_like(sorted_keys, dtype=torch.bool)
     starts[..., 1:] = sorted_keys[..., 1:] != sorted_keys[..., :-1]
     run = starts.long().cumsum(-1) - 1  # run index of each sorted entry
-    totals = torch.zeros_like(sorted_values).scatter_add(-1, run, sorted_values)  # [..., M], first runs filled
+    totals = torch.zeros_like(sorted_values).scatter_add(-1, run, sorted_values)
     run_keys = torch.zeros_like(sorted_keys).scatter(-1, run, sorted_keys)
-    real = torch.arange(keys.shape[-1], device=keys.device) < starts.sum(-1, keepdim=True)
-    ranked = torch.where(real, totals, torch.full_like(totals, -1.0))  # empty runs rank below every real one
-    top = ranked.topk(min(keep, keys.shape[-1]), dim=-1).indices
-    kept_keys, kept_values = run_keys.gather(-1, top), totals.gather(-1, top)
-    kept_values = torch.where(real.expand_as(totals).gather(-1, top), kept_values, torch.zeros_like(kept_values))
-    if kept_keys.shape[-1] < keep:  # fewer candidates than K_L: pad with empty entries
-        pad = keep - kept_keys.shape[-1]
+    run_of = torch.empty_like(run).scatter(-1, order, run)
+    return run_keys, totals, starts.sum(-1, keepdim=True), run_of
+
+
+def merge_top(keys: torch.Tensor, values: torch.Tensor, keep: int):
+    """Sum the values of repeated keys and keep the ``keep`` largest: [..., M] -> [..., keep].
+
+    The structure (which keys survive, in which slot) is found without autograd by sorting
+    (O(M log M) per row); the values are then one scatter-add of each candidate into its slot,
+    so backward keeps a single index tensor. Fewer than ``keep`` distinct keys: the remaining
+    slots are empty (value 0).
+    """
+    slots = min(keep, keys.shape[-1])
+    with torch.no_grad():
+        run_keys, totals, runs, run_of = _runs(keys, values.detach())
+        real = torch.arange(keys.shape[-1], device=keys.device) < runs
+        ranked = torch.where(real, totals, torch.full_like(totals, -1.0))  # empty runs rank below every real one
+        top = ranked.topk(slots, dim=-1).indices  # the runs kept, best first
+        kept_keys = torch.where(real.gather(-1, top), run_keys.gather(-1, top), torch.zeros_like(top))
+        slot_of_run = torch.full_like(run_keys, slots).scatter(-1, top, torch.arange(slots, device=keys.device).expand_as(top))
+        destination = slot_of_run.gather(-1, run_of)  # dropped candidates go to the extra slot
+    kept_values = values.new_zeros(*values.shape[:-1], slots + 1).scatter_add(-1, destination, values)[..., :slots]
+    if slots < keep:  # fewer candidates than K_L: pad with empty entries
+        pad = keep - slots
         kept_keys = torch.cat([kept_keys, kept_keys.new_zeros(*kept_keys.shape[:-1], pad)], -1)
         kept_values = torch.cat([kept_values, kept_values.new_zeros(*kept_values.shape[:-1], pad)], -1)
     return kept_keys, kept_values
@@ -123,43 +147,47 @@ def _changed_rows(matrix_rows: torch.Tensor, dual: LinkMatrix, written: torch.Te
     return torch.cat([matrix_rows, holders], -1)
 
 
-def _recompute(matrix: LinkMatrix, rows, write, precedence, row_is_writer: bool, keep: int):
-    """New entries of ``rows`` [B, R] of a link matrix from its old entries (see the module doc).
-
-    row_is_writer: True for ``links`` (row i was written after col j: add w(i) p(j) for j in p),
-    False for ``back`` (row j, col i: add w(i) p(j) for i in w).
-    """
+def _decayed(matrix: LinkMatrix, rows, write):
+    """Rows [B, R] with every entry (r, c) scaled by 1 - w(r) - w(c): the decay of L_{t-1}."""
     write_rows, write_weights = write
-    prec_rows, prec_values = precedence
-    old_cols, old_values = matrix.rows(rows)  # [B, R, K_L]
-    row_write = lookup(rows, write_rows, write_weights).unsqueeze(-1)  # w(r) [B, R, 1]
-    col_write = lookup(old_cols, write_rows, write_weights)  # w(c) [B, R, K_L]
-    decayed = (1 - row_write - col_write) * old_values
-    if row_is_writer:  # new entries (r, j) = w(r) p(j)
-        new_cols = prec_rows.unsqueeze(1).expand(-1, rows.shape[1], -1)
-        new_values = row_write * prec_values.unsqueeze(1)
-    else:  # new entries (r, i) = w(i) p(r)
-        new_cols = write_rows.unsqueeze(1).expand(-1, rows.shape[1], -1)
-        new_values = lookup(rows, prec_rows, prec_values).unsqueeze(-1) * write_weights.unsqueeze(1)
-    new_values = new_values.masked_fill(new_cols == rows.unsqueeze(-1), 0.0)  # no self-links
-    return merge_top(torch.cat([old_cols, new_cols], -1), torch.cat([decayed, new_values], -1), keep)
+    cols, values = matrix.rows(rows)  # [B, R, K_L]
+    decay = 1 - lookup(rows, write_rows, write_weights).unsqueeze(-1) - lookup(cols, write_rows, write_weights)
+    return cols, decay * values
+
+
+def _with_new_entries(matrix: LinkMatrix, rows, new_cols, new_values, keep: int):
+    """Rows [B, R] plus entries (new_cols, new_values) [B, R, M] (no self-links), the K_L largest kept."""
+    cols, values = matrix.rows(rows)
+    new_values = new_values.masked_fill(new_cols == rows.unsqueeze(-1), 0.0)
+    return merge_top(torch.cat([cols, new_cols], -1), torch.cat([values, new_values], -1), keep)
 
 
 def update_links_(links: LinkMatrix, back: LinkMatrix, precedence, write_rows, write_weights) -> None:
     """In place: (links, back) from L_{t-1} to L_t, given p_{t-1} and the sparse write (rows, weights) [B, S].
 
-    O(S K_L^2) per step whatever N is. Every input is read before anything is
-    written, so both follow L_{t-1}; rows that repeat in a batch are
-    recomputed identically, so scattering them is safe.
+    Two phases, each reading only what the previous one wrote: (1) decay, by 1 - w(i) - w(j), the
+    written rows and every row with an entry in a written column (found through the other matrix);
+    (2) add w(i) p(j): to the written rows of ``links`` (cols from p) and to the rows of p in
+    ``back`` (cols from w), keeping the K_L largest. O(S K_L^2) per step whatever N is; rows that
+    repeat are recomputed identically, so scattering them is safe.
     """
     keep = links.cols.shape[-1]
     write = (write_rows, write_weights)
+    prec_rows, prec_values = precedence
     links_rows = _changed_rows(write_rows, back, write_rows)
-    back_rows = _changed_rows(torch.cat([write_rows, precedence[0]], -1), links, write_rows)
-    new_links = _recompute(links, links_rows, write, precedence, True, keep)
-    new_back = _recompute(back, back_rows, write, precedence, False, keep)
-    links.set_rows(links_rows, *new_links)
-    back.set_rows(back_rows, *new_back)
+    back_rows = _changed_rows(write_rows, links, write_rows)
+    links_decayed, back_decayed = _decayed(links, links_rows, write), _decayed(back, back_rows, write)
+    links.set_rows(links_rows, *links_decayed)
+    back.set_rows(back_rows, *back_decayed)
+    batch, writes = write_rows.shape
+    row_write = lookup(write_rows, write_rows, write_weights).unsqueeze(-1)  # w(i) of each written row
+    links.set_rows(write_rows, *_with_new_entries(
+        links, write_rows, prec_rows.unsqueeze(1).expand(-1, writes, -1), row_write * prec_values.unsqueeze(1), keep
+    ))
+    back.set_rows(prec_rows, *_with_new_entries(
+        back, prec_rows, write_rows.unsqueeze(1).expand(-1, prec_rows.shape[1], -1),
+        lookup(prec_rows, prec_rows, prec_values).unsqueeze(-1) * write_weights.unsqueeze(1), keep,
+    ))
 
 
 def directional_weights(links: LinkMatrix, back: LinkMatrix, read_rows, read_weights):
