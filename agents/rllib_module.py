@@ -119,6 +119,7 @@ class MemoryCoreRLModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI, Infe
         if dict(config["core_config"]).get("in_place_state"):
             raise ValueError("core in_place_state=true would overwrite the states RLlib keeps in its episodes; set core.in_place_state=false")
         self.reward_scale = float(config["reward_scale"])
+        self._state_dtypes = None  # the core's state dtypes, read on first use
         self.agent = Agent(
             space[ORIG_OBS], self.action_space, core=config["core"], core_config=dict(config["core_config"]),
             encoder_size=config["encoder_size"], reward_clip=config["reward_clip"],
@@ -161,7 +162,7 @@ class MemoryCoreRLModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI, Infe
         prev_action = torch.stack([part.argmax(-1) for part in one_hots], dim=-1)  # all-zero fill -> action 0
         prev_reward = obs[PREV_REWARDS].flatten(2)[..., 0] / self.reward_scale
         batch_size = prev_reward.shape[0]
-        state = TensorDict(batch[Columns.STATE_IN], batch_size=[batch_size]) if stateful else agent.initial_state(batch_size)
+        state = self._state_in(agent, batch[Columns.STATE_IN], batch_size) if stateful else agent.initial_state(batch_size)
         out = agent(
             _map(lambda x: x.transpose(0, 1), obs[ORIG_OBS]), prev_action.transpose(0, 1),
             prev_reward.transpose(0, 1), None, state,
@@ -170,6 +171,21 @@ class MemoryCoreRLModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI, Infe
         if not stateful:
             return logits[:, 0], values[:, 0], {}, out.aux
         return logits, values, {Columns.STATE_OUT: out.state.to_dict()}, out.aux
+
+    def _state_in(self, agent: Agent, state_in: dict[str, Any], batch_size: int) -> TensorDict:
+        """RLlib's state_in as the core's TensorDict [B], in the core's own dtypes.
+
+        RLlib's numpy conversion narrows int64 to int32 and float64 to float32 in the
+        states it stores; indices go back to int64 here (float64 precision is lost).
+        """
+        state = TensorDict(state_in, batch_size=[batch_size])
+        if self._state_dtypes is None:
+            template = agent.initial_state(1)
+            self._state_dtypes = {k: v.dtype for k, v in template.items(include_nested=True, leaves_only=True)}
+        for key, dtype in self._state_dtypes.items():
+            if state[key].dtype != dtype:
+                state[key] = state[key].to(dtype)
+        return state
 
     # -- action distributions ------------------------------------------------------------
     def get_inference_action_dist_cls(self):

@@ -8,7 +8,9 @@ from gymnasium import spaces
 
 pytest.importorskip("ray.rllib")
 
+import tree  # noqa: E402
 from ray.rllib.core.columns import Columns  # noqa: E402
+from ray.rllib.utils.numpy import convert_to_numpy  # noqa: E402
 from tensordict import TensorDict  # noqa: E402
 
 from agents import Agent  # noqa: E402
@@ -64,8 +66,11 @@ def test_module_forward_on_sequences_equals_the_agent_forward(core, action_space
     one_hot = torch.cat([torch.nn.functional.one_hot(prev_action[..., i], n).float() for i, n in enumerate(sizes)], -1)
     reward = torch.randn(B, T) * 5
     observations = {"_orig_obs": obs, "prev_n_actions": one_hot[:, :, None], "prev_n_rewards": 0.1 * reward[..., None]}
-    if stateful:
-        batch = {Columns.OBS: observations, Columns.STATE_IN: state.to_dict()}
+    if stateful:  # state_in as RLlib stores it: numpy, int64 narrowed to int32
+        state_in = tree.map_structure(torch.as_tensor, convert_to_numpy(state.to_dict()))
+        batch = {Columns.OBS: observations, Columns.STATE_IN: state_in}
+        restored = module._state_in(agent, state_in, B)  # the core gets its own dtypes back
+        assert {k: v.dtype for k, v in restored.items(True, True)} == {k: v.dtype for k, v in state.items(True, True)}
     else:  # RLlib sends a stateless module flat batches [N, ...]
         batch = {Columns.OBS: {k: v[:, 0] for k, v in observations.items()}}
     out = module.forward_train(batch)
@@ -85,7 +90,7 @@ def test_module_forward_on_sequences_equals_the_agent_forward(core, action_space
         for key, value in ref.state.items(include_nested=True, leaves_only=True):
             torch.testing.assert_close(state_out[key], value)
         # The inference forward (no grad, T = 1 per env step) gives the same first step.
-        first = {Columns.OBS: {k: v[:, :1] for k, v in observations.items()}, Columns.STATE_IN: state.to_dict()}
+        first = {Columns.OBS: {k: v[:, :1] for k, v in observations.items()}, Columns.STATE_IN: state_in}
         torch.testing.assert_close(module.forward_exploration(first)[Columns.ACTION_DIST_INPUTS][:, 0], ref.logits[0])
     # RLlib's distribution over the logits is memrl's: same log-probabilities and entropy.
     logits = out[Columns.ACTION_DIST_INPUTS]
