@@ -27,7 +27,7 @@ def test_state_sent_with_each_unroll_matches_its_first_step_and_unrolls_join(ray
     actors = RayActors(cfg, seed=0, weights_ref=weights_ref, version=0)
     last_entry, seen, resets_inside = {}, {0: 0, 1: 0}, 0
     try:
-        deadline = time.time() + 120  # until both actors have delivered several unrolls
+        deadline = time.time() + 300  # until both actors have delivered several unrolls
         while time.time() < deadline and min(seen.values()) < 3:
             result = actors.next_result(weights_ref, 0)
             unroll, state = result.unroll, result.start_state
@@ -63,7 +63,7 @@ def test_a_killed_actor_is_replaced_and_training_goes_on(ray_session):
         actors.next_result(weights_ref, 0)
         ray_session.kill(actors.actors[0])
         delivered = {0: 0, 1: 0}
-        deadline = time.time() + 120  # a replacement needs a few seconds to start, more on a busy machine
+        deadline = time.time() + 300  # a replacement needs a few seconds to start, more on a busy machine
         while time.time() < deadline:
             result = actors.next_result(weights_ref, 0)
             delivered[result.actor_index] += 1
