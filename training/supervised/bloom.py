@@ -284,7 +284,8 @@ def train_bloom(cfg: dict[str, Any], run_dir: Path, parts: BloomSetup, checkpoin
 
             done = finished()
             validated = counters["batches"] % cfg["validation"]["interval_batches"] == 0 or done
-            validation = validate(parts, cfg["validation"]["batch_size"]) if validated else {}
+            # Every row has the validation columns (NaN between validations): metrics.csv fixes its columns once.
+            validation = validate(parts, cfg["validation"]["batch_size"]) if validated else summarise({}, "validation_")
             now = time.time()
             if now - last_log >= cfg["log"]["interval_s"] or done or validated:
                 row = {"batches": counters["batches"], "sets": counters["sets"],
@@ -307,7 +308,7 @@ def train_bloom(cfg: dict[str, Any], run_dir: Path, parts: BloomSetup, checkpoin
 def progress_line(row: dict[str, float]) -> str:
     line = (f"batch {row['batches']:>7,} | loss {row['loss']:.4f} | acc {row['accuracy']:.4f} | "
             f"fpr {row['false_positive_rate']:.4f} | fnr {row['false_negative_rate']:.4f}")
-    if "validation_loss" in row:
+    if not math.isnan(row.get("validation_loss", math.nan)):
         line += f" | val loss {row['validation_loss']:.4f} acc {row['validation_accuracy']:.4f}"
     return line + f" | {row['time_s']:6.0f} s"
 
