@@ -33,7 +33,7 @@ from memory_cores import ann_index
 from . import benchmark
 from .sam import MIB, memory_use, time_per_step
 
-MODELS = ("sdnc", "dnc")
+MODELS = ("sdnc", "sdnc_faiss", "dnc")  # sdnc: exact top-K (the thesis' "linear KNN"); sdnc_faiss: SAM's faiss index
 
 
 @benchmark("sdnc")
@@ -54,12 +54,13 @@ def run(cfg) -> list[dict]:
 def build(cfg, model: str, slots: int):
     sizes = dict(slots=slots, word_size=int(cfg.word_size), controller_size=int(cfg.controller_size),
                  output_size=int(cfg.controller_size))
-    if model == "sdnc":
+    if model.startswith("sdnc"):
         extra = dict(heads=int(cfg.heads), top_k=int(cfg.top_k), link_entries=int(cfg.link_entries))
+        extra["ann"] = "faiss" if model == "sdnc_faiss" else "exact"
     else:
         extra = dict(read_heads=int(cfg.heads))
     torch.manual_seed(int(cfg.seed))
-    return memory_cores.build(model, int(cfg.input_size), **sizes, **extra)
+    return memory_cores.build(model.split("_")[0], int(cfg.input_size), **sizes, **extra)
 
 
 def dnc_fits(cfg, slots: int, batch: int) -> bool:
