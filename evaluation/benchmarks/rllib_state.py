@@ -29,8 +29,10 @@ def _run_config(cfg, core: str) -> dict:
         f"actors.unroll_length={cfg.unroll_length}", f"learner.batch_unrolls={cfg.batch_unrolls}",
     ]
     try:
-        return compose("train", [f"core={core}", *overrides])
+        return compose("train", [f"core={core}", *overrides, *cfg.core_overrides])
     except ConfigError:  # no configs/core/<core>.yaml: the core's dataclass defaults
+        if cfg.core_overrides:
+            raise
         run_cfg = compose("train", overrides)
         run_cfg["core"] = {"name": core}
         return run_cfg
@@ -68,6 +70,7 @@ def rllib_state(cfg) -> list[dict]:
     from training.rllib_backend import batch_frames, state_bytes_per_step
 
     cores = list(cfg.cores) if cfg.cores else memory_cores.names()
+    sizes = " ".join(cfg.core_overrides) or "configs/core defaults"
     rows = []
     for core in cores:
         run_cfg = _run_config(cfg, core)
@@ -76,7 +79,7 @@ def rllib_state(cfg) -> list[dict]:
         unrolls = run_cfg["learner"]["batch_unrolls"] * run_cfg["actors"]["envs_per_actor"]
         rllib_mib = frames * state_bytes / 2**20
         row = {
-            "core": core,
+            "core": core, "size": sizes,
             "state_bytes_per_env": state_bytes,
             "rllib_state_mib_per_batch": rllib_mib,
             "memrl_state_mib_per_batch": unrolls * state_bytes / 2**20,

@@ -1,10 +1,14 @@
 """``memrl bench throughput``: env frames/s of the whole training loop, memrl vs RLlib's IMPALA.
 
-Both systems train the same env with the same actor count, envs per actor,
-unroll length, batch and LSTM size, one after the other in this process, each
-on a fresh embedded Ray cluster with the same logical CPUs. Frames/s is
-measured after a warm-up (Ray start, actor start and the first updates are
-excluded) as env steps sampled per wall-clock second.
+Rows (``rllib=true``): memrl's IMPALA runtime; RLlib's IMPALA training the same
+memrl Agent and core through ``agents.rllib_module`` (``backend=rllib``, system
+``rllib+memrl_module``); and, for core=lstm, RLlib's IMPALA with its own LSTM
+model (system ``rllib``). All train the same env with the same actor count,
+envs per actor, unroll length, batch and hidden size, one after the other in
+this process, each on a fresh embedded Ray cluster with the same logical CPUs.
+Frames/s is measured after a warm-up (Ray start, actor start and the first
+updates are excluded) as env steps sampled per wall-clock second; updates/s as
+learner optimizer steps per second.
 """
 from __future__ import annotations
 
@@ -18,12 +22,13 @@ from . import benchmark
 RLLIB_ENV = "memrl_bench_env"
 
 
-def _memrl_rows(cfg) -> dict:
+def _memrl_rows(cfg, backend: str = "memrl") -> dict:
+    """memrl's runtime (backend=memrl) or RLlib's IMPALA with the memrl RLModule (backend=rllib), same settings."""
     from agents import num_parameters
     import envs
+    from training import impala, rllib_backend
     from training.actor import build_agent
     from training.config import compose
-    from training.impala import train
     from training.run_dir import read_metrics
 
     overrides = [
@@ -32,8 +37,10 @@ def _memrl_rows(cfg) -> dict:
         f"learner.batch_unrolls={cfg.batch_unrolls}", f"total_frames={cfg.frames}", "log.interval_s=1",
         "tensorboard=false", "checkpoint.interval_s=100000", f"ray.num_cpus={cfg.num_actors + 1}",
         f"core.hidden_size={cfg.hidden_size}", f"agent.encoder_size={cfg.hidden_size}",
+        f"backend={backend}", "rllib.algo=impala",
     ]
     run_cfg = compose("train", overrides)
+    train = impala.train if backend == "memrl" else rllib_backend.train
     params = num_parameters(build_agent(envs.make_from_config(run_cfg["env"]), run_cfg))
     with tempfile.TemporaryDirectory() as tmp:
         train(run_cfg, Path(tmp), quiet=True)
@@ -42,7 +49,7 @@ def _memrl_rows(cfg) -> dict:
     start = _first_after(seconds, cfg.warmup_s)
     elapsed = seconds[-1] - seconds[start]
     return {
-        "system": "memrl", "core": cfg.core, "parameters": params,
+        "system": "memrl" if backend == "memrl" else "rllib+memrl_module", "core": cfg.core, "parameters": params,
         "frames_per_s": (frames[-1] - frames[start]) / elapsed,
         "updates_per_s": (updates[-1] - updates[start]) / elapsed,
         "measured_frames": int(frames[-1] - frames[start]), "measured_s": elapsed,
@@ -132,9 +139,10 @@ def _first_after(times: list[float], warmup_s: float) -> int:
 def throughput(cfg) -> list[dict]:
     rows = [_memrl_rows(cfg)]
     if cfg.rllib:
-        if cfg.core != "lstm":
-            raise ValueError("RLlib's own IMPALA model is an LSTM: compare with core=lstm, or set rllib=false")
-        rows.append(_rllib_rows(cfg))
+        rows.append(_memrl_rows(cfg, backend="rllib"))
+        if cfg.core == "lstm":  # RLlib's own model is an LSTM: only comparable with core=lstm
+            rows.append(_rllib_rows(cfg))
         for row in rows:
-            row["frames_per_s_vs_rllib"] = row["frames_per_s"] / rows[1]["frames_per_s"]
+            row["frames_per_s_vs_memrl"] = row["frames_per_s"] / rows[0]["frames_per_s"]
+            row["updates_per_s_vs_memrl"] = row["updates_per_s"] / rows[0]["updates_per_s"]
     return rows
