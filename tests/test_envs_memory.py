@@ -234,6 +234,7 @@ def test_remembering_target_locations_scores_far_more_than_not():
         returns["memoryless"].append(episode_return(env, lambda o: memoryless_action(o, rng, 3), seed))
         returns["random"].append(episode_return(env, lambda o: int(rng.integers(4)), seed))
     mean = {name: float(np.mean(values)) for name, values in returns.items()}
+    print(f"returns per episode, seeds 0-3: {returns}")  # shown with pytest -s (docs/results/envs.md)
     assert mean["oracle"] > 50, mean
     assert mean["mapping"] > 0.7 * mean["oracle"], mean
     assert mean["mapping"] > 2 * mean["memoryless"], mean
