@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.actor import Actor
+from training.actor import Actor, pooled_success
 from training.run_dir import load_checkpoint, resolve_checkpoint
 
 
@@ -42,17 +42,16 @@ def evaluate(
 
     csv_path = Path(out) if out else path.parent / "eval.csv"
     with open(csv_path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["episode", "return", "length", "success"])
+        writer = csv.DictWriter(f, fieldnames=["episode", "return", "length", "success", "trials"])
         writer.writeheader()
         for i, e in enumerate(finished):
             writer.writerow({"episode": i, **e})
     returns = np.array([e["return"] for e in finished])
-    successes = [e["success"] for e in finished if not math.isnan(e["success"])]
     summary = {
         "episodes": len(finished),
         "mean_return": float(returns.mean()),
         "std_return": float(returns.std()),
-        "success_rate": float(np.mean(successes)) if successes else math.nan,
+        "success_rate": pooled_success(finished),
         "csv": str(csv_path),
     }
     if record:

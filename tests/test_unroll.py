@@ -38,3 +38,15 @@ def test_transitions_bootstrap_on_truncation_not_termination():
     torch.testing.assert_close(steps.rewards[1, 2], torch.tensor(1.0 + gamma * 5.0))
     assert (steps.discounts[[0, 2]] == gamma).all() and steps.discounts[1, 0] == gamma
     assert steps.actions[:, 0, 0].tolist() == [0, 3, 6]
+
+
+def test_pooled_success_weights_episodes_by_trials():
+    import math
+
+    from training.actor import pooled_success
+
+    # One lucky 1-trial episode and one 9-trial episode at 50%: 5.5 successes in 10 trials.
+    assert pooled_success([{"success": 1.0, "trials": 1.0}, {"success": 0.5, "trials": 9.0}]) == 0.55
+    # Without trial counts every episode weighs 1; episodes with no success value are left out.
+    assert pooled_success([{"success": 1.0}, {"success": 0.0}, {"success": math.nan}]) == 0.5
+    assert math.isnan(pooled_success([{"success": math.nan, "trials": 0.0}]))

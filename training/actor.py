@@ -28,6 +28,25 @@ class ActorResult:
     actor_index: int
 
 
+def pooled_success(episodes: list[dict[str, float]]) -> float:
+    """Success rate over trials: each episode's success fraction weighted by its trial count.
+
+    The plain mean of per-episode fractions is biased and gameable: a policy that
+    dawdles after a failure completes fewer trials in bad episodes and lifts the
+    mean of ratios above what its choices earn. Episodes without a trial count
+    weigh 1; episodes without a success value (or with zero trials) are left out.
+    """
+    total = weight = 0.0
+    for episode in episodes:
+        success, trials = episode["success"], episode.get("trials", math.nan)
+        w = trials if not math.isnan(trials) else 1.0
+        if math.isnan(success) or w <= 0:
+            continue
+        total += success * w
+        weight += w
+    return total / weight if weight else math.nan
+
+
 def stack_obs(observations: list[Any]):
     """List of B env observations -> tensor [B, ...] (or a dict of them)."""
     first = observations[0]
@@ -145,6 +164,8 @@ class Actor:
                         "return": float(self.episode_return[b]),
                         "length": int(self.episode_length[b]),
                         "success": float(info.get("success", math.nan)),
+                        # Envs with several trials per episode report how many; success pools over them.
+                        "trials": float(info.get("trials", math.nan)),
                     }
                 )
                 self.episode_return[b] = 0.0

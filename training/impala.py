@@ -24,7 +24,7 @@ import torch
 
 import envs
 
-from .actor import Actor, ActorResult, build_agent
+from .actor import Actor, ActorResult, build_agent, pooled_success
 from .learner import LossConfig, impala_loss
 from .run_dir import CHECKPOINT, MetricsLogger, save_checkpoint
 
@@ -263,7 +263,7 @@ def _metrics_row(counters, seconds, fps, recent, parts, loss, grad_norm, lags) -
         "frames": counters["frames"], "updates": counters["updates"], "episodes": counters["episodes"],
         "time_s": round(seconds, 2), "fps": fps,
         "mean_return": _mean([e["return"] for e in recent]),
-        "mean_success": _mean([e["success"] for e in recent]),
+        "mean_success": pooled_success(recent),
         "mean_episode_length": _mean([e["length"] for e in recent]),
         "total_loss": loss.item(), "grad_norm": grad_norm.item(), "policy_lag": _mean(lags),
     }
