@@ -45,6 +45,7 @@ TARGET_CHANNEL = 1  # target k's colour is channel TARGET_CHANNEL + k; the curre
 
 REWARD_TARGET = 1.0
 ROOM_SIDES = (3, 5)  # room side lengths in cells (odd, so rooms align with the maze's odd cells)
+MAZE_DRAWS = 200  # mazes drawn before giving up on fitting a room per target
 
 # Rendering: pixels per cell and colours (targets take Memory Maze's palette, then two more).
 TILE_PIXELS = 8
@@ -87,6 +88,8 @@ class MemoryMazeEnv(gymnasium.Env):
         check_int("max_steps", max_steps, 1, "an episode needs at least one step")
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode must be None or 'rgb_array' (got {render_mode!r})")
+        # Fail at construction, not at the first reset, when the targets cannot get a room each.
+        generate_maze(size, max_rooms, num_targets, np.random.default_rng(0))
         self.size = size
         self.num_targets = num_targets
         self.max_rooms = max_rooms
@@ -223,11 +226,15 @@ def generate_maze(size: int, max_rooms: int, min_rooms: int, rng: np.random.Gene
     cell is reachable), then up to ``max_rooms`` rooms opened on top of it,
     separated by at least one wall. Draws again until there are ``min_rooms``.
     """
-    while True:
+    for _ in range(MAZE_DRAWS):
         walls = _spanning_tree_maze(size, rng)
         rooms = _carve_rooms(walls, size, max_rooms, rng)
         if len(rooms) >= min_rooms:
             return walls, rooms
+    raise ValueError(
+        f"could not fit {min_rooms} rooms (one per target) in a {size}x{size} maze in {MAZE_DRAWS} draws; "
+        "use fewer num_targets or a larger size"
+    )
 
 
 def _spanning_tree_maze(size: int, rng: np.random.Generator) -> np.ndarray:

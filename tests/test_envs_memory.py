@@ -47,6 +47,19 @@ def test_targets_sit_in_different_rooms_and_the_agent_on_a_free_cell():
         assert not env.walls[env.agent] and env.agent not in env.target_cells
 
 
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [({"size": 8}, ["size", "odd"]), ({"size": 5}, ["size", ">= 7"]), ({"num_targets": 1}, ["num_targets", ">= 2"]),
+     ({"num_targets": 9}, ["num_targets", "<= 8"]), ({"max_rooms": 2}, ["max_rooms", ">= 3"]),
+     ({"size": 7, "num_targets": 6}, ["6 rooms", "larger size"]), ({"view_size": 4}, ["view_size", "odd"]),
+     ({"colours": 3}, ["colours", "num_targets"])],
+)
+def test_bad_arguments_give_one_line_errors(kwargs, words):
+    with pytest.raises(ValueError) as error:
+        envs.make("memrl/memory_maze", **kwargs)
+    assert "\n" not in str(error.value) and all(w in str(error.value) for w in words), str(error.value)
+
+
 @pytest.mark.parametrize("size, targets", [(9, 3), (11, 4), (13, 5), (15, 6)])
 def test_default_target_count_follows_memory_maze(size, targets):
     env = envs.make("memrl/memory_maze", size=size)
@@ -431,6 +444,7 @@ def test_memory_maze_3d_missing_package_says_how_to_install(monkeypatch):
     assert "\n" not in str(error.value) and "pip install -e '.[memory_maze]'" in str(error.value)
 
 
+@pytest.mark.slow  # ~10 s of CPU (MuJoCo import, a maze build, software rendering); minutes on a loaded box
 def test_memory_maze_3d_steps_headless():
     """Smoke test of the real package: renders (EGL, software) and steps; skipped without the extra."""
     pytest.importorskip("memory_maze", reason="pip install -e '.[memory_maze]'")
