@@ -26,6 +26,13 @@ def test_each_unroll_is_one_episode_and_the_budget_is_in_episodes(length, episod
     assert train_cfg["total_frames"] == updates * envs * (length + 1)
 
 
+def test_core_without_a_config_file_runs_with_its_defaults(monkeypatch):
+    assert horizon.has_core_config("lstm")
+    monkeypatch.setattr(horizon, "has_core_config", lambda core: False)
+    train_cfg = horizon.compose_train(config(), "lstm", 4)
+    assert train_cfg["core"] == {"name": "lstm"} and train_cfg["env"]["corridor_length"] == 4
+
+
 def test_bench_runs_the_exact_budget_and_reports_a_success_rate():
     rows = horizon.run(config(cores=["feedforward"], lengths=[3], episodes=32, eval_episodes=16))
     assert len(rows) == 1

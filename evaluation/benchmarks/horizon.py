@@ -46,12 +46,28 @@ def train_overrides(cfg, core: str, length: int) -> list[str]:
     ]
 
 
+def has_core_config(core: str) -> bool:
+    from training.config import CONFIG_DIR
+
+    return (CONFIG_DIR / "core" / f"{core}.yaml").is_file()
+
+
+def compose_train(cfg, core: str, length: int) -> dict:
+    """The run config; a core without ``configs/core/<core>.yaml`` runs with its config dataclass's defaults."""
+    from training.config import compose
+
+    if has_core_config(core):
+        return compose("train", train_overrides(cfg, core, length))
+    train_cfg = compose("train", train_overrides(cfg, "feedforward", length))
+    train_cfg["core"] = {"name": core}
+    return train_cfg
+
+
 def run_one(cfg, core: str, length: int, root: Path) -> dict:
     from evaluation.evaluate import evaluate
-    from training.config import compose
     from training.impala import train
 
-    train_cfg = compose("train", train_overrides(cfg, core, length))
+    train_cfg = compose_train(cfg, core, length)
     run_dir = root / f"{core}-L{length}"
     run_dir.mkdir(parents=True)
     start = time.perf_counter()
