@@ -181,13 +181,13 @@ def test_rllib_env_runner_and_learner_replay_hand_off_the_state(core):
     torch.testing.assert_close(replay[mask], batch[Columns.ACTION_DIST_INPUTS][mask])
 
 
-def train_rllib(tmp_path, core, algo, frames=160, extra=()):
+def train_rllib(tmp_path, core, algo, frames=160, extra=(), env=("env=select_nonmatching_object", "experiment=quickstart")):
     """``memrl train backend=rllib ...`` at a tiny size; returns the run folder."""
     from training.cli import main
 
     core_size = {"lstm": ["core.hidden_size=16"], "sam": [f"core.{k}={v}" for k, v in SMALL_CORES["sam"].items()]}[core]
     argv = [
-        "train", "backend=rllib", f"algo={algo}", f"core={core}", "env=select_nonmatching_object", "experiment=quickstart",
+        "train", "backend=rllib", f"algo={algo}", f"core={core}", *env,
         f"total_frames={frames}", "actors.num_actors=0", "actors.envs_per_actor=4", "actors.unroll_length=10",
         "learner.batch_unrolls=1", "agent.encoder_size=16", "log.interval_s=0", f"run_root={tmp_path}", *core_size, *extra,
     ]
@@ -216,13 +216,19 @@ def check_run_folder(run_dir, core, algo, frames):
 
 
 def test_short_rllib_impala_run_with_lstm_writes_the_run_folder_that_eval_and_plot_read(tmp_path):
+    """Counter env: 7 steps of reward 1 per episode, cut across RLlib's 5-step fragments, rewards scaled by 0.5.
+
+    metrics.csv must still say return 7 and length 7: whole episodes, unscaled, as memrl logs them.
+    """
     from training.cli import main
 
-    run_dir = train_rllib(tmp_path / "runs", "lstm", "impala")
-    metrics = check_run_folder(run_dir, "lstm", "impala", 160)
-    assert math.isfinite(metrics["total_loss"][-1])
+    counter = ("env=counter", "learner.loss.reward_scale=0.5")
+    run_dir = train_rllib(tmp_path / "runs", "lstm", "impala", frames=150, env=counter, extra=("actors.unroll_length=5",))
+    metrics = check_run_folder(run_dir, "lstm", "impala", 150)
+    assert metrics["mean_return"][-1] == 7.0 and metrics["mean_episode_length"][-1] == 7.0
+    assert metrics["episodes"][-1] >= 150 // 7 - 4 and math.isfinite(metrics["total_loss"][-1])
     assert main(["eval", f"checkpoint={run_dir}", "episodes=2", "envs=2"]) == 0
-    assert (run_dir / "eval.csv").is_file()
+    assert (run_dir / "eval.csv").read_text().count("\n") == 3  # header + 2 episodes
     assert main(["plot", f"run_dir={run_dir}", f"out={tmp_path / 'curve.png'}"]) == 0
     assert (tmp_path / "curve.png").stat().st_size > 0
 
@@ -245,3 +251,18 @@ def test_backend_rllib_bad_input_is_a_one_line_error_and_leaves_no_folder(tmp_pa
     assert main(["train", "backend=rllib", "rllib.max_state_mib=0.001", f"run_root={tmp_path}"]) == 2
     assert "rllib.max_state_mib" in capsys.readouterr().err
     assert not tmp_path.exists() or not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_rllib_run_resumes_from_its_run_folder(tmp_path):
+    """``resume=<run folder>`` restores RLlib's own checkpoint and continues the counters and metrics.csv."""
+    from training.cli import main
+    from training.run_dir import read_metrics
+
+    run_dir = train_rllib(tmp_path, "lstm", "impala", frames=80)
+    before = read_metrics(run_dir)
+    assert main(["train", f"resume={run_dir}", "total_frames=200"]) == 0
+    after = read_metrics(run_dir)
+    assert len(after["frames"]) > len(before["frames"]) and after["frames"][-1] >= 200
+    assert all(b >= a for a, b in zip(after["frames"], after["frames"][1:]))  # one run, counted on from the first part
+    assert after["updates"][-1] > before["updates"][-1] and after["time_s"][-1] > before["time_s"][-1]

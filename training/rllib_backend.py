@@ -25,6 +25,7 @@ Not mapped: ``learner.loss.clip_c_threshold`` (RLlib's V-trace fixes c-bar = 1),
 """
 from __future__ import annotations
 
+import collections
 import functools
 import math
 import time
@@ -41,7 +42,7 @@ from .run_dir import CHECKPOINT, MetricsLogger, save_checkpoint
 ALGOS = ("impala", "appo", "ppo")
 RLLIB_ENV = "memrl_rllib_env"
 RLLIB_CHECKPOINT = "rllib"  # RLlib's own checkpoint folder inside the run folder, for resume
-SUCCESS_KEY = "memrl_success"  # env-runner metric: mean of info["success"] at episode ends
+EPISODES_KEY = "memrl_episodes"  # env-runner metric: one (return, length, success) per finished episode
 
 
 def check_config(cfg: dict) -> None:
@@ -70,11 +71,19 @@ def _scale_reward(reward: float, scale: float) -> float:
     return reward * scale
 
 
-def log_success(*, episode, metrics_logger, window: int, **kwargs) -> None:
-    """on_episode_end: the env's info["success"] (where it reports one) as a windowed mean."""
+def log_episode(*, episode, metrics_logger, prev_episode_chunks=(), **kwargs) -> None:
+    """on_episode_end: the finished episode's return (of scaled rewards), length and info["success"].
+
+    An item series reaches the driver as the list of episodes finished since the last
+    ``algo.train()``, so the driver averages the last ``log.episodes_window`` episodes
+    itself, exactly as memrl's IMPALA does (RLlib's own episode_return_mean is a
+    mean over a different, per-iteration window).
+    """
+    chunks = [*(prev_episode_chunks or []), episode]  # an episode cut across sample() calls comes in chunks
     success = episode.get_infos(-1).get("success", math.nan)
-    if success is not None and math.isfinite(float(success)):
-        metrics_logger.log_value(SUCCESS_KEY, float(success), reduce="mean", window=window)
+    success = float(success) if success is not None else math.nan
+    episode_return = float(sum(chunk.get_return() for chunk in chunks))
+    metrics_logger.log_value(EPISODES_KEY, (episode_return, sum(map(len, chunks)), success), reduce="item_series")
 
 
 def batch_frames(cfg: dict) -> int:
@@ -117,10 +126,9 @@ def algorithm_config(cfg: dict):
         )
         .learners(num_learners=0, learner_class=_learner_class(algo))
         .rl_module(rl_module_spec=RLModuleSpec(module_class=MemoryCoreRLModule, model_config=model_config(cfg)))
-        .callbacks(on_episode_end=functools.partial(log_success, window=cfg["log"]["episodes_window"]))
+        .callbacks(on_episode_end=log_episode)
         .reporting(
             min_time_s_per_iteration=min(1.0, cfg["log"]["interval_s"]),
-            metrics_num_episodes_for_smoothing=cfg["log"]["episodes_window"],
         )
         .debugging(seed=cfg["seed"])
     )
@@ -248,11 +256,15 @@ def _loop(cfg, run_dir, algo, counters, logger, quiet) -> dict[str, float]:
     updates_before, episodes_before = counters["updates"], counters["episodes"]
     last_log = last_checkpoint = time.time()
     frames_at_last_log, row = counters["frames"], {}
-    stats = dict.fromkeys([*EPISODE_COLUMNS, *LEARNER_COLUMNS], math.nan)
+    stats = dict.fromkeys(LEARNER_COLUMNS, math.nan)
+    recent = collections.deque(maxlen=cfg["log"]["episodes_window"])  # (return, length, success) of the last episodes
+    scale = cfg["learner"]["loss"]["reward_scale"]
     while counters["frames"] < cfg["total_frames"]:
         result = algo.train()
         runners = result.get("env_runners", {})
-        _update_stats(stats, result, cfg["learner"]["loss"]["reward_scale"])
+        # One entry per finished episode; the env wrapper's reward scale is undone here.
+        recent.extend((ret / scale, length, success) for ret, length, success in runners.get(EPISODES_KEY, []))
+        _update_learner_stats(stats, result)
         # max(): an iteration that sampled or trained nothing may leave a lifetime counter out.
         counters["frames"] = max(counters["frames"], frames_before + int(runners.get("num_env_steps_sampled_lifetime", 0)))
         counters["episodes"] = max(counters["episodes"], episodes_before + int(runners.get("num_episodes_lifetime", 0)))
@@ -263,7 +275,7 @@ def _loop(cfg, run_dir, algo, counters, logger, quiet) -> dict[str, float]:
             fps = (counters["frames"] - frames_at_last_log) / max(now - last_log, 1e-9)
             row = {
                 "frames": counters["frames"], "updates": counters["updates"], "episodes": counters["episodes"],
-                "time_s": round(now - start_time, 2), "fps": fps, **stats,
+                "time_s": round(now - start_time, 2), "fps": fps, **_episode_means(recent), **stats,
             }
             logger.log(row, counters["frames"])
             if not quiet:
@@ -300,24 +312,23 @@ LEARNER_COLUMNS = {  # metrics.csv column -> RLlib learner metric (first found)
 }
 
 
-EPISODE_COLUMNS = {  # metrics.csv column -> RLlib env-runner metric (a mean over the last log.episodes_window episodes)
-    "mean_return": "episode_return_mean",
-    "mean_success": SUCCESS_KEY,
-    "mean_episode_length": "episode_len_mean",
-}
+def _episode_means(recent) -> dict[str, float]:
+    """memrl's episode columns: means over the last log.episodes_window episodes (NaN success ignored)."""
+    def mean(values):
+        values = [v for v in values if math.isfinite(v)]
+        return float(np.mean(values)) if values else math.nan
+
+    return {
+        "mean_return": mean([r for r, _, _ in recent]),
+        "mean_success": mean([s for _, _, s in recent]),
+        "mean_episode_length": mean([n for _, n, _ in recent]),
+    }
 
 
-def _update_stats(stats: dict, result: dict, reward_scale: float) -> None:
-    """RLlib reports episode means only in iterations where episodes ended, and learner
-    metrics only where an update ran; like memrl, the row keeps the latest of each."""
+def _update_learner_stats(stats: dict, result: dict) -> None:
+    """RLlib reports learner metrics only for iterations where an update ran; like memrl, keep the latest."""
     from ray.rllib.core import DEFAULT_MODULE_ID
 
-    runners = result.get("env_runners", {})
-    for column, key in EPISODE_COLUMNS.items():
-        value = _float(runners.get(key))
-        if math.isfinite(value):
-            # The env wrapper scaled the rewards; returns are logged unscaled, as memrl logs them.
-            stats[column] = value / reward_scale if column == "mean_return" else value
     module = result.get("learners", {}).get(DEFAULT_MODULE_ID, {})
     for column, keys in LEARNER_COLUMNS.items():
         value = next((_float(module[k]) for k in keys if k in module), math.nan)
