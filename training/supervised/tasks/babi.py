@@ -251,8 +251,8 @@ class BabiTask(Task):
             return sums
         wrong = (logits.argmax(-1) != batch.targets) & mask
         count = int(question.max()) + 1
-        wrong_words = torch.zeros(count).scatter_add_(0, question[mask], wrong[mask].float())
-        task_of = torch.zeros(count, dtype=torch.long).scatter_(0, question[mask], batch.info["task"][mask])
+        wrong_words = torch.zeros(count, device=logits.device).scatter_add_(0, question[mask], wrong[mask].float())
+        task_of = torch.zeros(count, dtype=torch.long, device=logits.device).scatter_(0, question[mask], batch.info["task"][mask])
         for task in self.task_numbers:
             mine = task_of == task
             sums[f"questions_qa{task}"] = float(mine.sum())
