@@ -1,7 +1,9 @@
 """The agent: encoder -> memory core -> policy and value heads (IMPALA's shape).
 
 The core's input at step t is [encode(obs_t), one_hot(prev_action_t), prev_reward_t],
-where prev_* is what led to obs_t (zero at an episode's first step).
+where prev_* is what led to obs_t (zero at an episode's first step). Either prev_* input
+can be left out: a feedforward agent that sees its own last action has a one-step memory
+(it can carry a bit forward by choosing its moves), which a memoryless baseline must not have.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ class Agent(nn.Module):
         core_config: overrides for the core's typed config.
         encoder_size: width of the observation encoder.
         reward_clip: prev_reward input is clipped to [-reward_clip, reward_clip].
+        prev_action_input, prev_reward_input: feed the previous action / reward to the core.
     """
 
     def __init__(
@@ -46,12 +49,16 @@ class Agent(nn.Module):
         core_config: dict[str, Any] | None = None,
         encoder_size: int = 128,
         reward_clip: float = 1.0,
+        prev_action_input: bool = True,
+        prev_reward_input: bool = True,
     ):
         super().__init__()
         self.action_sizes = action_sizes(action_space)
         self.encoder = build_encoder(observation_space, encoder_size)
         self.reward_clip = reward_clip
-        core_input = self.encoder.output_size + sum(self.action_sizes) + 1
+        self.prev_action_input = prev_action_input
+        self.prev_reward_input = prev_reward_input
+        core_input = self.encoder.output_size + prev_action_input * sum(self.action_sizes) + prev_reward_input
         self.core = memory_cores.build(core, core_input, **(core_config or {}))
         self.policy = nn.Linear(self.core.output_size, sum(self.action_sizes))
         self.baseline = nn.Linear(self.core.output_size, 1)
@@ -62,10 +69,12 @@ class Agent(nn.Module):
     def forward(self, obs, prev_action: torch.Tensor, prev_reward: torch.Tensor, reset: torch.Tensor, state: TensorDict) -> AgentOutput:
         """obs: [T, B, *obs_shape] (or a dict of such); prev_action: long [T, B, n_components];
         prev_reward: [T, B]; reset: bool [T, B] (obs_t starts an episode); state: core state."""
-        features = self.encoder(obs)
-        one_hots = [F.one_hot(prev_action[..., i], n).float() for i, n in enumerate(self.action_sizes)]
-        reward = prev_reward.float().clamp(-self.reward_clip, self.reward_clip).unsqueeze(-1)
-        core_in = torch.cat([features, *one_hots, reward], dim=-1)
+        parts = [self.encoder(obs)]
+        if self.prev_action_input:
+            parts += [F.one_hot(prev_action[..., i], n).float() for i, n in enumerate(self.action_sizes)]
+        if self.prev_reward_input:
+            parts.append(prev_reward.float().clamp(-self.reward_clip, self.reward_clip).unsqueeze(-1))
+        core_in = torch.cat(parts, dim=-1)
         out, state, aux = self.core(core_in, state, reset)
         return AgentOutput(self.policy(out), self.baseline(out).squeeze(-1), state, aux)
 

@@ -68,6 +68,8 @@ MODEL_CONFIG_DEFAULTS = {
     "core_config": {},  # overrides for the core's typed config
     "encoder_size": 128,  # width of the observation encoder
     "reward_clip": 1.0,  # the previous reward fed to the core is clipped to +-reward_clip
+    "prev_action_input": True,  # feed the previous action to the core
+    "prev_reward_input": True,  # feed the previous reward to the core
     "reward_scale": 1.0,  # the env's rewards were multiplied by this; prev rewards are divided back
     "max_seq_len": 20,  # T of the learner's sequences (RLlib reads this key)
 }
@@ -123,6 +125,7 @@ class MemoryCoreRLModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI, Infe
         self.agent = Agent(
             space[ORIG_OBS], self.action_space, core=config["core"], core_config=dict(config["core_config"]),
             encoder_size=config["encoder_size"], reward_clip=config["reward_clip"],
+            prev_action_input=config["prev_action_input"], prev_reward_input=config["prev_reward_input"],
         )
 
     # -- state -------------------------------------------------------------------------

@@ -84,6 +84,22 @@ def test_previous_action_and_reward_reach_the_core():
     assert not torch.allclose(base, other_action) and not torch.allclose(base, other_reward)
 
 
+@pytest.mark.parametrize("prev_action_input, prev_reward_input", [(False, True), (True, False), (False, False)])
+def test_previous_action_and_reward_inputs_can_be_left_out(prev_action_input, prev_reward_input):
+    torch.manual_seed(0)
+    agent = Agent(spaces.Box(-1, 1, (3,), np.float32), spaces.Discrete(3), core="feedforward", core_config={"hidden_size": 8},
+                  prev_action_input=prev_action_input, prev_reward_input=prev_reward_input)
+    assert agent.core.input_size == agent.encoder.output_size + 3 * prev_action_input + prev_reward_input
+    obs = torch.randn(1, 1, 3)
+    state = agent.initial_state(1)
+    reset = torch.zeros(1, 1, dtype=torch.bool)
+    base = agent(obs, torch.zeros(1, 1, 1, dtype=torch.long), torch.zeros(1, 1), reset, state).logits
+    other_action = agent(obs, torch.ones(1, 1, 1, dtype=torch.long), torch.zeros(1, 1), reset, state).logits
+    other_reward = agent(obs, torch.zeros(1, 1, 1, dtype=torch.long), torch.ones(1, 1), reset, state).logits
+    assert torch.equal(base, other_action) != prev_action_input
+    assert torch.equal(base, other_reward) != prev_reward_input
+
+
 @pytest.mark.parametrize("shape, channels_last", [((7, 7, 3), True), ((72, 96, 3), True), ((5, 5, 6), True), ((3, 72, 96), False)])
 def test_image_layout(shape, channels_last):
     encoder = build_encoder(spaces.Box(0, 255, shape, np.uint8), 16)

@@ -65,6 +65,9 @@ def build_agent(env, cfg) -> Agent:
         core_config=core_cfg,
         encoder_size=cfg["agent"]["encoder_size"],
         reward_clip=cfg["agent"]["reward_clip"],
+        # Runs saved before these options existed fed both inputs.
+        prev_action_input=cfg["agent"].get("prev_action_input", True),
+        prev_reward_input=cfg["agent"].get("prev_reward_input", True),
     )
 
 

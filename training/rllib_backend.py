@@ -98,6 +98,8 @@ def model_config(cfg: dict) -> dict[str, Any]:
         "core_config": {k: v for k, v in cfg["core"].items() if k != "name"},
         "encoder_size": cfg["agent"]["encoder_size"],
         "reward_clip": cfg["agent"]["reward_clip"],
+        "prev_action_input": cfg["agent"].get("prev_action_input", True),
+        "prev_reward_input": cfg["agent"].get("prev_reward_input", True),
         "reward_scale": cfg["learner"]["loss"]["reward_scale"],
         "max_seq_len": cfg["actors"]["unroll_length"],
     }
