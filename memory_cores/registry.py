@@ -16,10 +16,12 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Named classes, each with a dataclass config. ``kind`` names them in error messages."""
+    """Named classes, each with a dataclass config. ``kind`` names them in error messages;
+    ``hint`` (e.g. ``"task=<name>"``) is added to the unknown-name error to say how to pick one."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, hint: str = ""):
         self.kind = kind
+        self.hint = hint
         self._entries: dict[str, tuple[type[T], type]] = {}
 
     def register(self, name: str, config_cls: type) -> Callable[[type[T]], type[T]]:
@@ -41,7 +43,8 @@ class Registry(Generic[T]):
     def get(self, name: str) -> tuple[type[T], type]:
         """(class, config class); an unknown name raises ValueError listing the registered ones."""
         if name not in self._entries:
-            raise ValueError(f"unknown {self.kind} {name!r}; registered {self.kind}s: {', '.join(self.names())}")
+            hint = f" ({self.hint})" if self.hint else ""
+            raise ValueError(f"unknown {self.kind} {name!r}; registered {self.kind}s: {', '.join(self.names())}{hint}")
         return self._entries[name]
 
     def make_config(self, name: str, values: dict[str, Any]):
