@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 USAGE = __doc__.split("\n\n")[1]
 
@@ -23,25 +23,12 @@ def cmd_train(overrides: list[str]) -> int:
     import envs
 
     from .actor import build_agent
-    from .config import ConfigError, apply_overrides, compose
+    from .config import ConfigError
     from .impala import make_optimizer, resolve_device, train
     from .learner import LossConfig
-    from .run_dir import create_run_dir, load_checkpoint, resolve_checkpoint, save_config
+    from .run_dir import new_run_dir
 
-    resume = _override_value(overrides, "resume")
-    checkpoint = None
-    if resume:
-        checkpoint_path = resolve_checkpoint(resume)
-        checkpoint = load_checkpoint(checkpoint_path)
-        groups = [o for o in overrides if o.split("=", 1)[0] in ("core", "env", "agent")]
-        if groups:
-            raise ConfigError(f"resume continues the run's own core/env/agent; drop {groups} or start a new run")
-        rest = [o for o in overrides if not o.startswith("resume=")]
-        cfg = apply_overrides(checkpoint["config"], rest)
-        run_dir = checkpoint_path.parent
-    else:
-        cfg = compose("train", overrides)
-        run_dir = None
+    cfg, run_dir, checkpoint = compose_or_resume(overrides, "train", ("core", "env", "agent"), "core/env/agent")
     if cfg.get("backend", "memrl") != "memrl":
         from .rllib_backend import train_from_cli
 
@@ -55,11 +42,8 @@ def cmd_train(overrides: list[str]) -> int:
         LossConfig(**cfg["learner"]["loss"])
     except TypeError as exc:
         raise ConfigError(f"learner.loss: {exc}") from None
-    if not resume:
-        name = cfg["name"] or f"{cfg['core']['name']}-{cfg['env']['name'].split('/')[-1]}"
-        run_dir = create_run_dir(cfg["run_root"], name)
-        cfg["name"] = name
-        save_config(run_dir, cfg)
+    if run_dir is None:
+        run_dir = new_run_dir(cfg, f"{cfg['core']['name']}-{cfg['env']['name'].split('/')[-1]}")
     print(f"run folder: {run_dir}", flush=True)
     train(cfg, run_dir, checkpoint)
     print(f"done; checkpoint: {run_dir / 'checkpoint.pt'}")
@@ -72,7 +56,7 @@ def cmd_eval(overrides: list[str]) -> int:
     from .config import compose
     from .supervised.cli import evaluate_checkpoint, is_supervised_checkpoint
 
-    if is_supervised_checkpoint(_override_value(overrides, "checkpoint")):
+    if is_supervised_checkpoint(override_value(overrides, "checkpoint")):
         return evaluate_checkpoint(overrides)
 
     cfg = compose("eval", overrides)
@@ -153,7 +137,33 @@ def _cell(value) -> str:
     return str(value)
 
 
-def _override_value(overrides: list[str], key: str) -> str | None:
+def compose_or_resume(overrides: list[str], config_name: str, own: tuple[str, ...], own_words: str,
+                      load: Callable[[Path], dict[str, Any]] | None = None
+                      ) -> tuple[dict[str, Any], Path | None, dict[str, Any] | None]:
+    """(config, run folder, checkpoint) for ``memrl train`` and ``memrl supervised``.
+
+    A new run: ``configs/<config_name>.yaml`` plus the overrides; no folder and no checkpoint yet
+    (make it with ``run_dir.new_run_dir`` once everything is checked). With ``resume=<run>``: the
+    run's checkpoint (read by ``load``), its saved config plus the other overrides, and its folder.
+    The config groups in ``own`` (``own_words`` in the error) belong to the run and cannot change.
+    """
+    from .config import ConfigError, apply_overrides, compose
+    from .run_dir import load_checkpoint, resolve_checkpoint
+
+    resume = override_value(overrides, "resume")
+    if not resume:
+        return compose(config_name, overrides), None, None
+    path = resolve_checkpoint(resume)
+    checkpoint = (load or load_checkpoint)(path)
+    groups = [o for o in overrides if o.split("=", 1)[0] in own]
+    if groups:
+        raise ConfigError(f"resume continues the run's own {own_words}; drop {groups} or start a new run")
+    cfg = apply_overrides(checkpoint["config"], [o for o in overrides if not o.startswith("resume=")])
+    return cfg, path.parent, checkpoint
+
+
+def override_value(overrides: list[str], key: str) -> str | None:
+    """The value of ``key=value`` among the overrides; None when absent, empty or null."""
     for o in overrides:
         if o.startswith(f"{key}="):
             value = o.split("=", 1)[1]

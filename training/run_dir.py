@@ -43,6 +43,17 @@ def create_run_dir(root: str | os.PathLike, name: str) -> Path:
     raise RuntimeError(f"could not create a fresh run folder under {root}")
 
 
+def new_run_dir(cfg: dict[str, Any], default_name: str) -> Path:
+    """A fresh run folder named ``cfg["name"]`` (``default_name`` when unset), holding the config.
+
+    Sets ``cfg["name"]``; callers build and check everything first, so bad input leaves no folder behind.
+    """
+    cfg["name"] = cfg["name"] or default_name
+    run_dir = create_run_dir(cfg["run_root"], cfg["name"])
+    save_config(run_dir, cfg)
+    return run_dir
+
+
 def save_config(run_dir: Path, config: dict[str, Any]) -> None:
     atomic_write_bytes(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False).encode())
 

@@ -37,10 +37,10 @@ import memory_cores
 from memory_cores.bloom_filter import BloomFilter, space_at_rate
 from memory_cores.neural_bloom import LEAK, NeuralBloomConfig, NeuralBloomCore, build_encoder
 
-from ..run_dir import CHECKPOINT, MetricsLogger, create_run_dir, save_checkpoint, save_config
+from ..run_dir import CHECKPOINT, MetricsLogger, new_run_dir, save_checkpoint
 from .tasks.base import markdown_table
 from .tasks.bloom import BloomTask, build_bloom_task
-from .trainer import check_config, clip_gradients, make_optimizer, resolve_device
+from .trainer import clip_gradients, make_optimizer, restore_training_state, start_process
 
 SCALE_BITS = 32  # an 8-bit state also stores one float32 scale per set
 
@@ -167,23 +167,13 @@ class BloomSetup:
 
 
 def setup_bloom(cfg: dict[str, Any], checkpoint: dict[str, Any] | None = None, task: BloomTask | None = None) -> BloomSetup:
-    check_config(cfg)
-    device = resolve_device(cfg["device"])
-    if cfg["threads"] is not None:
-        torch.set_num_threads(cfg["threads"])
-    torch.manual_seed(cfg["seed"])
+    device = start_process(cfg)
     task = task or build_bloom_task(cfg["task"])
     model = build_set_model(task, cfg["core"]).to(device)
     optimizer = make_optimizer(model.parameters(), cfg["optimizer"])
     generator = torch.Generator().manual_seed(cfg["seed"])
     if checkpoint is not None:
-        try:
-            model.load_state_dict(checkpoint["model"])
-        except RuntimeError as exc:
-            raise ValueError(f"checkpoint does not fit its own config ({str(exc).splitlines()[0][:100]})") from None
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        torch.set_rng_state(checkpoint["rng"]["torch"])
-        generator.set_state(checkpoint["rng"]["data"])
+        restore_training_state(checkpoint, model, optimizer, generator)
     return BloomSetup(task, model, optimizer, device, generator)
 
 
@@ -392,9 +382,7 @@ def run_bloom(cfg: dict[str, Any], run_dir: Path | None = None, checkpoint: dict
     """
     parts = setup_bloom(cfg, checkpoint, task)  # everything is checked before a folder exists
     if run_dir is None:
-        cfg["name"] = cfg["name"] or f"{cfg['core']['name']}-bloom-{parts.task.config.distribution}"
-        run_dir = create_run_dir(cfg["run_root"], cfg["name"])
-        save_config(run_dir, cfg)
+        run_dir = new_run_dir(cfg, f"{cfg['core']['name']}-bloom-{parts.task.config.distribution}")
     if not quiet:
         print(f"run folder: {run_dir}", flush=True)
     row = train_bloom(cfg, run_dir, parts, checkpoint, quiet=quiet)

@@ -12,36 +12,25 @@ from typing import Any
 
 import torch
 
-from ..config import ConfigError, apply_overrides, compose
-from ..run_dir import CheckpointError, create_run_dir, load_checkpoint, resolve_checkpoint, save_config
+from ..cli import compose_or_resume, override_value
+from ..config import apply_overrides
+from ..run_dir import CheckpointError, load_checkpoint, new_run_dir, resolve_checkpoint
 from .trainer import make_runner, setup, train
 
 KIND = "supervised"
 
 
 def run_supervised(overrides: list[str]) -> int:
-    resume = _override_value(overrides, "resume")
-    checkpoint = None
-    if resume:
-        path = resolve_checkpoint(resume)
-        checkpoint = _load_supervised(path)
-        groups = [o for o in overrides if o.split("=", 1)[0] in ("core", "task")]
-        if groups:
-            raise ConfigError(f"resume continues the run's own core and task; drop {groups} or start a new run")
-        cfg = apply_overrides(checkpoint["config"], [o for o in overrides if not o.startswith("resume=")])
-        run_dir = path.parent
-    else:
-        cfg = compose("supervised", overrides)
+    cfg, run_dir, checkpoint = compose_or_resume(overrides, "supervised", ("core", "task"), "core and task",
+                                                 load=_load_supervised)
     if cfg["task"].get("name") == "bloom":  # set membership has its own loop (Algorithm 3)
         from .bloom import run_bloom
 
-        run_bloom(cfg, run_dir if resume else None, checkpoint)
+        run_bloom(cfg, run_dir, checkpoint)
         return 0
     parts = setup(cfg, checkpoint)  # everything is checked before a folder exists
-    if not resume:
-        cfg["name"] = cfg["name"] or f"{cfg['core']['name']}-{cfg['task']['name']}"
-        run_dir = create_run_dir(cfg["run_root"], cfg["name"])
-        save_config(run_dir, cfg)
+    if run_dir is None:
+        run_dir = new_run_dir(cfg, f"{cfg['core']['name']}-{cfg['task']['name']}")
     print(f"run folder: {run_dir}", flush=True)
     train(cfg, run_dir, parts, checkpoint)
     if cfg["eval"]["at_end"]:
@@ -64,7 +53,7 @@ def is_supervised_checkpoint(checkpoint: str | None) -> bool:
 
 def evaluate_checkpoint(overrides: list[str]) -> int:
     """``memrl eval checkpoint=<run>`` for a supervised run; other overrides apply to its saved config."""
-    path = resolve_checkpoint(_override_value(overrides, "checkpoint"))
+    path = resolve_checkpoint(override_value(overrides, "checkpoint"))
     checkpoint = _load_supervised(path)
     rest = [o for o in overrides if not o.startswith("checkpoint=")]
     cfg = apply_overrides(checkpoint["config"], rest)
@@ -104,11 +93,3 @@ def _load_supervised(path: Path) -> dict[str, Any]:
     if checkpoint["config"].get("kind") != KIND:
         raise CheckpointError(f"checkpoint {path} is not from `memrl supervised`; use `memrl train resume=` for RL runs")
     return checkpoint
-
-
-def _override_value(overrides: list[str], key: str) -> str | None:
-    for o in overrides:
-        if o.startswith(f"{key}="):
-            value = o.split("=", 1)[1]
-            return value if value not in ("", "null", "None") else None
-    return None

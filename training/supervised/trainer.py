@@ -43,11 +43,7 @@ class Setup:
 
 
 def setup(cfg: dict[str, Any], checkpoint: dict[str, Any] | None = None) -> Setup:
-    check_config(cfg)
-    device = resolve_device(cfg["device"])
-    if cfg["threads"] is not None:
-        torch.set_num_threads(cfg["threads"])
-    torch.manual_seed(cfg["seed"])
+    device = start_process(cfg)
     task = build_task(cfg["task"], cfg["seed"])
     if checkpoint is not None:
         task.load_state_dict(checkpoint["task"])  # before the model: bAbI's vocabulary sets its sizes
@@ -55,14 +51,30 @@ def setup(cfg: dict[str, Any], checkpoint: dict[str, Any] | None = None) -> Setu
     optimizer = make_optimizer(model.parameters(), cfg["optimizer"])
     generator = torch.Generator().manual_seed(cfg["seed"])
     if checkpoint is not None:
-        try:
-            model.load_state_dict(checkpoint["model"])
-        except RuntimeError as exc:
-            raise ValueError(f"checkpoint does not fit its own config ({str(exc).splitlines()[0][:100]})") from None
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        torch.set_rng_state(checkpoint["rng"]["torch"])
-        generator.set_state(checkpoint["rng"]["data"])
+        restore_training_state(checkpoint, model, optimizer, generator)
     return Setup(task, model, optimizer, device, generator)
+
+
+def start_process(cfg: dict[str, Any]) -> torch.device:
+    """Check the trainer's fields, then set the thread count and torch seed; the device to train on."""
+    check_config(cfg)
+    device = resolve_device(cfg["device"])
+    if cfg["threads"] is not None:
+        torch.set_num_threads(cfg["threads"])
+    torch.manual_seed(cfg["seed"])
+    return device
+
+
+def restore_training_state(checkpoint: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                           generator: torch.Generator) -> None:
+    """Weights, optimizer and both random streams from a checkpoint, so a resumed run continues exactly."""
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as exc:
+        raise ValueError(f"checkpoint does not fit its own config ({str(exc).splitlines()[0][:100]})") from None
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    torch.set_rng_state(checkpoint["rng"]["torch"])
+    generator.set_state(checkpoint["rng"]["data"])
 
 
 def check_config(cfg: dict[str, Any]) -> None:
