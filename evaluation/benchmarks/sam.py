@@ -36,6 +36,7 @@ from __future__ import annotations
 import gc
 import os
 import time
+from typing import Callable
 
 import torch
 
@@ -164,22 +165,27 @@ def memory_use(cfg, core, steps: int | None = None) -> dict:
     }
 
 
-def add_ratios(rows: list[dict]) -> None:
-    """speedup and memory ratios of each model against DAM at the same N (fitted where DAM did not run)."""
-    dense = {r["slots"]: r for r in rows if r["model"] == "dam"}
-    measured = [(n, r["ms_per_step"]) for n, r in dense.items() if r["ms_per_step"] is not None]
+def add_ratios(rows: list[dict], reference: str = "dam", memory_column: str = "peak_extra_mib",
+               size: Callable[[int], float] = lambda slots: slots) -> None:
+    """speedup and memory ratios of each model against ``reference`` at the same N.
+
+    Where the reference did not run, its time per step is fitted as a + b * size(N) (DAM: linear in N;
+    ``bench sdnc`` passes N^2 for the DNC).
+    """
+    dense = {r["slots"]: r for r in rows if r["model"] == reference}
+    measured = [(size(n), r["ms_per_step"]) for n, r in dense.items() if r["ms_per_step"] is not None]
     fit = line_fit(measured) if len(measured) >= 2 else None
     for row in rows:
         ref = dense.get(row["slots"])
         ref_ms = ref["ms_per_step"] if ref else None
         extrapolated = ref_ms is None and fit is not None
         if extrapolated:
-            ref_ms = fit[0] + fit[1] * row["slots"]
-        row["dam_ms_per_step_fit"] = ref_ms if extrapolated else None
-        row["speedup_vs_dam"] = ref_ms / row["ms_per_step"] if ref_ms and row["ms_per_step"] else None
-        row["speedup_extrapolated"] = bool(extrapolated and row["speedup_vs_dam"])
-        ref_mib = ref["peak_extra_mib"] if ref else None
-        row["memory_ratio_vs_dam"] = ref_mib / row["peak_extra_mib"] if ref_mib and row["peak_extra_mib"] else None
+            ref_ms = fit[0] + fit[1] * size(row["slots"])
+        row[f"{reference}_ms_per_step_fit"] = ref_ms if extrapolated else None
+        row[f"speedup_vs_{reference}"] = ref_ms / row["ms_per_step"] if ref_ms and row["ms_per_step"] else None
+        row["speedup_extrapolated"] = bool(extrapolated and row[f"speedup_vs_{reference}"])
+        ref_mib = ref[memory_column] if ref else None
+        row[f"memory_ratio_vs_{reference}"] = ref_mib / row[memory_column] if ref_mib and row[memory_column] else None
 
 
 def line_fit(points: list[tuple[float, float]]) -> tuple[float, float]:

@@ -31,7 +31,7 @@ import memory_cores
 from memory_cores import ann_index
 
 from . import benchmark
-from .sam import MIB, memory_use, time_per_step
+from .sam import MIB, add_ratios, memory_use, time_per_step
 
 MODELS = ("sdnc", "sdnc_faiss", "dnc")  # sdnc: exact top-K (the thesis' "linear KNN"); sdnc_faiss: SAM's faiss index
 
@@ -47,7 +47,7 @@ def run(cfg) -> list[dict]:
         rows = [measure(cfg, model, int(n)) for n in cfg.n_values for model in cfg.models]
     finally:
         torch.set_num_threads(threads)
-    add_ratios(rows, int(cfg.steps))
+    add_ratios(rows, "dnc", "total_mib", size=lambda slots: slots**2)  # the DNC's step is O(N^2)
     return rows
 
 
@@ -88,34 +88,6 @@ def measure(cfg, model: str, slots: int) -> dict:
     gc.collect()
     print(f"  {model} N={slots}: {row['ms_per_step']} ms/step, {row['total_mib']} MiB total", flush=True)
     return row
-
-
-def add_ratios(rows: list[dict], steps: int) -> None:
-    """SDNC's speed-up and memory ratio against the DNC at the same N (time fitted where the DNC did not run)."""
-    dense = {r["slots"]: r for r in rows if r["model"] == "dnc"}
-    measured = [(n**2, r["ms_per_step"]) for n, r in dense.items() if r["ms_per_step"] is not None]
-    fit = quadratic_fit(measured) if len(measured) >= 2 else None
-    for row in rows:
-        ref = dense.get(row["slots"])
-        ref_ms = ref["ms_per_step"] if ref else None
-        extrapolated = ref_ms is None and fit is not None
-        if extrapolated:
-            ref_ms = fit[0] + fit[1] * row["slots"] ** 2
-        row["dnc_ms_per_step_fit"] = ref_ms if extrapolated else None
-        row["speedup_vs_dnc"] = ref_ms / row["ms_per_step"] if ref_ms and row["ms_per_step"] else None
-        row["speedup_extrapolated"] = bool(extrapolated and row["speedup_vs_dnc"])
-        ref_mib = ref["total_mib"] if ref else None
-        row["memory_ratio_vs_dnc"] = ref_mib / row["total_mib"] if ref_mib and row["total_mib"] else None
-
-
-def quadratic_fit(points: list[tuple[float, float]]) -> tuple[float, float]:
-    """Least-squares (a, b) of y = a + b x, with x = N^2 given."""
-    n = len(points)
-    mean_x = sum(x for x, _ in points) / n
-    mean_y = sum(y for _, y in points) / n
-    var = sum((x - mean_x) ** 2 for x, _ in points)
-    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / var
-    return mean_y - slope * mean_x, slope
 
 
 __all__ = ["run", "MIB"]

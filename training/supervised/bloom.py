@@ -399,11 +399,7 @@ def run_bloom(cfg: dict[str, Any], run_dir: Path | None = None, checkpoint: dict
 
 def evaluate_bloom_checkpoint(cfg: dict[str, Any], checkpoint: dict[str, Any], out: Path) -> int:
     """``memrl eval checkpoint=<bloom run>``: the space table of a trained model."""
-    from .cli import write_result
+    from .cli import show_result
 
-    parts = setup_bloom(cfg, checkpoint)
-    result = evaluate_bloom(parts)
-    json_path, md_path = write_result(result, out)
-    print(result["markdown"])
-    print(f"wrote {json_path} and {md_path}")
+    show_result(evaluate_bloom(setup_bloom(cfg, checkpoint)), out)
     return 0

@@ -57,16 +57,13 @@ def evaluate_checkpoint(overrides: list[str]) -> int:
     checkpoint = _load_supervised(path)
     rest = [o for o in overrides if not o.startswith("checkpoint=")]
     cfg = apply_overrides(checkpoint["config"], rest)
+    out = Path(cfg["eval"]["out"]) if cfg["eval"]["out"] else path.parent / "eval"
     if cfg["task"].get("name") == "bloom":  # the space table of a set-membership model
         from .bloom import evaluate_bloom_checkpoint
 
-        return evaluate_bloom_checkpoint(cfg, checkpoint, Path(cfg["eval"]["out"]) if cfg["eval"]["out"] else path.parent / "eval")
+        return evaluate_bloom_checkpoint(cfg, checkpoint, out)
     parts = setup(cfg, checkpoint)
-    result = evaluate(parts, cfg["eval"])
-    out = Path(cfg["eval"]["out"]) if cfg["eval"]["out"] else path.parent / "eval"
-    json_path, md_path = write_result(result, out)
-    print(result["markdown"])
-    print(f"wrote {json_path} and {md_path}")
+    show_result(evaluate(parts, cfg["eval"]), out)
     return 0
 
 
@@ -86,6 +83,13 @@ def write_result(result: dict[str, Any], stem: Path) -> tuple[Path, Path]:
     json_path.write_text(json.dumps(payload, indent=2) + "\n")
     md_path.write_text(result["markdown"] + "\n")
     return json_path, md_path
+
+
+def show_result(result: dict[str, Any], stem: Path) -> None:
+    """``memrl eval``'s output: the table, written to ``<stem>.json`` / ``<stem>.md`` and printed."""
+    json_path, md_path = write_result(result, stem)
+    print(result["markdown"])
+    print(f"wrote {json_path} and {md_path}")
 
 
 def _load_supervised(path: Path) -> dict[str, Any]:
