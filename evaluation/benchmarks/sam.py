@@ -36,7 +36,7 @@ from __future__ import annotations
 import gc
 import os
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -60,14 +60,19 @@ def run(cfg) -> list[dict]:
     unknown = set(cfg.models) - set(MODELS)
     if unknown:
         raise ValueError(f"unknown model(s) {sorted(unknown)}; choose from {sorted(MODELS)}")
+    rows = measure_all(cfg, measure)
+    add_ratios(rows)
+    return rows
+
+
+def measure_all(cfg, measure: Callable[[Any, str, int], dict]) -> list[dict]:
+    """``measure(cfg, model, N)`` for every N and model of ``cfg``, at ``cfg.threads`` threads."""
     threads = torch.get_num_threads()
     torch.set_num_threads(int(cfg.threads))
     try:
-        rows = [measure(cfg, model, int(n)) for n in cfg.n_values for model in cfg.models]
+        return [measure(cfg, model, int(n)) for n in cfg.n_values for model in cfg.models]
     finally:
         torch.set_num_threads(threads)
-    add_ratios(rows)
-    return rows
 
 
 def build(cfg, model: str, slots: int):

@@ -31,7 +31,7 @@ import memory_cores
 from memory_cores import ann_index
 
 from . import benchmark
-from .sam import MIB, add_ratios, memory_use, time_per_step
+from .sam import MIB, add_ratios, measure_all, memory_use, time_per_step
 
 MODELS = ("sdnc", "sdnc_faiss", "dnc")  # sdnc: exact top-K (the thesis' "linear KNN"); sdnc_faiss: SAM's faiss index
 
@@ -41,12 +41,7 @@ def run(cfg) -> list[dict]:
     unknown = set(cfg.models) - set(MODELS)
     if unknown:
         raise ValueError(f"unknown model(s) {sorted(unknown)}; choose from {list(MODELS)}")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(int(cfg.threads))
-    try:
-        rows = [measure(cfg, model, int(n)) for n in cfg.n_values for model in cfg.models]
-    finally:
-        torch.set_num_threads(threads)
+    rows = measure_all(cfg, measure)
     add_ratios(rows, "dnc", "total_mib", size=lambda slots: slots**2)  # the DNC's step is O(N^2)
     return rows
 
