@@ -17,7 +17,7 @@ How memrl settings map onto RLlib:
 | learner.learning_rate, max_grad_norm    | lr, grad_clip (RLlib's Adam; its epsilon is Adam's default 1e-8) |
 | loss.discount / baseline_cost / entropy_cost | gamma / vf_loss_coeff / entropy_coeff        |
 | loss.clip_rho_threshold                 | vtrace_clip_rho_threshold and vtrace_clip_pg_rho_threshold (impala, appo) |
-| loss.trace_lambda                       | lambda_ (appo, ppo); RLlib's IMPALA has none (lambda = 1) |
+| loss.trace_lambda                       | lambda_ (ppo; Ray 2.60's APPO and IMPALA ignore it: lambda = 1) |
 | loss.reward_scale                       | an env wrapper scales rewards; the module divides the previous reward back |
 
 Not mapped: ``learner.loss.clip_c_threshold`` (RLlib's V-trace fixes c-bar = 1),
@@ -37,12 +37,13 @@ import torch
 
 import envs
 
+from .actor import pooled_success
 from .run_dir import CHECKPOINT, MetricsLogger, save_checkpoint
 
 ALGOS = ("impala", "appo", "ppo")
 RLLIB_ENV = "memrl_rllib_env"
 RLLIB_CHECKPOINT = "rllib"  # RLlib's own checkpoint folder inside the run folder, for resume
-EPISODES_KEY = "memrl_episodes"  # env-runner metric: one (return, length, success) per finished episode
+EPISODES_KEY = "memrl_episodes"  # env-runner metric: one (return, length, success, trials) per finished episode
 
 
 def check_config(cfg: dict) -> None:
@@ -72,7 +73,7 @@ def _scale_reward(reward: float, scale: float) -> float:
 
 
 def log_episode(*, episode, metrics_logger, prev_episode_chunks=(), **kwargs) -> None:
-    """on_episode_end: the finished episode's return (of scaled rewards), length and info["success"].
+    """on_episode_end: the finished episode's return (of scaled rewards), length, info["success"] and info["trials"].
 
     An item series reaches the driver as the list of episodes finished since the last
     ``algo.train()``, so the driver averages the last ``log.episodes_window`` episodes
@@ -80,10 +81,10 @@ def log_episode(*, episode, metrics_logger, prev_episode_chunks=(), **kwargs) ->
     mean over a different, per-iteration window).
     """
     chunks = [*(prev_episode_chunks or []), episode]  # an episode cut across sample() calls comes in chunks
-    success = episode.get_infos(-1).get("success", math.nan)
-    success = float(success) if success is not None else math.nan
+    info = episode.get_infos(-1)
+    success, trials = (float(v) if v is not None else math.nan for v in (info.get("success"), info.get("trials")))
     episode_return = float(sum(chunk.get_return() for chunk in chunks))
-    metrics_logger.log_value(EPISODES_KEY, (episode_return, sum(map(len, chunks)), success), reduce="item_series")
+    metrics_logger.log_value(EPISODES_KEY, (episode_return, sum(map(len, chunks)), success, trials), reduce="item_series")
 
 
 def batch_frames(cfg: dict) -> int:
@@ -259,13 +260,13 @@ def _loop(cfg, run_dir, algo, counters, logger, quiet) -> dict[str, float]:
     last_log = last_checkpoint = time.time()
     frames_at_last_log, row = counters["frames"], {}
     stats = dict.fromkeys(LEARNER_COLUMNS, math.nan)
-    recent = collections.deque(maxlen=cfg["log"]["episodes_window"])  # (return, length, success) of the last episodes
+    recent = collections.deque(maxlen=cfg["log"]["episodes_window"])  # (return, length, success, trials) of the last episodes
     scale = cfg["learner"]["loss"]["reward_scale"]
     while counters["frames"] < cfg["total_frames"]:
         result = algo.train()
         runners = result.get("env_runners", {})
         # One entry per finished episode; the env wrapper's reward scale is undone here.
-        recent.extend((ret / scale, length, success) for ret, length, success in runners.get(EPISODES_KEY, []))
+        recent.extend((ret / scale, length, success, trials) for ret, length, success, trials in runners.get(EPISODES_KEY, []))
         _update_learner_stats(stats, result)
         # max(): an iteration that sampled or trained nothing may leave a lifetime counter out.
         counters["frames"] = max(counters["frames"], frames_before + int(runners.get("num_env_steps_sampled_lifetime", 0)))
@@ -315,15 +316,11 @@ LEARNER_COLUMNS = {  # metrics.csv column -> RLlib learner metric (first found)
 
 
 def _episode_means(recent) -> dict[str, float]:
-    """memrl's episode columns: means over the last log.episodes_window episodes (NaN success ignored)."""
-    def mean(values):
-        values = [v for v in values if math.isfinite(v)]
-        return float(np.mean(values)) if values else math.nan
-
+    """memrl's episode columns over the last log.episodes_window episodes, success pooled over trials."""
     return {
-        "mean_return": mean([r for r, _, _ in recent]),
-        "mean_success": mean([s for _, _, s in recent]),
-        "mean_episode_length": mean([n for _, n, _ in recent]),
+        "mean_return": float(np.mean([r for r, _, _, _ in recent])) if recent else math.nan,
+        "mean_success": pooled_success([{"success": s, "trials": t} for _, _, s, t in recent]),
+        "mean_episode_length": float(np.mean([n for _, n, _, _ in recent])) if recent else math.nan,
     }
 
 
