@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 # Pins torch to the local CPU build; `make ... CONSTRAINTS=` drops the pins.
 CONSTRAINTS ?= constraints.txt
-QUICKSTART_FRAMES ?= 1500000
+QUICKSTART_FRAMES ?= 1000000
 QUICKSTART_DIR := runs/quickstart-$(shell date +%Y%m%d-%H%M%S)
 
 BIN := $(VENV)/bin
