@@ -16,6 +16,7 @@ from tensordict import TensorDict
 import envs
 from agents import Agent
 
+from .env_guard import GuardedEnv
 from .unroll import inputs_after_step
 
 
@@ -26,6 +27,7 @@ class ActorResult:
     episodes: list[dict[str, float]]  # completed episodes: return, length, success
     weights_version: int  # learner update count of the weights that acted
     actor_index: int
+    env_errors: int = 0  # env exceptions survived during this unroll (training/env_guard.py)
 
 
 def pooled_success(episodes: list[dict[str, float]]) -> float:
@@ -85,7 +87,10 @@ class Actor:
         self.actor_index = actor_index
         self.unroll_length = cfg["actors"]["unroll_length"]
         num_envs = cfg["actors"]["envs_per_actor"]
-        self.envs = [envs.make_from_config(cfg["env"]) for _ in range(num_envs)]
+        max_errors = cfg["actors"].get("max_env_errors", 10)  # runs saved before the option had no limit key
+        make_env = lambda: envs.make_from_config(cfg["env"])  # noqa: E731
+        self.envs = [GuardedEnv(make_env, max_errors, cfg["env"]["name"]) for _ in range(num_envs)]
+        self.env_errors_reported = 0
         env_seeds = np.random.SeedSequence([seed, actor_index]).generate_state(num_envs + 1)
         self.generator = torch.Generator().manual_seed(int(env_seeds[-1]))
         torch.manual_seed(int(env_seeds[-1]))  # for cores that draw random numbers
@@ -145,7 +150,9 @@ class Actor:
         # Entry T carries inputs only; its transition fields are zero padding.
         last.update({k: torch.zeros_like(v) for k, v in steps[-1].items() if k not in last.keys()})
         steps.append(last)
-        return ActorResult(torch.stack(steps), start_state, episodes, self.weights_version, self.actor_index)
+        env_errors = sum(env.errors for env in self.envs) - self.env_errors_reported
+        self.env_errors_reported += env_errors
+        return ActorResult(torch.stack(steps), start_state, episodes, self.weights_version, self.actor_index, env_errors)
 
     def _step_envs(self, action: torch.Tensor, episodes: list[dict[str, float]]):
         """Step every env; auto-reset ended ones. Returns the next obs and each ended env's final obs."""
@@ -161,7 +168,7 @@ class Actor:
             reward[b], terminated[b], truncated[b] = r, term, trunc
             self.episode_return[b] += r
             self.episode_length[b] += 1
-            if term or trunc:
+            if (term or trunc) and "env_error" not in info:  # an episode cut by an env error is no sample of returns
                 episodes.append(
                     {
                         "return": float(self.episode_return[b]),
@@ -171,6 +178,7 @@ class Actor:
                         "trials": float(info.get("trials", math.nan)),
                     }
                 )
+            if term or trunc:
                 self.episode_return[b] = 0.0
                 self.episode_length[b] = 0
                 if trunc and not term:

@@ -25,12 +25,17 @@ import torch
 import envs
 
 from .actor import Actor, ActorResult, build_agent, pooled_success
+from .env_guard import EnvFaultError
 from .learner import LossConfig, impala_loss
 from .run_dir import CHECKPOINT, MetricsLogger, save_checkpoint
 
 
 class NonFiniteLossError(ValueError):
     """Too many updates in a row with a non-finite loss or gradient."""
+
+
+class ActorFailureError(ValueError):
+    """One actor slot died ``actors.max_actor_restarts`` times in a row without delivering an unroll."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -58,7 +63,10 @@ class RayActors:
     """Ray actors with ``inflight_per_actor`` unroll requests queued each, so none waits on the learner.
 
     An actor that dies is replaced by a fresh one (new env seeds) and its lost
-    unrolls are simply not counted; ``restarts`` counts the replacements.
+    unrolls are simply not counted; ``restarts`` counts the replacements. An
+    actor that keeps dying before it delivers anything (e.g. its constructor
+    raises) stops the run after ``actors.max_actor_restarts`` tries instead of
+    being replaced forever.
     """
 
     def __init__(self, cfg: dict, seed: int, weights_ref, version: int):
@@ -71,6 +79,8 @@ class RayActors:
         self.actors = [self._start(i, seed) for i in range(cfg["actors"]["num_actors"])]
         self.pending: dict[Any, int] = {}
         self.restarts = 0
+        self.max_restarts = cfg["actors"].get("max_actor_restarts", 3)  # runs saved before the option: 3
+        self.deaths_in_a_row = [0] * len(self.actors)
         for index in range(len(self.actors)):
             self._submit(index, weights_ref, version)
 
@@ -82,7 +92,7 @@ class RayActors:
             self.pending[self.actors[index].unroll.remote(weights_ref, version)] = index
 
     def next_result(self, weights_ref, version: int) -> ActorResult:
-        from ray.exceptions import NodeDiedError, OutOfMemoryError, RayActorError, WorkerCrashedError
+        from ray.exceptions import NodeDiedError, OutOfMemoryError, RayActorError, RayTaskError, WorkerCrashedError
 
         # What a dead actor process looks like from here: killed, crashed, OOM-killed by Ray, or its node lost.
         actor_died = (RayActorError, OutOfMemoryError, WorkerCrashedError, NodeDiedError)
@@ -94,6 +104,11 @@ class RayActors:
             except actor_died as exc:
                 self._replace(index, weights_ref, version, exc)
                 continue
+            except RayTaskError as exc:
+                if isinstance(exc.cause, EnvFaultError):  # the env's own one-line message, not Ray's traceback
+                    raise EnvFaultError(f"actor {index}: {exc.cause}") from None
+                raise
+            self.deaths_in_a_row[index] = 0
             self.pending[self.actors[index].unroll.remote(weights_ref, version)] = index
             return result
 
@@ -101,7 +116,13 @@ class RayActors:
         for ref in [r for r, i in self.pending.items() if i == index]:
             del self.pending[ref]
         self.restarts += 1
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        self.deaths_in_a_row[index] += 1
+        reason = _death_reason(exc)
+        if self.deaths_in_a_row[index] > self.max_restarts:
+            raise ActorFailureError(
+                f"actor {index} died {self.deaths_in_a_row[index]} times in a row without delivering an unroll "
+                f"(last: {reason}); fix the cause or raise actors.max_actor_restarts"
+            )
         print(f"actor {index} died ({reason}); starting a replacement (restart {self.restarts})", flush=True)
         self.ray.kill(self.actors[index])
         self.actors[index] = self._start(index, self.seed + 7919 * self.restarts)
@@ -110,6 +131,20 @@ class RayActors:
     def close(self) -> None:
         for actor in self.actors:
             self.ray.kill(actor)
+
+
+def _death_reason(exc: Exception) -> str:
+    """One line on why an actor died: the error its constructor raised, else Ray's first line."""
+    import re
+
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(exc).splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return type(exc).__name__
+    if getattr(exc, "actor_init_failed", False):  # Ray's message ends with the constructor's traceback
+        raised = [line for line in lines if re.match(r"[\w.]+(Error|Exception|Exit|Interrupt)\b.*:", line)]
+        return (raised or lines)[-1][:200]
+    return lines[0][:200]
 
 
 def init_ray(ray_cfg: dict, num_actors: int, cpus_per_actor: float) -> bool:
@@ -149,7 +184,7 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
     probe_env.close()
     optimizer = make_optimizer(agent.parameters(), learner_cfg)
     loss_cfg = LossConfig(**learner_cfg["loss"])
-    counters = {"frames": 0, "updates": 0, "episodes": 0, "seconds": 0.0, "skipped_updates": 0}
+    counters = {"frames": 0, "updates": 0, "episodes": 0, "seconds": 0.0, "skipped_updates": 0, "env_errors": 0}
     if checkpoint is not None:
         agent.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -223,6 +258,7 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
             for r in results:
                 recent.extend(r.episodes)
                 counters["episodes"] += len(r.episodes)
+                counters["env_errors"] += r.env_errors
 
             now = time.time()
             done = counters["frames"] >= cfg["total_frames"]
@@ -230,6 +266,7 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
                 row = _metrics_row(counters, now - start_time, window["frames"] / (now - last_log), recent, parts, loss, grad_norm, window["lag"])
                 row["skipped_updates"] = counters["skipped_updates"]
                 row["actor_restarts"] = getattr(actors, "restarts", 0)
+                row["env_errors"] = counters["env_errors"]
                 logger.log(row, counters["frames"])
                 if not quiet:
                     print(_progress_line(row), flush=True)

@@ -1,0 +1,205 @@
+"""Reliability: envs that raise, multi-node Ray, checkpoint retention, the bad-input table.
+
+The faulty env is the counter env (observation = steps taken this episode,
+reward 1 per step) that raises on its ``fail_every``-th step, counted per env
+instance; a replaced env starts counting again. With ``fail_every`` above the
+episode length some episodes finish between errors (a flaky env); below it, none
+do (a broken env).
+"""
+import sys
+import time
+
+import gymnasium
+import numpy as np
+import pytest
+
+from envs.counter import CounterEnv
+from training import cli, impala
+from training.actor import Actor
+from training.config import compose
+from training.env_guard import EnvFaultError, GuardedEnv
+from training.run_dir import read_metrics
+
+FAULTY = "memrl-test/faulty"
+
+
+class FaultyEnv(CounterEnv):
+    def __init__(self, length: int = 7, terminate: bool = False, fail_every: int = 0, fail_reset_every: int = 0):
+        super().__init__(length, terminate)
+        self.fail_every, self.fail_reset_every = fail_every, fail_reset_every
+        self.steps = self.resets = 0
+
+    def reset(self, *, seed=None, options=None):
+        self.resets += 1
+        if self.fail_reset_every and self.resets % self.fail_reset_every == 0:
+            raise ConnectionError("simulator went away\nsecond line of a long message")
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        self.steps += 1
+        if self.fail_every and self.steps % self.fail_every == 0:
+            raise RuntimeError(f"boom at step {self.steps}")
+        return super().step(action)
+
+
+def register_faulty() -> None:
+    if FAULTY not in gymnasium.registry:
+        gymnasium.register(id=FAULTY, entry_point=FaultyEnv)
+
+
+register_faulty()
+
+
+class BrokenActor(Actor):
+    def __init__(self, cfg, actor_index, seed):
+        raise OSError("cannot open display :0\nsecond line")
+
+
+class FaultyActor(Actor):
+    """The real actor, in a Ray worker that has the faulty env registered (the registry is per process)."""
+
+    def __init__(self, cfg, actor_index, seed):
+        register_faulty()
+        super().__init__(cfg, actor_index, seed)
+
+
+def guarded(max_errors=3, **kwargs):
+    built = []
+
+    def make():
+        built.append(FaultyEnv(length=5, **kwargs))
+        return built[-1]
+
+    return GuardedEnv(make, max_errors, FAULTY), built
+
+
+def test_a_step_error_cuts_the_episode_at_the_last_good_observation_and_replaces_the_env(capsys):
+    env, built = guarded(fail_every=12)  # episodes of 5 steps: 2 finish, then step 12 raises
+    obs, _ = env.reset(seed=1)
+    for _ in range(11):
+        obs, reward, terminated, truncated, info = env.step(0)
+        if truncated:
+            obs, _ = env.reset()
+    assert obs[0] == 1.0 and env.errors == 0
+    obs, reward, terminated, truncated, info = env.step(0)
+    assert (obs[0], reward, terminated, truncated) == (1.0, 0.0, False, True), "cut at the last good observation"
+    assert info["env_error"] == "RuntimeError: boom at step 12"
+    assert env.errors == 1 and len(built) == 1
+    obs, _ = env.reset()
+    assert len(built) == 2 and env.env is built[1], "the next reset builds a fresh env"
+    assert obs[0] == 0.0 and env.step(0)[0][0] == 1.0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out == [f"env {FAULTY} raised in step (RuntimeError: boom at step 12); replacing it (1 errors so far, 1 in a row)"]
+
+
+def test_an_env_that_never_finishes_an_episode_stops_after_max_errors():
+    env, built = guarded(max_errors=3, fail_every=3)  # raises before any 5-step episode ends
+    env.reset(seed=0)
+    with pytest.raises(EnvFaultError) as error:
+        for _ in range(100):
+            if env.step(0)[3]:
+                env.reset()
+    message = str(error.value)
+    assert len(built) == 3 and env.errors == 3
+    assert "\n" not in message and "raised 3 times without finishing an episode" in message
+    assert "RuntimeError: boom at step 3" in message and "actors.max_env_errors" in message
+
+
+def test_a_flaky_env_never_stops_the_run_because_finished_episodes_clear_the_count():
+    env, _ = guarded(max_errors=2, fail_every=12)
+    env.reset(seed=0)
+    for _ in range(200):
+        if env.step(0)[3]:
+            env.reset()
+    assert env.errors == 200 // 12 and env.errors_in_a_row <= 1
+
+
+def test_reset_errors_are_retried_on_a_fresh_env_and_rebuilt_envs_are_seeded():
+    env, built = guarded(max_errors=3, fail_reset_every=2)
+    env.reset(seed=5)
+    env.step(0)
+    obs, _ = env.reset()  # the second reset of this env raises: a fresh env is built and reset instead
+    assert obs[0] == 0.0 and env.errors == 1 and len(built) == 2
+    seed = built[1].np_random_seed
+    again, again_built = guarded(max_errors=3, fail_reset_every=2)
+    again.reset(seed=5)
+    again.reset()
+    assert again_built[1].np_random_seed == seed, "a rebuilt env's seed derives from the first reset's seed"
+    with pytest.raises(EnvFaultError, match=r"in reset: ConnectionError: simulator went away\); fix the env"):
+        guarded(max_errors=1, fail_reset_every=1)[0].reset(seed=0)
+
+
+TRAIN = ["train", "env=counter", f"env.name={FAULTY}", "env.length=5", "core.hidden_size=8", "agent.encoder_size=8",
+         "actors.num_actors=0", "actors.envs_per_actor=2", "actors.unroll_length=6", "log.interval_s=0",
+         "tensorboard=false"]
+
+
+def test_training_goes_on_through_env_errors_and_counts_them(tmp_path, capsys):
+    argv = [*TRAIN, "+env.fail_every=12", "total_frames=240", f"run_root={tmp_path}"]
+    assert cli.main(argv) == 0
+    [run] = list(tmp_path.iterdir())
+    metrics = read_metrics(run)
+    # 2 envs x 120 steps, each raising on every 12th of its steps: 10 errors each.
+    assert metrics["env_errors"][-1] == 20
+    # Cut episodes are left out of the return statistics: every finished episode returned exactly 5.
+    assert set(metrics["mean_return"]) == {5.0}
+    assert "replacing it" in capsys.readouterr().out
+
+
+def test_a_broken_env_stops_training_with_one_line(tmp_path, capsys):
+    argv = [*TRAIN, "+env.fail_every=3", "actors.max_env_errors=4", "total_frames=100000", f"run_root={tmp_path}"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "raised 4 times without finishing an episode" in err, err
+
+
+@pytest.fixture
+def faulty_ray_actors(monkeypatch, ray_session):
+    from ray import cloudpickle  # Ray's own copy pickles actor classes, not the cloudpickle package
+
+    # Ray workers cannot import this test module by name: ship its classes by value.
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    started = []
+
+    def start(*overrides, actor_class=FaultyActor):
+        monkeypatch.setattr(impala, "Actor", actor_class)
+        cfg = compose("train", ["env=counter", f"env.name={FAULTY}", "env.length=5", "core.hidden_size=8",
+                                "agent.encoder_size=8", "actors.num_actors=1", "actors.envs_per_actor=2",
+                                "actors.unroll_length=6", *overrides])
+        from training.actor import build_agent
+
+        weights_ref = ray_session.put(impala.cpu_weights(build_agent(FaultyEnv(length=5), cfg)))
+        started.append(impala.RayActors(cfg, 0, weights_ref, 0))
+        return started[-1], weights_ref
+
+    yield start
+    for actors in started:
+        actors.close()
+    cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+
+
+def test_env_errors_in_ray_actors_are_counted_and_a_broken_env_stops_the_learner(faulty_ray_actors):
+    actors, weights_ref = faulty_ray_actors("+env.fail_every=12")
+    errors = sum(actors.next_result(weights_ref, 0).env_errors for _ in range(8))  # 2 envs x 48 steps
+    assert errors == 8 and actors.restarts == 0
+
+    actors, weights_ref = faulty_ray_actors("+env.fail_every=3", "actors.max_env_errors=2")
+    deadline = time.time() + 120
+    with pytest.raises(EnvFaultError) as error:
+        while time.time() < deadline:
+            actors.next_result(weights_ref, 0)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("actor 0: env memrl-test/faulty raised 2 times"), message
+    assert actors.restarts == 0, "an env fault is not an actor death: no replacement loop"
+
+
+def test_an_actor_that_dies_on_every_start_stops_the_run_instead_of_restarting_forever(faulty_ray_actors):
+    actors, weights_ref = faulty_ray_actors("actors.max_actor_restarts=2", actor_class=BrokenActor)
+    deadline = time.time() + 120
+    with pytest.raises(impala.ActorFailureError) as error:
+        while time.time() < deadline:
+            actors.next_result(weights_ref, 0)
+    message = str(error.value)
+    assert "\n" not in message and actors.restarts == 3, message
+    assert message.startswith("actor 0 died 3 times in a row without delivering an unroll (last: ")
+    assert "OSError: cannot open display :0" in message and "actors.max_actor_restarts" in message
