@@ -203,3 +203,62 @@ def test_an_actor_that_dies_on_every_start_stops_the_run_instead_of_restarting_f
     assert "\n" not in message and actors.restarts == 3, message
     assert message.startswith("actor 0 died 3 times in a row without delivering an unroll (last: ")
     assert "OSError: cannot open display :0" in message and "actors.max_actor_restarts" in message
+
+
+def test_multi_node_cluster_actors_spread_over_nodes_and_survive_losing_one(tmp_path):
+    """A real three-node Ray cluster on this machine; `memrl train ray.address=...` joins it as a separate process.
+
+    Both actors must land on different nodes; removing the worker node under one
+    of them must get it replaced on a node still there, and training goes on
+    until Ctrl-C, which saves a checkpoint.
+    """
+    import signal
+    import subprocess
+    import threading
+
+    from ray.cluster_utils import Cluster
+
+    from training.run_dir import load_checkpoint
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    proc = None
+    try:
+        cluster.wait_for_nodes()
+        nodes = {node.node_id[:12] for node in cluster.list_all_nodes()}
+        assert len(nodes) == 3
+        argv = [sys.executable, "-m", "training.cli", "train", "env=counter", "core.hidden_size=8",
+                "agent.encoder_size=8", "actors.num_actors=2", "actors.envs_per_actor=2", "actors.unroll_length=10",
+                "total_frames=1000000000", "log.interval_s=1", "tensorboard=false",
+                f"ray.address={cluster.address}", f"run_root={tmp_path}"]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        watchdog = threading.Timer(240, proc.kill)  # a hang fails the test instead of blocking it
+        watchdog.start()
+        lines, placed, removed, progress_after = [], [], None, 0
+        for line in proc.stdout:
+            lines.append(line.rstrip())
+            if " runs on node " in line:
+                placed.append(line.split(" runs on node ")[1].split()[0])
+            if len(placed) == 2 and removed is None:
+                [removed] = [w for w in workers if w.node_id[:12] in placed][:1]
+                cluster.remove_node(removed)
+            if len(placed) == 3 and line.startswith("frames"):
+                progress_after += 1
+                if progress_after == 2:
+                    proc.send_signal(signal.SIGINT)
+        watchdog.cancel()
+        log = "\n".join(lines)
+        assert proc.wait() == 130, log
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        cluster.shutdown()
+    assert "Connecting to existing Ray cluster" in log, "the learner must join the cluster, not start its own"
+    assert len(placed) == 3, log
+    assert set(placed) <= nodes and placed[0] != placed[1], f"actors must spread over nodes: {placed}"
+    assert "actor 0 died" in log or "actor 1 died" in log, log
+    assert placed[2] != removed.node_id[:12], "the replacement must run on a node that is still there"
+    [run] = list(tmp_path.iterdir())
+    checkpoint = load_checkpoint(run / "checkpoint.pt")
+    metrics = read_metrics(run)
+    assert metrics["actor_restarts"][-1] == 1 and checkpoint["counters"]["frames"] >= metrics["frames"][-1] > 0

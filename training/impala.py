@@ -75,8 +75,12 @@ class RayActors:
         self.ray = ray
         self.cfg, self.seed = cfg, seed
         self.inflight = cfg["actors"]["inflight_per_actor"]
-        self.remote_actor = ray.remote(num_cpus=cfg["actors"]["cpus_per_actor"])(Actor)
-        self.actors = [self._start(i, seed) for i in range(cfg["actors"]["num_actors"])]
+        # SPREAD: on a cluster the actors go to as many nodes as have room, not all onto the first.
+        self.remote_actor = ray.remote(num_cpus=cfg["actors"]["cpus_per_actor"], scheduling_strategy="SPREAD")(Actor)
+        num_actors = cfg["actors"]["num_actors"]
+        self.where: list[Any] = [None] * num_actors  # per actor: a ref to {"node_id", "ip", "pid"}
+        self.announced = [False] * num_actors
+        self.actors = [self._start(i, seed) for i in range(num_actors)]
         self.pending: dict[Any, int] = {}
         self.restarts = 0
         self.max_restarts = cfg["actors"].get("max_actor_restarts", 3)  # runs saved before the option: 3
@@ -85,7 +89,20 @@ class RayActors:
             self._submit(index, weights_ref, version)
 
     def _start(self, index: int, seed: int):
-        return self.remote_actor.remote(self.cfg, index, seed)
+        actor = self.remote_actor.remote(self.cfg, index, seed)
+        self.where[index] = actor.__ray_call__.remote(_where)  # runs right after the constructor
+        self.announced[index] = False
+        return actor
+
+    def placement(self) -> list[dict | None]:
+        """Where each actor runs: ``{"node_id", "ip", "pid"}``, or None for one that has not started."""
+        places = []
+        for ref in self.where:
+            try:
+                places.append(self.ray.get(ref, timeout=0))
+            except Exception:  # noqa: BLE001  (not started yet, or died)
+                places.append(None)
+        return places
 
     def _submit(self, index: int, weights_ref, version: int) -> None:
         for _ in range(self.inflight):
@@ -109,6 +126,11 @@ class RayActors:
                     raise EnvFaultError(f"actor {index}: {exc.cause}") from None
                 raise
             self.deaths_in_a_row[index] = 0
+            if not self.announced[index]:
+                place = self.placement()[index]
+                if place is not None:
+                    print(f"actor {index} runs on node {place['node_id'][:12]} ({place['ip']}, pid {place['pid']})", flush=True)
+                self.announced[index] = True
             self.pending[self.actors[index].unroll.remote(weights_ref, version)] = index
             return result
 
@@ -131,6 +153,15 @@ class RayActors:
     def close(self) -> None:
         for actor in self.actors:
             self.ray.kill(actor)
+
+
+def _where(actor: Actor) -> dict:
+    """Run inside an actor process by ``__ray_call__``: its node and process."""
+    import os
+
+    import ray
+
+    return {"node_id": ray.get_runtime_context().get_node_id(), "ip": ray.util.get_node_ip_address(), "pid": os.getpid()}
 
 
 def _death_reason(exc: Exception) -> str:
