@@ -12,13 +12,14 @@ import time
 import gymnasium
 import numpy as np
 import pytest
+import torch
 
 from envs.counter import CounterEnv
 from training import cli, impala
 from training.actor import Actor
 from training.config import compose
 from training.env_guard import EnvFaultError, GuardedEnv
-from training.run_dir import read_metrics
+from training.run_dir import load_checkpoint, read_metrics
 
 FAULTY = "memrl-test/faulty"
 
@@ -218,8 +219,6 @@ def test_multi_node_cluster_actors_spread_over_nodes_and_survive_losing_one(tmp_
 
     from ray.cluster_utils import Cluster
 
-    from training.run_dir import load_checkpoint
-
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
     proc = None
@@ -262,3 +261,50 @@ def test_multi_node_cluster_actors_spread_over_nodes_and_survive_losing_one(tmp_
     checkpoint = load_checkpoint(run / "checkpoint.pt")
     metrics = read_metrics(run)
     assert metrics["actor_restarts"][-1] == 1 and checkpoint["counters"]["frames"] >= metrics["frames"][-1] > 0
+
+
+def test_retention_keeps_the_last_k_and_the_best_as_links_to_what_was_written(tmp_path):
+    argv = ["train", "env=tmaze", "env.corridor_length=2", "core.hidden_size=8", "agent.encoder_size=8",
+            "actors.num_actors=0", "actors.envs_per_actor=4", "actors.unroll_length=8", "total_frames=640",
+            "log.interval_s=0", "checkpoint.interval_s=0", "checkpoint.keep_last=2", "tensorboard=false",
+            f"run_root={tmp_path}"]
+    assert cli.main(argv) == 0
+    [run] = list(tmp_path.iterdir())
+    names = sorted(p.name for p in run.glob("*.pt"))
+    metrics = read_metrics(run)  # log and checkpoint after every update: one row per checkpoint
+    frames = [int(f) for f in metrics["frames"]]
+    assert names == sorted(["checkpoint.pt", "checkpoint-best.pt", *(f"checkpoint-{f:012d}.pt" for f in frames[-2:])])
+    latest = load_checkpoint(run / "checkpoint.pt")
+    assert latest["counters"]["frames"] == frames[-1] == 640
+    assert (run / f"checkpoint-{frames[-1]:012d}.pt").samefile(run / "checkpoint.pt")
+    older = load_checkpoint(run / f"checkpoint-{frames[-2]:012d}.pt")
+    assert older["counters"]["frames"] == frames[-2], "an older kept checkpoint keeps its own content"
+    best = load_checkpoint(run / "checkpoint-best.pt")
+    returns = np.array(metrics["mean_return"])
+    assert best["counters"]["best_return"] == pytest.approx(np.nanmax(returns), abs=1e-4)
+    assert best["counters"]["frames"] == frames[int(np.nanargmax(returns))]
+    assert not list(run.glob(".*tmp*")), "no temporary files left behind"
+
+
+def test_a_failed_save_leaves_the_previous_checkpoint_and_no_debris(tmp_path):
+    from training.run_dir import save_run_checkpoint
+
+    good = {"model": {"w": torch.ones(2)}, "config": {}, "counters": {"frames": 10}}
+    save_run_checkpoint(tmp_path, good, keep_last=1)
+    with pytest.raises(Exception):
+        save_run_checkpoint(tmp_path, {**good, "model": {"w": lambda: None}, "counters": {"frames": 20}}, keep_last=1)
+    assert torch.equal(load_checkpoint(tmp_path / "checkpoint.pt")["model"]["w"], torch.ones(2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-000000000010.pt", "checkpoint.pt"]
+
+
+def test_resume_with_other_sizes_is_one_line_and_leaves_the_run_untouched(tmp_path, capsys):
+    argv = ["train", "env=counter", "core.hidden_size=8", "agent.encoder_size=8", "actors.num_actors=0",
+            "actors.envs_per_actor=2", "actors.unroll_length=4", "total_frames=16", "tensorboard=false",
+            f"run_root={tmp_path}"]
+    assert cli.main(argv) == 0
+    [run] = list(tmp_path.iterdir())
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    assert cli.main(["train", f"resume={run}", "core.hidden_size=16", "total_frames=32"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "does not fit the configured lstm agent" in err and "size mismatch" in err, err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before

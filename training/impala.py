@@ -27,7 +27,7 @@ import envs
 from .actor import Actor, ActorResult, build_agent, pooled_success
 from .env_guard import EnvFaultError
 from .learner import LossConfig, impala_loss
-from .run_dir import CHECKPOINT, MetricsLogger, save_checkpoint
+from .run_dir import CHECKPOINT, CheckpointError, MetricsLogger, save_run_checkpoint
 
 
 class NonFiniteLossError(ValueError):
@@ -215,10 +215,19 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
     probe_env.close()
     optimizer = make_optimizer(agent.parameters(), learner_cfg)
     loss_cfg = LossConfig(**learner_cfg["loss"])
-    counters = {"frames": 0, "updates": 0, "episodes": 0, "seconds": 0.0, "skipped_updates": 0, "env_errors": 0}
+    counters = {"frames": 0, "updates": 0, "episodes": 0, "seconds": 0.0, "skipped_updates": 0, "env_errors": 0,
+                "best_return": -math.inf}
     if checkpoint is not None:
-        agent.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
+        try:
+            agent.load_state_dict(checkpoint["model"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:  # other core or other sizes than the config says
+            first = str(exc).strip().splitlines()
+            detail = " ".join(line.strip() for line in first[:2])[:240] if first else type(exc).__name__
+            raise CheckpointError(
+                f"checkpoint does not fit the configured {cfg['core']['name']} agent ({detail}); "
+                "resume without changing core/agent sizes, or start a new run"
+            ) from None
         counters.update(checkpoint["counters"])
         torch.set_rng_state(checkpoint["rng"]["torch"])
     # A resumed run's actors get fresh env seeds, so they do not replay old episodes.
@@ -249,12 +258,17 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
 
     def checkpoint_now() -> None:
         counters["seconds"] = time.time() - start_time
-        save_checkpoint(
-            run_dir / CHECKPOINT,
+        score = _mean([e["return"] for e in recent])  # mean return over the episode window, as logged
+        best = cfg["checkpoint"].get("keep_best", False) and math.isfinite(score) and score > counters["best_return"]
+        if best:
+            counters["best_return"] = score
+        save_run_checkpoint(
+            run_dir,
             {
                 "model": agent.state_dict(), "optimizer": optimizer.state_dict(), "counters": dict(counters),
                 "config": cfg, "rng": {"torch": torch.get_rng_state()},
             },
+            keep_last=cfg["checkpoint"].get("keep_last", 0), best=best,
         )
 
     try:

@@ -7,12 +7,15 @@ Shared by every trainer (IMPALA, RLlib, supervised). Layout::
         metrics.csv        one row per log interval
         events.out.tfevents.*
         checkpoint.pt      latest checkpoint, written atomically
+        checkpoint-<frames>.pt   the last ``checkpoint.keep_last`` checkpoints (IMPALA; hard links, no extra space)
+        checkpoint-best.pt       the one with the best mean return so far (``checkpoint.keep_best``)
 """
 from __future__ import annotations
 
 import csv
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -78,8 +81,41 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Write then rename, so a crash never leaves a half-written checkpoint."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed save leaves the previous checkpoint and no debris
+
+
+def save_run_checkpoint(run_dir: Path, payload: dict[str, Any], keep_last: int = 0, best: bool = False) -> Path:
+    """``checkpoint.pt`` (the latest) plus the retention policy; returns its path.
+
+    keep_last > 0 also keeps this checkpoint as ``checkpoint-<frames>.pt`` and deletes
+    all but the newest ``keep_last`` of those; ``best`` also keeps it as
+    ``checkpoint-best.pt``. The copies are hard links to the file just written
+    (a copy where links are not supported), each put in place by an atomic rename.
+    """
+    latest = Path(run_dir) / CHECKPOINT
+    save_checkpoint(latest, payload)
+    if keep_last > 0:
+        _keep_copy(latest, latest.with_name(f"checkpoint-{int(payload['counters']['frames']):012d}.pt"))
+        history = sorted(latest.parent.glob("checkpoint-[0-9]*.pt"))
+        for old in history[:-keep_last]:
+            old.unlink(missing_ok=True)
+    if best:
+        _keep_copy(latest, latest.with_name("checkpoint-best.pt"))
+    return latest
+
+
+def _keep_copy(source: Path, target: Path) -> None:
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:  # file systems without hard links
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
