@@ -13,6 +13,13 @@ runs at tens of thousands of steps per second on one CPU core):
   ends the trial, and the next trial starts at once in room 1 with new objects
   and positions. Room 2 alone does not tell which object to pick: only memory
   of room 1 does.
+- Optional ``room_1_time_limit`` (not a DMLab rule; default off): after that many
+  steps in room 1 without reaching the pad, the agent is moved to room 2 without
+  the +1. Without it a memoryless agent beats chance on the success rate: while
+  room 1's object is in view it can refuse to leave a trial it would lose (it
+  prefers one object type in room 2 and stalls when room 1 shows that type until
+  the episode ends), so the trials it completes are mostly ones it wins. With the
+  limit every trial reaches room 2, where nothing tells the objects apart.
 - Actions: Discrete(4) = up, down, left, right. Moving into a wall or the
   display is a no-op (the step still counts).
 - Observation: the egocentric ``view_size`` x ``view_size`` window centred on
@@ -74,6 +81,7 @@ class SelectNonmatchingObjectEnv(gymnasium.Env):
         num_objects: int = 4,
         view_size: int = 5,
         max_steps: int = 100,
+        room_1_time_limit: int | None = None,
         render_mode: str | None = None,
     ):
         check_int("room_size", room_size, 2, "room 1 needs cells for the display, the pad and the agent")
@@ -82,12 +90,15 @@ class SelectNonmatchingObjectEnv(gymnasium.Env):
         if view_size % 2 == 0:
             raise ValueError(f"view_size must be odd (got {view_size}); use e.g. 5 so the agent is at the centre")
         check_int("max_steps", max_steps, 1, "an episode needs at least one step")
+        if room_1_time_limit is not None:
+            check_int("room_1_time_limit", room_1_time_limit, 1, "use null for no limit")
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode must be None or 'rgb_array' (got {render_mode!r})")
         self.room_size = room_size
         self.num_objects = num_objects
         self.view_size = view_size
         self.max_steps = max_steps
+        self.room_1_time_limit = room_1_time_limit
         self.render_mode = render_mode
 
         self.action_space = spaces.Discrete(len(MOVES))
@@ -147,6 +158,10 @@ class SelectNonmatchingObjectEnv(gymnasium.Env):
             self._nonmatching_choices += contents == NONMATCHING
             self._start_trial()
         # DISPLAY blocks the move: the agent stays.
+        if self.room == 1 and reward == 0.0:  # a step spent in room 1 (the pad would have moved us on)
+            self._room_1_steps += 1
+            if self.room_1_time_limit is not None and self._room_1_steps >= self.room_1_time_limit:
+                self._enter_room_2()
         self._steps += 1
         truncated = self._steps >= self.max_steps
         info = {}
@@ -194,6 +209,7 @@ class SelectNonmatchingObjectEnv(gymnasium.Env):
         self._cells = {"display": display_cell, "pad": pad_cell, "matching": matching_cell, "nonmatching": nonmatching_cell}
 
         self.room = 1
+        self._room_1_steps = 0
         self._contents, self._grid, self._cell = self._room_1_contents, self._room_1_grid, agent_cell_1
 
     def _enter_room_2(self) -> None:

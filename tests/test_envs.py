@@ -288,6 +288,37 @@ def test_walls_and_display_block_moves_but_the_step_counts():
         assert truncated
 
 
+def test_room_1_time_limit_closes_the_stalling_channel_of_a_memoryless_agent():
+    """A memoryless agent that prefers object 0 and stalls in room 1 when it shows object 0 (a trial
+    it would lose) completes mostly trials it wins; with the time limit every trial reaches room 2."""
+    def stall_or_choose_object_0(e):
+        if e.room == 1:
+            if e.matching_object == 0:  # visible in room 1: the display
+                return next(a for a in range(4) if e._next_cell[e._cell][a] == e._cell)  # bump a wall or the display
+            return scripted_action(e, "nonmatching")
+        return scripted_action(e, "matching" if e.matching_object == 0 else "nonmatching")  # room 2: object 0
+
+    rates = {}
+    for limit in (None, 4):
+        env = SelectNonmatchingObjectEnv(room_size=2, num_objects=2, room_1_time_limit=limit)
+        trials = wins = 0
+        for seed in range(100):
+            _, info = run_episode(env, stall_or_choose_object_0, seed)
+            trials += info["trials"]
+            wins += info["success"] * info["trials"] if info["trials"] else 0
+        rates[limit] = wins / trials
+    assert rates[None] > 0.9  # the channel: only winning trials get completed
+    assert abs(rates[4] - 0.5) < 0.05, rates
+
+
+def test_room_1_time_limit_moves_the_agent_without_the_pad_reward():
+    env = SelectNonmatchingObjectEnv(room_size=2, room_1_time_limit=3)
+    env.reset(seed=0)
+    stay = next(a for a in range(4) if env._next_cell[env._cell][a] == env._cell)
+    steps = [env.step(stay)[1:3] + (env.room,) for _ in range(3)]
+    assert steps == [(0.0, False, 1), (0.0, False, 1), (0.0, False, 2)]
+
+
 def test_pad_gives_one_and_teleports_to_room_2():
     env = SelectNonmatchingObjectEnv()
     env.reset(seed=7)
