@@ -308,3 +308,110 @@ def test_resume_with_other_sizes_is_one_line_and_leaves_the_run_untouched(tmp_pa
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "does not fit the configured lstm agent" in err and "size mismatch" in err, err
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+class PickledCode:
+    """A checkpoint payload that would run code on load (touch a file) if loading allowed pickled code."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+# (argv, text the one-line error must contain). {run}: an existing run folder; {runs}: its run_root;
+# {bad_run}: a run folder whose checkpoint.pt is truncated; {empty}: an empty folder; {files}: bad checkpoint files.
+BAD_INPUT_TABLE = [
+    # CLI and config values
+    ("train env=counter total_frames=-5", "total_frames must be an integer >= 1 (got -5)"),
+    ("train env=counter actors.num_actors=-1", "actors.num_actors must be an integer >= 0 (got -1)"),
+    ("train env=counter actors.envs_per_actor=0", "actors.envs_per_actor must be an integer >= 1"),
+    ("train env=counter actors.unroll_length=0", "actors.unroll_length must be an integer >= 1"),
+    ("train env=counter learner.batch_unrolls=0", "learner.batch_unrolls must be an integer >= 1"),
+    ("train env=counter actors.max_env_errors=0", "actors.max_env_errors must be an integer >= 1"),
+    ("train env=counter checkpoint.keep_last=-1", "checkpoint.keep_last must be an integer >= 0"),
+    ("train env=counter seed=abc", "seed must be an integer >= 0 (got 'abc')"),
+    ("train env=counter actors.cpus_per_actor=0", "actors.cpus_per_actor must be > 0"),
+    ("train env=counter learner.learning_rate=-1", "Invalid learning rate: -1"),
+    ("train env=counter device=tpu9", "device='tpu9' is not a torch device"),
+    ("train env=counter backend=nope", "backend='nope' is not known"),
+    ("train experiment=nope", "Could not find 'experiment/nope'"),
+    ("train env=counter core=sam core.no_such_key=1", "core.no_such_key"),
+    # resume and checkpoints
+    ("train resume={empty}", "does not exist"),
+    ("train resume={run} core=sam", "resume continues the run's own core/env/agent"),
+    ("train resume={run} actors.nope=3", "Key 'nope' is not in struct"),
+    ("train resume={run} core.hidden_size=16", "checkpoint does not fit the configured lstm agent"),
+    ("train resume={bad_run}", "is corrupt or not a memrl checkpoint"),
+    ("eval checkpoint={files}/truncated.pt", "is corrupt or not a memrl checkpoint"),
+    ("eval checkpoint={files}/pickled_code.pt", "Weights only load failed"),
+    ("eval checkpoint={files}/other_core.pt", "does not fit its own config"),
+    ("eval checkpoint={files}/plain_tensor.pt", "is not a memrl checkpoint (no model/config entries)"),
+    ("eval checkpoint={run} episodes=0", "episodes=0 must be positive"),
+    # envs
+    ("train env=tmaze env.corridor_length=0", "corridor_length must be an integer >= 1 (got 0)"),
+    ("train env=counter env.length=0", "length must be an integer >= 1 (got 0)"),
+    ("train env=counter env.terminate=maybe", "terminate must be true or false (got 'maybe')"),
+    ("train env=counter +env.colour=red", "unknown argument(s) ['colour'] for env 'memrl/counter'"),
+    ("train env=dmlab", "the deepmind_lab module is not installed"),
+    ("train env=counter env.name=MiniGrid-Nope-v0", "unknown env 'MiniGrid-Nope-v0'"),
+    # data loaders and other commands
+    ("supervised task=babi", "task=babi needs its data: pass task.path="),
+    ("supervised task=babi task.path=/no/such/folder", "task.path=/no/such/folder is not a folder"),
+    ("supervised task=language task.path=/no/such/file.txt", "does not exist"),
+    ("supervised task=speech task.path={empty}", "holds no .wav files"),
+    ("supervised core=nope", "Could not find 'core/nope'"),
+    ("plot run_dir={empty}", "is neither a run folder nor a folder of runs"),
+]
+
+
+@pytest.fixture(scope="module")
+def bad_input_world(tmp_path_factory):
+    import shutil
+
+    root = tmp_path_factory.mktemp("bad_input")
+    runs = root / "runs"
+    argv = ["train", "env=counter", "core.hidden_size=8", "agent.encoder_size=8", "actors.num_actors=0",
+            "actors.envs_per_actor=2", "actors.unroll_length=4", "total_frames=16", "tensorboard=false",
+            f"run_root={runs}", "name=existing"]
+    assert cli.main(argv) == 0
+    [run] = list(runs.iterdir())
+    bad_run = runs / "bad"
+    shutil.copytree(run, bad_run)
+    checkpoint = (run / "checkpoint.pt").read_bytes()
+    (bad_run / "checkpoint.pt").write_bytes(checkpoint[: len(checkpoint) // 2])
+    files, empty = root / "files", root / "empty"
+    files.mkdir()
+    empty.mkdir()
+    (files / "truncated.pt").write_bytes(checkpoint[:300])
+    torch.save({"model": PickledCode(root / "code_ran"), "config": {}}, files / "pickled_code.pt")
+    other = torch.load(run / "checkpoint.pt", weights_only=True)
+    other["config"]["core"] = {"name": "feedforward"}
+    torch.save(other, files / "other_core.pt")
+    torch.save(torch.ones(3), files / "plain_tensor.pt")
+    return {"root": root, "runs": runs, "run": run, "bad_run": bad_run, "files": files, "empty": empty}
+
+
+def snapshot(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("line, expected", BAD_INPUT_TABLE, ids=[line for line, _ in BAD_INPUT_TABLE])
+def test_bad_input_table(line, expected, bad_input_world, capsys):
+    world = bad_input_world
+    argv = line.format(**{k: v for k, v in world.items()}).split()
+    if argv[0] in ("train", "supervised") and not any(a.startswith("resume=") for a in argv):
+        argv.append(f"run_root={world['runs']}")
+    before = snapshot(world["root"])
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert expected in err, err
+    assert snapshot(world["root"]) == before, "bad input must leave run folders (and every other file) untouched"
+    assert not (world["root"] / "code_ran").exists(), "loading a checkpoint must never run pickled code"
+    with capsys.disabled():  # the table in docs/results/reliability.md is this output
+        print(f"\nBAD-INPUT\t{line}\t{err.replace(str(world['root']), '<tmp>')}")

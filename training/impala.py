@@ -43,7 +43,39 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={name} but CUDA is not available here; use device=cpu or device=auto")
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device={name!r} is not a torch device; use auto, cpu, cuda or cuda:N") from None
+
+
+# (section, key, smallest value, why): the run's integer settings, checked before anything starts.
+_LIMITS = [
+    (None, "seed", 0, "a seed is a non-negative integer"),
+    (None, "total_frames", 1, "the run must train for at least one frame"),
+    ("actors", "num_actors", 0, "0 runs one actor in-process"),
+    ("actors", "envs_per_actor", 1, "an actor steps at least one env"),
+    ("actors", "unroll_length", 1, "an unroll has at least one step"),
+    ("actors", "inflight_per_actor", 1, "each actor needs a request to work on"),
+    ("actors", "max_env_errors", 1, "1 stops at the first env error"),
+    ("actors", "max_actor_restarts", 0, "0 stops at the first actor death"),
+    ("learner", "batch_unrolls", 1, "an update needs at least one unroll"),
+    ("learner", "max_nonfinite_updates", 1, "1 stops at the first non-finite update"),
+    ("checkpoint", "keep_last", 0, "0 keeps only checkpoint.pt"),
+]
+
+
+def check_config(cfg: dict) -> None:
+    """One-line ValueError for a setting out of range, before Ray, actors or a run folder exist."""
+    for section, key, low, why in _LIMITS:
+        values = cfg if section is None else cfg.get(section, {})
+        if key not in values:  # configs saved before the setting existed
+            continue
+        value, name = values[key], key if section is None else f"{section}.{key}"
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low} (got {value!r}): {why}")
+    if cfg["actors"]["cpus_per_actor"] is None or not cfg["actors"]["cpus_per_actor"] > 0:
+        raise ValueError(f"actors.cpus_per_actor must be > 0 (got {cfg['actors']['cpus_per_actor']!r}); e.g. 1 or 0.5")
 
 
 class LocalActors:
@@ -207,6 +239,7 @@ def cpu_weights(agent: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool = False) -> dict[str, float]:
     """Train until ``total_frames`` env frames; returns the last logged metrics."""
+    check_config(cfg)
     learner_cfg, actors_cfg = cfg["learner"], cfg["actors"]
     device = resolve_device(cfg["device"])
     torch.manual_seed(cfg["seed"])
