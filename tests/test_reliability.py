@@ -415,3 +415,18 @@ def test_bad_input_table(line, expected, bad_input_world, capsys):
     assert not (world["root"] / "code_ran").exists(), "loading a checkpoint must never run pickled code"
     with capsys.disabled():  # the table in docs/results/reliability.md is this output
         print(f"\nBAD-INPUT\t{line}\t{err.replace(str(world['root']), '<tmp>')}")
+
+
+def test_bench_soak_smoke_samples_learner_and_actor_memory(tmp_path):
+    import json
+
+    out, series = tmp_path / "soak.json", tmp_path / "series.json"
+    argv = ["bench", "soak", "cores=[lstm]", "env=counter", "duration_s=6", "sample_interval_s=1", "warmup_s=0",
+            "num_actors=1", "envs_per_actor=2", "unroll_length=5", "batch_unrolls=1", "hidden_size=8",
+            f"out={out}", f"series_out={series}"]
+    assert cli.main(argv) == 0
+    [row] = json.loads(out.read_text())
+    samples = json.loads(series.read_text())
+    assert row["core"] == "lstm" and row["samples"] >= 3 and row["frames"] > 0
+    assert all(s["learner_rss_mib"] > 50 and s["actors_sampled"] == 1 and s["actors_rss_mib"] > 50 for s in samples)
+    assert np.isfinite(row["learner_rss_slope_mib_per_min"]) and row["fps_last_over_first"] > 0

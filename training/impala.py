@@ -237,8 +237,12 @@ def cpu_weights(agent: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in agent.state_dict().items()}
 
 
-def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool = False) -> dict[str, float]:
-    """Train until ``total_frames`` env frames; returns the last logged metrics."""
+def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool = False,
+          time_limit_s: float | None = None, on_log=None) -> dict[str, float]:
+    """Train until ``total_frames`` env frames (or ``time_limit_s`` seconds); returns the last logged metrics.
+
+    ``on_log(row, actors)``, if given, is called after every logged row (``memrl bench soak`` samples memory there).
+    """
     check_config(cfg)
     learner_cfg, actors_cfg = cfg["learner"], cfg["actors"]
     device = resolve_device(cfg["device"])
@@ -285,9 +289,11 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
     recent = collections.deque(maxlen=cfg["log"]["episodes_window"])
     window = {"lag": [], "frames": 0}
     start_time = time.time() - counters["seconds"]
+    run_start = time.time()
     last_log = last_checkpoint = time.time()
     row: dict[str, float] = {}
     nonfinite_in_a_row = 0
+    done = counters["frames"] >= cfg["total_frames"]
 
     def checkpoint_now() -> None:
         counters["seconds"] = time.time() - start_time
@@ -305,7 +311,7 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
         )
 
     try:
-        while counters["frames"] < cfg["total_frames"]:
+        while not done:
             results = [actors.next_result(weights_ref, counters["updates"]) for _ in range(learner_cfg["batch_unrolls"])]
             unroll = torch.cat([r.unroll for r in results], dim=1).to(device)
             start_state = torch.cat([r.start_state for r in results], dim=0).to(device)
@@ -339,13 +345,15 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
                 counters["env_errors"] += r.env_errors
 
             now = time.time()
-            done = counters["frames"] >= cfg["total_frames"]
+            done = counters["frames"] >= cfg["total_frames"] or (time_limit_s is not None and now - run_start >= time_limit_s)
             if now - last_log >= cfg["log"]["interval_s"] or done:
                 row = _metrics_row(counters, now - start_time, window["frames"] / (now - last_log), recent, parts, loss, grad_norm, window["lag"])
                 row["skipped_updates"] = counters["skipped_updates"]
                 row["actor_restarts"] = getattr(actors, "restarts", 0)
                 row["env_errors"] = counters["env_errors"]
                 logger.log(row, counters["frames"])
+                if on_log is not None:
+                    on_log(row, actors)
                 if not quiet:
                     print(_progress_line(row), flush=True)
                 window = {"lag": [], "frames": 0}
