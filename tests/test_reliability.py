@@ -421,8 +421,8 @@ def test_bench_soak_smoke_samples_learner_and_actor_memory(tmp_path):
     import json
 
     out, series = tmp_path / "soak.json", tmp_path / "series.json"
-    argv = ["bench", "soak", "cores=[lstm]", "env=counter", "duration_s=6", "sample_interval_s=1", "warmup_s=0",
-            "num_actors=1", "envs_per_actor=2", "unroll_length=5", "batch_unrolls=1", "hidden_size=8",
+    argv = ["bench", "soak", "cores=[lstm]", "env=counter", "duration_s=12", "sample_interval_s=1", "warmup_s=0",
+            "num_actors=1", "envs_per_actor=2", "unroll_length=5", "batch_unrolls=1", "overrides=['core.hidden_size=8','agent.encoder_size=8']",
             f"out={out}", f"series_out={series}"]
     assert cli.main(argv) == 0
     [row] = json.loads(out.read_text())

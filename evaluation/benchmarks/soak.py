@@ -41,10 +41,8 @@ def slope_per_min(seconds: list[float], values: list[float]) -> float:
     return float(np.polyfit(t[keep] / 60.0, v[keep], 1)[0])
 
 
-def soak_one(cfg, core: str) -> tuple[dict, list[dict]]:
-    import os
-
-    from training import impala
+def run_config(cfg, core: str) -> dict:
+    """The ``memrl train`` config of one soak run: the core's own yaml sizes, the bench's actor settings."""
     from training.config import compose
 
     overrides = [
@@ -52,9 +50,16 @@ def soak_one(cfg, core: str) -> tuple[dict, list[dict]]:
         f"actors.envs_per_actor={cfg.envs_per_actor}", f"actors.unroll_length={cfg.unroll_length}",
         f"learner.batch_unrolls={cfg.batch_unrolls}", "total_frames=1000000000000",
         f"log.interval_s={cfg.sample_interval_s}", "tensorboard=false", f"ray.num_cpus={cfg.num_actors + 1}",
-        f"core.hidden_size={cfg.hidden_size}", f"agent.encoder_size={cfg.hidden_size}", *cfg.overrides,
+        *cfg.overrides,
     ]
-    run_cfg = compose("train", overrides)
+    return compose("train", overrides)
+
+
+def soak_one(cfg, core: str, run_cfg: dict) -> tuple[dict, list[dict]]:
+    import os
+
+    from training import impala
+
     series: list[dict] = []
     start = time.time()
 
@@ -90,9 +95,10 @@ def soak_one(cfg, core: str) -> tuple[dict, list[dict]]:
 
 @benchmark("soak")
 def run(cfg) -> list[dict]:
+    run_cfgs = {core: run_config(cfg, core) for core in cfg.cores}  # bad overrides fail before any run
     rows, everything = [], []
     for core in cfg.cores:
-        row, series = soak_one(cfg, core)
+        row, series = soak_one(cfg, core, run_cfgs[core])
         rows.append(row)
         everything += series
     if cfg.series_out:
