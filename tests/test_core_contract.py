@@ -150,3 +150,22 @@ def test_lstm_fast_path_matches_per_step_loop():
     slow, slow_state, _ = core.forward_per_step(x, state0, reset)
     torch.testing.assert_close(fast, slow, rtol=1e-10, atol=1e-10)
     assert_states_close(fast_state, slow_state, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", memory_cores.names())
+def test_every_core_has_a_config_file_listing_each_field_with_its_default(name):
+    """`memrl train core=<name>` reads configs/core/<name>.yaml; it must exist and match the typed config."""
+    import dataclasses
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    path = Path(__file__).resolve().parent.parent / "configs" / "core" / f"{name}.yaml"
+    assert path.exists(), f"{path} is missing"
+    listed = OmegaConf.to_container(OmegaConf.load(path))
+    assert listed.pop("name") == name
+    def default(field):
+        value = field.default_factory() if field.default is dataclasses.MISSING else field.default
+        return list(value) if isinstance(value, tuple) else value
+
+    assert listed == {f.name: default(f) for f in dataclasses.fields(memory_cores.config_class(name))}

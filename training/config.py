@@ -25,7 +25,8 @@ def compose(config_name: str, overrides: list[str]) -> dict[str, Any]:
             cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
         return OmegaConf.to_container(cfg, resolve=True)
     except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(one_line(str(exc))) from None
+        cause = f"\n{exc.__cause__}" if exc.__cause__ else ""  # Hydra keeps "Key ... is not in struct" here
+        raise ConfigError(one_line(f"{exc}{cause}")) from None
 
 
 def one_line(message: str) -> str:
@@ -35,10 +36,15 @@ def one_line(message: str) -> str:
         return "invalid configuration"
     head, rest = lines[0], lines[1:]
     if rest and rest[0].lower().startswith("available options"):
-        options = [line.lstrip("- ").strip() for line in rest[1:]]
+        options = []
+        for line in rest[1:]:
+            if line.lower().startswith("config search path"):  # Hydra's search path follows the options
+                break
+            options.append(line.lstrip("- ").strip())
         return f"{head} Available: {', '.join(options)}"
-    if rest and rest[0].lower().startswith("key") and "not in struct" in rest[0]:
-        return f"{head} ({rest[0]}); check the spelling against configs/"
+    unknown_key = next((line for line in rest if "not in struct" in line), None)
+    if unknown_key:
+        return f"{head} ({unknown_key}); check the spelling against the keys in configs/"
     return head
 
 

@@ -74,8 +74,33 @@ def check_config(cfg: dict) -> None:
         value, name = values[key], key if section is None else f"{section}.{key}"
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an integer >= {low} (got {value!r}): {why}")
-    if cfg["actors"]["cpus_per_actor"] is None or not cfg["actors"]["cpus_per_actor"] > 0:
-        raise ValueError(f"actors.cpus_per_actor must be > 0 (got {cfg['actors']['cpus_per_actor']!r}); e.g. 1 or 0.5")
+    for section, key, low, high, example in _NUMBERS:
+        values = cfg
+        for part in section.split("."):
+            values = values.get(part, {})
+        if key not in values:
+            continue
+        value = values[key]
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not (value > low if high is None else low <= value <= high):
+            bounds = f"> {low}" if high is None else f"in [{low}, {high}]"
+            raise ValueError(f"{section}.{key} must be a number {bounds} (got {value!r}); e.g. {example}")
+
+
+_NUMBERS = [  # (section, key, low, high or None for "> low", example)
+    ("actors", "cpus_per_actor", 0, None, "1 or 0.5"),
+    ("learner", "learning_rate", 0, None, "6e-4"),
+    ("learner", "epsilon", 0, None, "1e-5"),
+    ("learner", "max_grad_norm", 0, None, "40"),
+    ("learner.loss", "discount", 0, 1, "0.99"),
+    ("learner.loss", "trace_lambda", 0, 1, "1.0"),
+    ("learner.loss", "baseline_cost", 0, float("inf"), "0.5"),
+    ("learner.loss", "entropy_cost", 0, float("inf"), "0.01"),
+    ("learner.loss", "clip_rho_threshold", 0, None, "1.0"),
+    ("learner.loss", "clip_c_threshold", 0, None, "1.0"),
+    ("log", "interval_s", 0, None, "5"),
+    ("checkpoint", "interval_s", 0, None, "60"),
+]
 
 
 class LocalActors:
