@@ -263,6 +263,31 @@ def test_multi_node_cluster_actors_spread_over_nodes_and_survive_losing_one(tmp_
     assert metrics["actor_restarts"][-1] == 1 and checkpoint["counters"]["frames"] >= metrics["frames"][-1] > 0
 
 
+@pytest.mark.parametrize("ignore_sigint_first", [False, True])
+def test_sigterm_or_sigint_of_a_background_job_checkpoints_and_exits_130(tmp_path, ignore_sigint_first):
+    """SIGTERM is what schedulers send; a shell's background job starts with SIGINT ignored."""
+    import signal
+    import subprocess
+    import threading
+
+    argv = [sys.executable, "-m", "training.cli", "train", "env=counter", "core.hidden_size=8", "agent.encoder_size=8",
+            "actors.num_actors=0", "actors.envs_per_actor=2", "actors.unroll_length=5", "total_frames=1000000000",
+            "log.interval_s=0.5", "checkpoint.interval_s=1000", "tensorboard=false", f"run_root={tmp_path}"]
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint_first else None
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=ignore)
+    watchdog = threading.Timer(120, proc.kill)
+    watchdog.start()
+    lines = []
+    for line in proc.stdout:
+        lines.append(line.rstrip())
+        if line.startswith("frames") and sum(x.startswith("frames") for x in lines) == 2:
+            proc.send_signal(signal.SIGINT if ignore_sigint_first else signal.SIGTERM)
+    watchdog.cancel()
+    assert proc.wait() == 130, "\n".join(lines)
+    [run] = list(tmp_path.iterdir())
+    assert load_checkpoint(run / "checkpoint.pt")["counters"]["frames"] > 0  # written on the way out
+
+
 def test_retention_keeps_the_last_k_and_the_best_as_links_to_what_was_written(tmp_path):
     argv = ["train", "env=tmaze", "env.corridor_length=2", "core.hidden_size=8", "agent.encoder_size=8",
             "actors.num_actors=0", "actors.envs_per_actor=4", "actors.unroll_length=8", "total_frames=640",

@@ -9,8 +9,11 @@ Bad input stops with one line on stderr and exit status 2.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -181,6 +184,27 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
 }
 
 
+@contextlib.contextmanager
+def stop_on_signals():
+    """SIGTERM (a cluster scheduler, `kill`) stops a command as Ctrl-C does: training saves
+    a checkpoint and exits 130. SIGINT gets Python's handler back because a shell starts
+    background jobs with SIGINT ignored. Handlers are restored afterwards."""
+    if threading.current_thread() is not threading.main_thread():  # signals can only be set there
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, interrupt),
+                signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -195,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     from .run_dir import CheckpointError  # noqa: F401  (a ValueError)
 
     try:
-        return COMMANDS[command](overrides)
+        with stop_on_signals():
+            return COMMANDS[command](overrides)
     except (ValueError, FileNotFoundError, NotADirectoryError, ImportError) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"memrl {command}: error: {message}", file=sys.stderr)

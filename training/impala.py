@@ -98,8 +98,8 @@ _NUMBERS = [  # (section, key, low, high or None for "> low", example)
     ("learner.loss", "entropy_cost", 0, float("inf"), "0.01"),
     ("learner.loss", "clip_rho_threshold", 0, None, "1.0"),
     ("learner.loss", "clip_c_threshold", 0, None, "1.0"),
-    ("log", "interval_s", 0, None, "5"),
-    ("checkpoint", "interval_s", 0, None, "60"),
+    ("log", "interval_s", 0, float("inf"), "5 (0 logs after every update)"),
+    ("checkpoint", "interval_s", 0, float("inf"), "60 (0 saves after every update)"),
 ]
 
 
