@@ -38,14 +38,19 @@ def plot_runs(run_dirs: list[str], out: str | None = None, metric: str = "mean_r
     cores = [config["core"]["name"] for _, config, _ in runs]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for (run_dir, config, metrics), core in zip(runs, cores):
-        label = core if cores.count(core) == 1 else f"{core} ({config.get('name') or Path(run_dir).name})"
+        name = config.get("name") or Path(run_dir).name
+        label = core if cores.count(core) == 1 else name if name.startswith(core) else f"{core} ({name})"
         ax.plot(metrics["frames"], metrics[metric], label=label)
     ax.set_xlabel("env frames")
     ax.set_ylabel(metric.replace("_", " "))
     envs_seen = sorted({config["env"]["name"] for _, config, _ in runs})
     ax.set_title(title or ", ".join(envs_seen))
     ax.grid(alpha=0.3)
-    ax.legend()
+    if len(runs) > 3:  # outside the axes, where it cannot hide the curves
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+        fig.set_size_inches(9.5, 4.5)
+    else:
+        ax.legend()
     fig.tight_layout()
     out_path = Path(out) if out else runs[0][0] / "returns.png"
     out_path.parent.mkdir(parents=True, exist_ok=True)

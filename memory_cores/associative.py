@@ -159,6 +159,7 @@ def softmax_retrieve(
     valid: torch.Tensor,
     beta: torch.Tensor | float,
     steps: int = 1,
+    bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Hopfield retrieval from a masked store of key/value patterns, batched.
 
@@ -166,13 +167,16 @@ def softmax_retrieve(
     [..., B, M] (which stored patterns each query may see); beta β: scalar
     -> [..., B, V]. ``steps − 1`` updates ξ ← keysᵀ softmax(β keys ξ) move the
     query towards a stored key (the state-pattern update), then one more
-    softmax reads out valuesᵀ softmax(β keys ξ). Invalid patterns get zero
-    weight; a query with no valid pattern reads zero (and passes no NaN to the
-    gradient).
+    softmax reads out valuesᵀ softmax(β keys ξ). ``bias`` [..., B, M], if
+    given, is added to every step's scores (e.g. a recency preference).
+    Invalid patterns get zero weight; a query with no valid pattern reads zero
+    (and passes no NaN to the gradient).
     """
     any_valid = valid.any(-1, keepdim=True)
     for step in range(steps):
         scores = beta * torch.einsum("...bw,bmw->...bm", query, keys)
+        if bias is not None:
+            scores = scores + bias
         # A finite floor (not −inf) keeps softmax defined when no pattern is valid.
         scores = scores.masked_fill(~valid, torch.finfo(scores.dtype).min)
         weights = torch.softmax(scores, dim=-1) * any_valid

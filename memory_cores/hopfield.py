@@ -3,14 +3,28 @@
 Each step t reads, then writes (Ramsauer et al. 2020; Yang slides, "modern
 Hopfield nets / transformer limit"):
 
-    query ξ_t = W_q x_t,  key k_t = W_k x_t,  value v_t = W_v x_t
-    read:  ξ ← Kᵀ softmax(β K ξ)   (update_steps − 1 times, K = stored keys)
-           r_t = Vᵀ softmax(β K ξ)  (V = stored values)
+    x̂_t = LayerNorm(x_t)  (``normalize``; as in Ramsauer et al.'s Hopfield layers)
+    query ξ_t = W_q x̂_t,  key k_t = W_k x̂_t,  value v_t = W_v x̂_t
+    read:  ξ ← Kᵀ softmax(β K ξ − ρ a)   (update_steps − 1 times, K = stored keys)
+           r_t = Vᵀ softmax(β K ξ − ρ a)  (V = stored values, a = their ages)
     write: (k_t, v_t) into slot ``position`` of a ring buffer of N patterns
     out_t = [x_t, r_t]
 
 Reading before writing makes r_t a recall of the *past* of the episode. Slots
 never written in this episode are masked; an empty memory reads zero.
+
+Why normalise: an RL encoder's output grows during training (norms ~100 were
+seen on select_nonmatching_object), so unnormalised patterns make β kᵀξ huge,
+the softmax one-hot and its gradient zero; the agent then stopped learning and
+its policy collapsed. The layer norm keeps the patterns, and the read, at a
+scale set by the weights alone.
+
+Why a recency term: content alone cannot tell this trial's cue from the same
+cue seen earlier in the episode (select_nonmatching_object repeats its trials
+within one episode, with the same objects). The age a of a pattern (1 for the
+previous step) times a learned slope ρ (``recency``; initialised to 0, so the
+read starts as the plain Hopfield update) lets the read prefer the latest
+match, like ALiBi's linear distance bias (Press et al. 2022).
 """
 from __future__ import annotations
 
@@ -34,6 +48,8 @@ class HopfieldConfig:
     update_steps: int = 1  # softmax updates per read (>= 1); the last one reads the values
     beta: float = 0.0  # inverse temperature β at initialisation; 0 means 1/sqrt(key_size)
     learn_beta: bool = True  # train log β with the other parameters
+    normalize: bool = True  # layer-normalise the input before the query/key/value projections
+    recency: bool = True  # learn a slope ρ that scores a pattern of age a by −ρ a (0 at initialisation)
 
     def __post_init__(self):
         for name in ("memory_size", "key_size", "value_size", "update_steps"):
@@ -63,6 +79,8 @@ class HopfieldCore(MemoryCore):
         super().__init__(input_size)
         self.config = config
         self.output_size = input_size + config.value_size
+        # No affine part: the projections that follow absorb it.
+        self.normalize = nn.LayerNorm(input_size, elementwise_affine=False) if config.normalize else nn.Identity()
         self.query = nn.Linear(input_size, config.key_size)
         self.key = nn.Linear(input_size, config.key_size)
         self.value = nn.Linear(input_size, config.value_size)
@@ -71,6 +89,10 @@ class HopfieldCore(MemoryCore):
             self.log_beta = nn.Parameter(log_beta)
         else:
             self.register_buffer("log_beta", log_beta)
+        self.recency = nn.Parameter(torch.zeros(())) if config.recency else None
+
+    def _age_bias(self, ages: torch.Tensor) -> torch.Tensor | None:
+        return None if self.recency is None else -self.recency * ages.to(self.recency.dtype)
 
     def initial_state(self, batch_size, device=None):
         config = self.config
@@ -95,7 +117,8 @@ class HopfieldCore(MemoryCore):
         T, B = x.shape[:2]
         slots = self.config.memory_size
         keys0, values0, valid0, position0 = self._unpack(state)
-        queries, keys, values = self.query(x), self.key(x), self.value(x)  # [T, B, ·]
+        patterns = self.normalize(x)
+        queries, keys, values = self.query(patterns), self.key(patterns), self.value(patterns)  # [T, B, ·]
         steps = torch.arange(T, device=x.device)
         if reset is None:
             reset = torch.zeros(T, B, dtype=torch.bool, device=x.device)
@@ -114,9 +137,18 @@ class HopfieldCore(MemoryCore):
         new_visible = ((age >= 1) & (age <= slots))[:, :, None] & same_episode  # [t, s, B]
         visible = torch.cat([old_visible, new_visible.permute(0, 2, 1)], dim=-1)  # [T, B, N + T]
 
+        # Ages at the read of step t: a stored slot j was written (position0 − 1 − j) mod N + 1 steps
+        # before the unroll (while visible it has not been overwritten, so no wrap-around), a write
+        # of the unroll at step s, t − s steps before.
+        stored_age = (position0[:, None] - 1 - torch.arange(slots, device=x.device)) % slots + 1  # [B, N]
+        ages = torch.cat([steps[:, None, None] + stored_age, age[:, None, :].expand(T, B, T)], dim=-1)  # [T, B, N + T]
+
         pattern_keys = torch.cat([keys0, keys.transpose(0, 1)], dim=1)  # [B, N + T, W]
         pattern_values = torch.cat([values0, values.transpose(0, 1)], dim=1)
-        read = softmax_retrieve(queries, pattern_keys, pattern_values, visible, self.log_beta.exp(), self.config.update_steps)
+        read = softmax_retrieve(
+            queries, pattern_keys, pattern_values, visible, self.log_beta.exp(), self.config.update_steps,
+            self._age_bias(ages),
+        )
         out = torch.cat([x, read], dim=-1)
         return out, self._final_state(state, keys, values, reset, episode_start[-1]), {}
 
@@ -168,14 +200,17 @@ class HopfieldCore(MemoryCore):
         slots = torch.arange(self.config.memory_size, device=x.device)
 
         def step(x_t, s):
+            pattern = self.normalize(x_t)
+            ages = (s["position"][:, None] - 1 - slots) % self.config.memory_size + 1  # [B, N]; 1 = last step
             read = softmax_retrieve(
-                self.query(x_t), s["keys"], s["values"], s["valid"], self.log_beta.exp(), self.config.update_steps
+                self.query(pattern), s["keys"], s["values"], s["valid"], self.log_beta.exp(), self.config.update_steps,
+                self._age_bias(ages),
             )
             target = (slots == s["position"][:, None])[:, :, None]  # [B, N, 1]
             new = TensorDict(
                 {
-                    "keys": torch.where(target, self.key(x_t)[:, None], s["keys"]),
-                    "values": torch.where(target, self.value(x_t)[:, None], s["values"]),
+                    "keys": torch.where(target, self.key(pattern)[:, None], s["keys"]),
+                    "values": torch.where(target, self.value(pattern)[:, None], s["values"]),
                     "valid": s["valid"] | target[:, :, 0],
                     "position": (s["position"] + 1) % self.config.memory_size,
                 },

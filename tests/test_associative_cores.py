@@ -2,6 +2,8 @@
 hand-checked retrievals, ring-buffer bookkeeping, the mutable write, config errors."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -29,6 +31,8 @@ def assert_states_equal(a, b):
 @pytest.mark.parametrize("update_steps", [1, 3])
 def test_hopfield_whole_unroll_matches_the_per_step_loop(update_steps):
     core = build("hopfield", 5, memory_size=3, key_size=4, value_size=2, update_steps=update_steps)
+    with torch.no_grad():
+        core.recency.fill_(0.7)  # the ages must agree too (the slope starts at 0)
     T, B = 11, 4
     reset = torch.rand(T, B, generator=torch.Generator().manual_seed(2)) < 0.2
     reset[0, 3] = True
@@ -41,7 +45,8 @@ def test_hopfield_whole_unroll_matches_the_per_step_loop(update_steps):
 
 
 def identity_hopfield(memory_size, beta=50.0):
-    core = build("hopfield", 3, memory_size=memory_size, key_size=3, value_size=3, beta=beta, learn_beta=False)
+    core = build("hopfield", 3, memory_size=memory_size, key_size=3, value_size=3, beta=beta, learn_beta=False,
+                 normalize=False)
     with torch.no_grad():
         for layer in (core.query, core.key, core.value):
             layer.weight.copy_(torch.eye(3))
@@ -61,6 +66,23 @@ def test_hopfield_reads_the_past_by_hand():
     torch.testing.assert_close(out[:, 0, :3], x[:, 0])  # the input passes through
 
 
+def test_hopfield_recency_picks_the_latest_of_two_equal_keys():
+    # Steps 0 and 2 store the same key (the key ignores the third input) with different values, like a
+    # cue seen twice in one episode. Content alone reads their mean; a slope of 5 reads the later one.
+    x = torch.tensor([[1.0, 0, 0], [0, 1, 0], [1, 0, 1], [1, 0, 0]], dtype=torch.float64)[:, None]
+    core = identity_hopfield(memory_size=8)
+    with torch.no_grad():
+        core.key.weight.copy_(torch.diag(torch.tensor([1.0, 1, 0])))
+    for slope, expected in ((0.0, 0.5), (5.0, 1 / (1 + math.exp(-10)))):  # ages 3 and 1: bias gap 2 x 5
+        with torch.no_grad():
+            core.recency.fill_(slope)
+        whole = core(x, core.initial_state(1).double())[0][3, 0, 3:]
+        _, state, _ = core(x[:3], core.initial_state(1).double())
+        last_step = core(x[3:], state)[0][0, 0, 3:]  # T = 1: the per-step path
+        for read in (whole, last_step):
+            torch.testing.assert_close(read, torch.tensor([1.0, 0, expected], dtype=torch.float64))
+
+
 def test_hopfield_ring_buffer_forgets_the_oldest_and_tracks_its_position():
     core = identity_hopfield(memory_size=2)
     e = torch.eye(3, dtype=torch.float64)
@@ -70,6 +92,19 @@ def test_hopfield_ring_buffer_forgets_the_oldest_and_tracks_its_position():
     torch.testing.assert_close(out[3, 0, 3:], (e[0] + e[1]) / 2)
     torch.testing.assert_close(state["keys"][0], torch.stack([e[0], e[2]]))  # slot 0: step 2, slot 1: step 3
     assert state["position"].tolist() == [0] and state["valid"].all()
+
+
+def test_hopfield_read_does_not_depend_on_the_input_scale():
+    # A growing encoder must not saturate the softmax: with the layer norm, inputs scaled by 1000 read the
+    # same; without it, the scaled read collapses onto a single stored value.
+    x = inputs(6, 2, 5)
+    for normalize in (True, False):
+        core = build("hopfield", 5, memory_size=8, key_size=4, value_size=3, normalize=normalize)
+        state = core.initial_state(2).double()
+        read = core(x, state)[0][..., 5:]
+        scaled_read = core(1000 * x, state)[0][..., 5:]
+        change = (read - scaled_read).abs().max().item()
+        assert change < 1e-4 if normalize else change > 0.1  # 1e-4: the layer norm's eps
 
 
 def test_hopfield_reset_empties_the_memory_of_that_env_only():
