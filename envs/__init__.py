@@ -39,6 +39,10 @@ ADAPTER_IDS = {
     "memrl/memory_maze_3d": "envs.memory_maze_3d:MemoryMaze3DEnv",
 }
 OPTIONAL_MODULES = {"memrl/dmlab": "deepmind_lab", "memrl/memory_maze_3d": "memory_maze"}
+# Resident memory one built env takes, measured (envs whose footprint can exhaust a machine when an
+# actor builds 16 of them): memory_maze_3d's maze plus its software-EGL render context, ~860 MiB
+# each on this project's CPU box (docs/results/envs.md).
+MIB_PER_ENV = {"memrl/memory_maze_3d": 900}
 
 # Id prefixes whose envs register when their package is imported.
 _LAZY_PACKAGES = {"MiniGrid-": "minigrid", "BabyAI-": "minigrid"}
@@ -104,4 +108,4 @@ def _check_kwargs(name: str, kwargs: Mapping) -> None:
         raise ValueError(f"unknown argument(s) {unknown} for env {name!r}; valid: {valid}")
 
 
-__all__ = ["ADAPTER_IDS", "MEMRL_IDS", "OPTIONAL_MODULES", "MiniGridImageDirection", "make", "make_from_config"]
+__all__ = ["ADAPTER_IDS", "MEMRL_IDS", "MIB_PER_ENV", "OPTIONAL_MODULES", "MiniGridImageDirection", "make", "make_from_config"]

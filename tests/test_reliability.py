@@ -6,6 +6,7 @@ instance; a replaced env starts counting again. With ``fail_every`` above the
 episode length some episodes finish between errors (a flaky env); below it, none
 do (a broken env).
 """
+import re
 import sys
 import time
 
@@ -61,6 +62,14 @@ class FaultyActor(Actor):
 
     def __init__(self, cfg, actor_index, seed):
         register_faulty()
+        super().__init__(cfg, actor_index, seed)
+
+
+class SlowStartActor(FaultyActor):
+    """Takes 2 s to build, like an env that compiles a maze and a render context."""
+
+    def __init__(self, cfg, actor_index, seed):
+        time.sleep(2)
         super().__init__(cfg, actor_index, seed)
 
 
@@ -204,6 +213,36 @@ def test_an_actor_that_dies_on_every_start_stops_the_run_instead_of_restarting_f
     assert "\n" not in message and actors.restarts == 3, message
     assert message.startswith("actor 0 died 3 times in a row without delivering an unroll (last: ")
     assert "OSError: cannot open display :0" in message and "actors.max_actor_restarts" in message
+
+
+def test_the_learner_says_it_is_waiting_while_no_unroll_arrives(faulty_ray_actors, capsys):
+    actors, weights_ref = faulty_ray_actors(actor_class=SlowStartActor)
+    actors.wait_notice_s = 1.0
+    start = time.monotonic()
+    actors.next_result(weights_ref, 0)
+    elapsed = time.monotonic() - start
+    pattern = r"waiting for the actors: no unroll for (\d+) s \(each unroll steps 2 envs x 6 steps; the first also builds the envs\)"
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("waiting")]
+    seconds = [int(re.fullmatch(pattern, line).group(1)) for line in lines]
+    assert seconds and seconds[0] == 1 and seconds == sorted(seconds) and seconds[-1] <= elapsed + 1, lines
+    assert len(seconds) <= elapsed + 1, "one line per notice interval, not one per poll"
+
+
+def test_envs_that_would_not_fit_in_memory_are_a_one_line_error_with_a_setting_that_fits():
+    cfg = compose("train", ["env=memory_maze_3d"])  # 2 actors x 16 envs of ~900 MiB
+    for available_mib, fix in ((20 * 1024, "actors.envs_per_actor=11"),
+                               (1500, "actors.num_actors=1 actors.envs_per_actor=1"),
+                               (500, "free memory first: a single env needs that much")):
+        with pytest.raises(ValueError) as error:
+            impala.check_memory(cfg, available_mib)
+        message = str(error.value)
+        assert "\n" not in message and message.startswith("memrl/memory_maze_3d takes about 900 MiB per env: 2 actor(s) x 16 envs")
+        assert message.endswith(fix), message
+        if "=" in fix:  # the suggested setting fits
+            impala.check_memory(compose("train", ["env=memory_maze_3d", *fix.split()]), available_mib)
+    impala.check_memory(cfg, 40 * 1024)
+    impala.check_memory(compose("train", ["env=memory_maze_3d", "ray.address=auto"]), 500)  # actors run elsewhere
+    impala.check_memory(compose("train", ["env=counter"]), 1)  # no measured footprint: nothing to check
 
 
 def test_multi_node_cluster_actors_spread_over_nodes_and_survive_losing_one(tmp_path):

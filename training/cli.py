@@ -27,7 +27,7 @@ def cmd_train(overrides: list[str]) -> int:
 
     from .actor import build_agent
     from .config import ConfigError
-    from .impala import check_config, make_optimizer, resolve_device, train
+    from .impala import available_memory_mib, check_config, check_memory, make_optimizer, resolve_device, train
     from .learner import LossConfig
     from .run_dir import new_run_dir
 
@@ -38,6 +38,7 @@ def cmd_train(overrides: list[str]) -> int:
         return train_from_cli(cfg, run_dir)
     # Build everything once before touching the disk: bad input leaves no run folder behind.
     check_config(cfg)
+    check_memory(cfg, available_memory_mib())
     probe_env = envs.make_from_config(cfg["env"])
     make_optimizer(build_agent(probe_env, cfg).parameters(), cfg["learner"])
     probe_env.close()

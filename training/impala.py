@@ -87,6 +87,46 @@ def check_config(cfg: dict) -> None:
             raise ValueError(f"{section}.{key} must be a number {bounds} (got {value!r}); e.g. {example}")
 
 
+def available_memory_mib() -> float | None:
+    """MemAvailable from /proc/meminfo in MiB, or None where there is no such file (not Linux)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_memory(cfg: dict, available_mib: float | None) -> None:
+    """One-line ValueError when the actors' envs would not fit in this machine's memory.
+
+    Only for envs with a measured footprint (``envs.MIB_PER_ENV``) and actors on this machine
+    (no ``ray.address``): 2 actors x 16 memory_maze_3d envs need ~28 GiB, and a box that swaps
+    instead looks hung.
+    """
+    mib = envs.MIB_PER_ENV.get(cfg["env"]["name"])
+    if mib is None or available_mib is None or (cfg.get("ray") or {}).get("address"):
+        return
+    actors_cfg = cfg["actors"]
+    processes = max(1, actors_cfg["num_actors"])
+    needed = processes * actors_cfg["envs_per_actor"] * mib
+    if needed <= available_mib:
+        return
+    per_actor = int(available_mib // (processes * mib))
+    if per_actor >= 1:
+        fix = f"set actors.envs_per_actor={per_actor}"
+    elif available_mib >= mib:
+        fix = f"set actors.num_actors={int(available_mib // mib)} actors.envs_per_actor=1"
+    else:
+        fix = "free memory first: a single env needs that much"
+    raise ValueError(
+        f"{cfg['env']['name']} takes about {mib} MiB per env: {processes} actor(s) x {actors_cfg['envs_per_actor']} envs "
+        f"need ~{needed / 1024:.1f} GiB but {available_mib / 1024:.1f} GiB is available; {fix}"
+    )
+
+
 _NUMBERS = [  # (section, key, low, high or None for "> low", example)
     ("actors", "cpus_per_actor", 0, None, "1 or 0.5"),
     ("learner", "learning_rate", 0, None, "6e-4"),
@@ -125,6 +165,8 @@ class RayActors:
     raises) stops the run after ``actors.max_actor_restarts`` tries instead of
     being replaced forever.
     """
+
+    wait_notice_s = 30.0  # print a line when no unroll has arrived for this long
 
     def __init__(self, cfg: dict, seed: int, weights_ref, version: int):
         import ray
@@ -170,8 +212,18 @@ class RayActors:
 
         # What a dead actor process looks like from here: killed, crashed, OOM-killed by Ray, or its node lost.
         actor_died = (RayActorError, OutOfMemoryError, WorkerCrashedError, NodeDiedError)
+        since = time.monotonic()
         while True:
-            [ready], _ = self.ray.wait(list(self.pending), num_returns=1)
+            ready, _ = self.ray.wait(list(self.pending), num_returns=1, timeout=self.wait_notice_s)
+            if not ready:  # say so rather than look hung (envs that take minutes to build or step)
+                actors_cfg = self.cfg["actors"]
+                print(
+                    f"waiting for the actors: no unroll for {time.monotonic() - since:.0f} s (each unroll steps {actors_cfg['envs_per_actor']} "
+                    f"envs x {actors_cfg['unroll_length']} steps; the first also builds the envs)",
+                    flush=True,
+                )
+                continue
+            [ready] = ready
             index = self.pending.pop(ready)
             try:
                 result = self.ray.get(ready)
@@ -269,6 +321,7 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
     ``on_log(row, actors)``, if given, is called after every logged row (``memrl bench soak`` samples memory there).
     """
     check_config(cfg)
+    check_memory(cfg, available_memory_mib())
     learner_cfg, actors_cfg = cfg["learner"], cfg["actors"]
     device = resolve_device(cfg["device"])
     torch.manual_seed(cfg["seed"])
