@@ -199,7 +199,9 @@ class FaissIndex:
         """Keep the index for the next call that starts from ``memory_out`` (or a detached alias)."""
         while len(_CACHE) >= _CACHE_SIZE:
             _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[_tensor_key(memory_out)] = (memory_out, centroids_out, _tensor_key(centroids_out), self.index)
+        # Detached aliases keep the storages (so the keys stay unique) but not the unroll's graph.
+        entry = (memory_out.detach(), centroids_out.detach(), _tensor_key(centroids_out), self.index)
+        _CACHE[_tensor_key(memory_out)] = entry
 
     # -- coarse cells ---------------------------------------------------------------------------
     def _units(self, rows: torch.Tensor, envs: torch.Tensor | None = None) -> torch.Tensor:

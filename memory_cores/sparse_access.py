@@ -54,6 +54,8 @@ class SparseMemory:
     def __init__(self, memory: torch.Tensor, record: bool, in_place: bool = False):
         self.record = record
         self.memory = memory.detach() if in_place else memory.detach().clone()
+        self._shape = self.memory.shape  # kept for backward, which runs after final() drops the memory
+        self._like = self.memory.new_empty(0)  # dtype and device, for the same reason
         if record:
             self._logged_rows: list[torch.Tensor] = []  # the rows of every gather and write, in order
             self._operations = 0  # position of the next operation in the chain
@@ -108,7 +110,13 @@ class SparseMemory:
         """M_T [B, N, W]: the memory after the last operation, for the next state."""
         if not self.record:
             return self.memory
-        return _Close.apply(self._token, self)
+        final = _Close.apply(self._token, self)
+        # The graph keeps this tape alive (ctx.tape) until backward. The tape must not keep the
+        # graph in turn (the last token; the memory, whose grad_fn is now _Close): that cycle runs
+        # through C++ autograd nodes that Python's collector cannot see, so every recorded unroll
+        # would leak its memory and saved tensors (the SAM learner grew ~300 MiB/min).
+        self._token = self.memory = None
+        return final
 
     # -- the gradient G = dL/dM_t during a backward pass ---------------------------------------
     def _position(self) -> int:
@@ -131,17 +139,17 @@ class SparseMemory:
 
     def _positions(self, rows: torch.Tensor) -> torch.Tensor:
         """Positions in the compact G of rows [B, S] -> [B, S]."""
-        slots = self.memory.shape[1]
+        slots = self._shape[1]
         offsets = torch.arange(rows.shape[0], device=rows.device).unsqueeze(1) * slots
         return torch.searchsorted(self._keys, rows + offsets)
 
     def _compact_grad(self) -> torch.Tensor:
         if self._grad is None:
-            batch, slots, width = self.memory.shape
-            offsets = torch.arange(batch, device=self.memory.device).unsqueeze(1) * slots
+            batch, slots, width = self._shape
+            offsets = torch.arange(batch, device=self._like.device).unsqueeze(1) * slots
             self._keys = torch.unique(torch.cat([rows + offsets for rows in self._logged_rows], 1))
             if self._passthrough is None:
-                self._grad = self.memory.new_zeros(self._keys.shape[0], width)
+                self._grad = self._like.new_zeros(self._keys.shape[0], width)
             else:
                 self._grad = self._passthrough.reshape(batch * slots, width)[self._keys].clone()
         return self._grad
@@ -163,15 +171,15 @@ class SparseMemory:
     def _forget(self, envs: torch.Tensor) -> None:
         if self._grad is not None or self._passthrough is not None:
             grad = self._compact_grad()  # built now: the dense gradient must not reach past the reset
-            grad[envs[self._keys // self.memory.shape[1]]] = 0.0
+            grad[envs[self._keys // self._shape[1]]] = 0.0
         self._forgotten = envs.clone() if self._forgotten is None else self._forgotten | envs
 
     def _initial_grad(self) -> torch.Tensor | None:
         """dL/dM_0 [B, N, W] at the end of the pass (dense: built only when M_0 needs it)."""
         if self._grad is None and self._passthrough is None:
             return None
-        batch, slots, width = self.memory.shape
-        grad = torch.zeros_like(self.memory) if self._passthrough is None else self._passthrough.clone()
+        batch, slots, width = self._shape
+        grad = self._like.new_zeros(self._shape) if self._passthrough is None else self._passthrough.clone()
         if self._forgotten is not None:
             grad.masked_fill_(self._forgotten.view(-1, 1, 1), 0.0)
         if self._grad is not None:
