@@ -4,7 +4,7 @@
     .venv/bin/python docs/results/rllib/tables.py --write   # replace them between their markers in rllib.md
 
 Markers in rllib.md: ``<!-- NAME -->`` ... ``<!-- /NAME -->`` for NAME in STATE_TABLE,
-THROUGHPUT_TABLE, CURVE_TABLE.
+THROUGHPUT_TABLE, CURVE_TABLE, CURVE_1M_TABLE.
 """
 from __future__ import annotations
 
@@ -25,9 +25,15 @@ from training.supervised.tasks.base import markdown_table  # noqa: E402
 MIB = 2**20
 STATE_FILES = ("rllib_state.json", "rllib_state_65536_slots.json")
 THROUGHPUT_FILE = "throughput_lstm.json"
-CURVES = {  # backend -> metrics.csv copied from its run folder
-    "memrl IMPALA": "curves/lstm_memrl_metrics.csv",
-    "RLlib IMPALA + memrl RLModule": "curves/lstm_rllib_impala_metrics.csv",
+CURVES = {  # table -> (backend, metrics.csv copied from its run folder)
+    "CURVE_TABLE": [
+        ("memrl IMPALA", "curves/lstm_memrl_metrics.csv"),
+        ("RLlib IMPALA + memrl RLModule", "curves/lstm_rllib_impala_metrics.csv"),
+    ],
+    "CURVE_1M_TABLE": [
+        ("memrl IMPALA", "curves/lstm_memrl_1M_seed0_metrics.csv"),
+        ("RLlib IMPALA + memrl RLModule", "curves/lstm_rllib_impala_1M_seed0_metrics.csv"),
+    ],
 }
 
 
@@ -84,9 +90,9 @@ def _range(values: list[float], digits: int) -> str:
     return f"{min(finite):.{digits}f} to {max(finite):.{digits}f}"
 
 
-def curve_table() -> str:
+def curve_table(table: str) -> str:
     rows = []
-    for backend, name in CURVES.items():
+    for backend, name in CURVES[table]:
         m = _columns(HERE / name)
         rows.append({
             "backend": backend, "metrics.csv": f"`rllib/{name}`", "frames": f"{m['frames'][-1]:,.0f}",
@@ -97,7 +103,11 @@ def curve_table() -> str:
     return markdown_table(rows)
 
 
-TABLES = {"STATE_TABLE": state_table, "THROUGHPUT_TABLE": throughput_table, "CURVE_TABLE": curve_table}
+TABLES = {
+    "STATE_TABLE": state_table,
+    "THROUGHPUT_TABLE": throughput_table,
+    **{name: (lambda name=name: curve_table(name)) for name in CURVES},
+}
 
 
 def write(page: Path = PAGE) -> None:
