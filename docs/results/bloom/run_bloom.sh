@@ -1,6 +1,6 @@
 #!/bin/bash
 # The bloom.md measurements: `memrl bench bloom` per set distribution, written next to this script.
-# Usage: docs/results/bloom/run_bloom.sh <part>   part: class_based | uniform | database
+# Usage: docs/results/bloom/run_bloom.sh <part>   part: class_based | uniform | database | database_long
 # Parts are independent (each run uses one thread), so two can share a 2-core machine.
 set -e
 HERE=docs/results/bloom
@@ -21,7 +21,11 @@ case "$1" in
     memrl bench bloom "tasks=[bloom_database]" "set_sizes=[200]" "${TRAIN/max_batches=1500/max_batches=3000}" \
       "models=[{core:neural_bloom,memory_slots:4,word_size:2},{core:neural_bloom,memory_slots:16,word_size:2},{core:lstm,hidden_size:8}]" \
       out=$HERE/database.json plot=$HERE/database.png ;;
-  *) echo "usage: $0 class_based|uniform|database" >&2; exit 2 ;;
+  database_long) # the database part's 16x2 NBF trained on to 12,000 batches (resume appends to its curve and
+                 # rewrites its eval.md; the 3,000-batch numbers stay in database.json)
+    memrl supervised resume="$(ls -d runs/bench-bloom/*-bloom_database-n200-neural_bloom-memory_slots-16-word_size-2 | tail -1)" \
+      max_batches=12000 progress=false ;;
+  *) echo "usage: $0 class_based|uniform|database|database_long" >&2; exit 2 ;;
 esac
 # Keep each run's training curve and space table beside the results (run folders are not committed).
 for run in runs/bench-bloom/*; do
