@@ -84,6 +84,8 @@ def test_associative_recall_curriculum_is_capped_by_the_key_space():
     assert task.curriculum.config.max_level == 3  # 4 distinct 2-bit keys, min_size 1
     with pytest.raises(ValueError, match="largest level"):
         task.evaluate(lambda b: b.targets, {"levels": [4]})
+    task.curriculum.level = 2  # the default levels (h, 2h, 4h, 8h) stop at the largest level instead of failing
+    assert [row["level"] for row in task.evaluate(lambda b: b.targets, {})["rows"]] == [2, 3]
 
 
 def test_bit_metrics_count_wrong_bits_per_sequence():

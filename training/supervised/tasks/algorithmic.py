@@ -121,8 +121,10 @@ class AlgorithmicTask(Task):
     def evaluate(self, run_model, eval_cfg: dict[str, Any]) -> dict[str, Any]:
         """Generalisation: bit errors per sequence at fixed levels, beyond the trained h by default."""
         trained = self.curriculum.level
-        levels = eval_cfg.get("levels") or [trained, 2 * trained, 4 * trained, 8 * trained]
         limit = self.level_limit()
+        levels = eval_cfg.get("levels")
+        if not levels:  # the default stops at the task's largest level: a long run must not end in an error
+            levels = sorted({level if limit is None else min(level, limit) for level in (trained, 2 * trained, 4 * trained, 8 * trained)})
         rows = []
         for level in levels:
             if limit is not None and level > limit:
