@@ -1,7 +1,7 @@
 #!/bin/bash
 # The bloom.md measurements: `memrl bench bloom` per set distribution, written next to this script.
 # Usage: docs/results/bloom/run_bloom.sh <part>   part: class_based | uniform | database | database_long
-# Parts are independent (each run uses one thread), so two can share a 2-core machine.
+# Each run uses one thread, so two parts can share a 2-core machine; database_long continues database's 16x2 run.
 set -e
 HERE=docs/results/bloom
 TRAIN="overrides=['max_batches=1500','batch_size=8','optimizer.name=adam','optimizer.learning_rate=0.001','validation.interval_batches=100','tensorboard=false']"
@@ -27,9 +27,5 @@ case "$1" in
       max_batches=9000 progress=false ;;
   *) echo "usage: $0 class_based|uniform|database|database_long" >&2; exit 2 ;;
 esac
-# Keep each run's training curve and space table beside the results (run folders are not committed).
-for run in runs/bench-bloom/*; do
-  [ -f "$run/metrics.csv" ] || continue
-  mkdir -p "$HERE/runs/$(basename "$run")"
-  cp "$run/metrics.csv" "$run/eval.md" "$HERE/runs/$(basename "$run")/" 2>/dev/null || true
-done
+# Keep each run's training curve and space table beside the results.
+docs/results/keep_runs.sh runs/bench-bloom $HERE/runs metrics.csv eval.md

@@ -20,11 +20,8 @@ for run in "$@"; do
   timeout -s TERM "$LIMIT" .venv/bin/memrl train core="$core" "${overrides[@]}" experiment=quickstart \
     total_frames="$FRAMES" run_root=$ROOT name="$label" || echo "$label stopped by the time limit (exit $?)"
 done
-# Run folders are not committed: keep each run's curve beside the results (cores_table.py can read them there).
-for dir in $ROOT/*/; do
-  mkdir -p docs/results/impala/runs/"$(basename "$dir")"
-  cp "$dir"/config.yaml "$dir"/metrics.csv docs/results/impala/runs/"$(basename "$dir")"/ 2>/dev/null || true
-done
+# Keep each run's curve beside the results (cores_table.py can read them there).
+docs/results/keep_runs.sh $ROOT docs/results/impala/runs config.yaml metrics.csv
 runs=$(ls -d $ROOT/*/ | paste -sd, -)
 .venv/bin/memrl plot "run_dir=[$runs]" metric=mean_success out=docs/results/impala/cores_success.png \
   "title='select_nonmatching_object (quickstart): success per core'"

@@ -123,8 +123,10 @@ class AlgorithmicTask(Task):
         trained = self.curriculum.level
         limit = self.level_limit()
         levels = eval_cfg.get("levels")
-        if not levels:  # the default stops at the task's largest level: a long run must not end in an error
-            levels = sorted({level if limit is None else min(level, limit) for level in (trained, 2 * trained, 4 * trained, 8 * trained)})
+        if not levels:
+            levels = [factor * trained for factor in (1, 2, 4, 8)]
+            if limit is not None:  # stop at the task's largest level: a long run must not end in an error
+                levels = sorted({min(level, limit) for level in levels})
         rows = []
         for level in levels:
             if limit is not None and level > limit:
