@@ -196,6 +196,44 @@ def test_encoding_puts_one_marker_per_answer_word():
     assert (encoded.question >= 0).sum() == 3
 
 
+def test_sentence_encoding_makes_each_line_one_step_with_its_word_order():
+    stories = parse_babi(SAMPLE, task=8)
+    vocabulary = build_vocabulary(stories)
+    index, V = {w: i for i, w in enumerate(vocabulary)}, len(vocabulary)
+    encoded = encode_story(stories[0], index, sentence_words=11)
+    # 6 lines + 3 answer markers; each step holds its line's word ids, 0-padded.
+    assert encoded.tokens.shape == (9, 11) and encoded.length == 9
+    assert [vocabulary[i] for i in encoded.tokens[0].tolist()] == ["mary", "moved", "to", "the", "bathroom", "."] + ["<pad>"] * 5
+    assert [vocabulary[i] for i in encoded.tokens[3].tolist() if i] == ["-"]
+    assert encoded.question.tolist() == [-1, -1, -1, 0, -1, -1, -1, 1, 1]
+    assert [vocabulary[i] for i in encoded.targets[encoded.question >= 0].tolist()] == ["bathroom", "football", "milk"]
+    # The batch's input: a one at j * V + word for word j of the line; nothing for padding.
+    batch = collate([encoded, encode_story(stories[1], index, sentence_words=11)], V)
+    assert batch.inputs.shape == (10, 2, 11 * V) and batch.inputs.dtype == torch.float32
+    ones = batch.inputs[0, 0].nonzero().flatten().tolist()
+    assert ones == [j * V + index[w] for j, w in enumerate(["mary", "moved", "to", "the", "bathroom", "."])]
+    assert batch.inputs[0, 0].sum() == 6 and batch.inputs[9, 0].sum() == 0  # story 0 has 9 steps, story 1 has 10
+    # Order is kept: the same words in another order give another input.
+    swapped = parse_babi("1 the office is east of the hallway .\n2 the hallway is east of the office .\n", task=4)[0]
+    bags = collate([encode_story(swapped, index, sentence_words=11)], V).inputs[:, 0]
+    assert not torch.equal(bags[0], bags[1]) and bags[0].sum() == bags[1].sum()
+    with pytest.raises(ValueError, match="longer than task.sentence_words=3; set task.sentence_words=6"):
+        encode_story(stories[0], index, sentence_words=3)
+
+
+def test_sentence_encoded_task_sizes_its_input_from_the_longest_training_line(tmp_path):
+    folder = write_babi(tmp_path / "data", [1])
+    task = BabiTask(BabiConfig(path=str(folder), encoding="sentence"), seed=0)
+    longest = max(len(line.words) for s in task.train_stories for line in s.lines)
+    assert task.input_kind == "vector" and task.input_size == longest * len(task.vocabulary)
+    batch = task.train_batch(torch.Generator().manual_seed(0), 4)
+    assert batch.inputs.shape[2] == task.input_size and batch.length == 4  # 2 statements, question, marker
+    word = BabiTask(BabiConfig(path=str(folder)), seed=0)
+    assert word.input_kind == "token" and word.input_size == len(word.vocabulary)
+    with pytest.raises(ValueError, match="task.encoding='letters' is not known; use word or sentence"):
+        BabiTask(BabiConfig(path=str(folder), encoding="letters"), seed=0)
+
+
 def test_question_errors_count_a_question_wrong_when_any_answer_word_is():
     stories = parse_babi(SAMPLE, task=8) + parse_babi("1 Mary moved to the office.\n2 Where is Mary?\toffice\t1\n", task=1)
     task = BabiTask.__new__(BabiTask)  # metrics only: no files needed

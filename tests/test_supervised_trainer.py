@@ -93,6 +93,24 @@ def test_short_babi_run_lowers_loss_and_writes_the_test_table(tmp_path):
     assert report.main(["babi", f"lstm={run / 'eval.json'}", f"again={tmp_path / 'again.json'}"]) == 0
 
 
+def test_sentence_encoded_babi_trains_and_evaluates_from_its_checkpoint(tmp_path):
+    data = write_toy_babi(tmp_path / "data")
+    overrides = ["task=babi", f"task.path={data}", "task.encoding=sentence", "task.validation_fraction=0.1",
+                 "core=sam", "core.slots=16", "core.controller_size=32", "core.output_size=32", "optimizer.name=adam",
+                 "optimizer.learning_rate=1e-2", "batch_size=16", "max_batches=30", "validation.interval_batches=15",
+                 *QUIET, "eval.at_end=true", f"run_root={tmp_path / 'runs'}"]
+    untrained = trainer.validate(setup(compose("supervised", overrides)), 32)
+    assert cli.main(["supervised", *overrides]) == 0
+    run = only_run(tmp_path / "runs")
+    val_loss = [x for x in read_metrics(run)["val_loss"] if x == x]
+    assert val_loss[-1] < untrained["val_loss"]
+    result = json.loads((run / "eval.json").read_text())
+    assert [r["questions"] for r in result["rows"]] == [40, 40]
+    # The checkpoint rebuilds the same sentence-encoded task (input size from the saved word positions).
+    assert cli.main(["eval", f"checkpoint={run}", f"eval.out={tmp_path / 'again'}"]) == 0
+    assert json.loads((tmp_path / "again.json").read_text())["rows"] == result["rows"]
+
+
 def test_resume_continues_counters_and_matches_an_uninterrupted_run(tmp_path):
     common = [*TOY_COPY, "task.curriculum.window=5", "task.curriculum.threshold=20", "validation.interval_batches=4"]
     assert cli.main(["supervised", *common, "max_batches=12", f"run_root={tmp_path / 'straight'}"]) == 0

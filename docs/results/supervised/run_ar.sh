@@ -6,6 +6,7 @@
 set -e
 BUDGET=${1:-600}
 MODE=${2:-one-after-another}
+case "$MODE" in one-after-another|together) ;; *) echo "run_ar.sh: unknown mode '$MODE'; use one-after-another or together" >&2; exit 2;; esac
 ROOT=runs/results
 [ "$MODE" = together ] && ROOT=runs/results-ar-together
 COMMON="task=associative_recall max_time_s=$BUDGET max_batches=null batch_size=16 optimizer.name=adam optimizer.learning_rate=1e-3 seed=0 threads=1 progress=false run_root=$ROOT"
@@ -21,3 +22,5 @@ for run in $ROOT/*-ar-lstm $ROOT/*-ar-dam $ROOT/*-ar-sam; do
   memrl eval checkpoint=$run eval.levels=[1,2,4,8,16,32,64] eval.batches=8 eval.batch_size=16 threads=1 eval.out=$run/generalisation
 done
 python -m training.supervised.report curriculum $ROOT/*-ar-lstm $ROOT/*-ar-dam $ROOT/*-ar-sam
+# runs/ is not committed: keep each run's config, metrics and evaluations beside the results.
+docs/results/keep_runs.sh $ROOT docs/results/supervised config.yaml metrics.csv eval.json eval.md generalisation.json generalisation.md

@@ -11,10 +11,14 @@ File format (``qaN_<name>_train.txt`` / ``qaN_<name>_test.txt``)::
 A question line holds the question, its answer (comma-separated when it has
 several words: ``football,milk``, ``s,e``) and the ids of its supporting facts.
 
-Encoding (the thesis' one-hot words, as in the DNC): a story is one token
-sequence, statements ending in ``.``, questions in ``?`` followed by one ``-``
-marker per answer word; the target at each marker is that answer word. Reading
-the story once answers every question from the statements before it. A
+Encoding (``encoding=word``, the thesis' one-hot words, as in the DNC): a story
+is one token sequence, statements ending in ``.``, questions in ``?`` followed
+by one ``-`` marker per answer word; the target at each marker is that answer
+word. Reading the story once answers every question from the statements before
+it. ``encoding=sentence`` makes each statement and each question one step
+instead: a bag of (position, word) one-hots, so the word order is kept (as in
+MemN2N's position encoding) while the story is about six times shorter; the
+``-`` markers stay steps of their own. A
 question counts as wrong if any of its answer words is wrong; a task fails when
 its question error exceeds 5%.
 
@@ -39,6 +43,7 @@ PAD, UNKNOWN, ANSWER = "<pad>", "<unk>", "-"
 SPECIAL = [PAD, UNKNOWN, ANSWER]  # ids 0, 1, 2
 FAILED_ABOVE_PCT = 5.0  # a task with more question error than this counts as failed (Table 3.1)
 FILE_PATTERN = re.compile(r"^qa(\d+)_(.+)_(train|test)\.txt$")
+ENCODINGS = ("word", "sentence")
 
 
 @dataclass
@@ -49,6 +54,8 @@ class BabiConfig:
     validation_fraction: float = 0.05  # share of each task's training stories held out for validation
     split_seed: int = 0  # seed of the validation split (fixed, independent of the run seed)
     bucket_batches: int = 50  # batches per length-sorted pool: more means less padding but less mixing
+    encoding: str = "word"  # word: one word per step (the thesis); sentence: one statement/question per step, bag of (position, word)
+    sentence_words: int | None = None  # encoding=sentence: word positions per step; None = the longest training line
 
 
 # -- parsing -------------------------------------------------------------------------------------
@@ -133,7 +140,8 @@ def task_title(path: Path) -> str:
 # -- encoding ---------------------------------------------------------------------------------
 @dataclass
 class EncodedStory:
-    """A story as one token sequence. tokens, targets, question: [L] long."""
+    """A story as a sequence of L steps: tokens [L] (word encoding) or [L, S] (sentence: S word ids, 0-padded);
+    targets, question: [L] long."""
 
     task: int
     tokens: torch.Tensor
@@ -150,27 +158,48 @@ def build_vocabulary(stories: list[Story]) -> list[str]:
     return SPECIAL + sorted(words - set(SPECIAL))
 
 
-def encode_story(story: Story, index: dict[str, int]) -> EncodedStory:
-    tokens, targets, question = [], [], []
+def encode_story(story: Story, index: dict[str, int], sentence_words: int = 0) -> EncodedStory:
+    """Word encoding (``sentence_words=0``): one step per word. Otherwise one step per line, its word ids
+    padded with 0 (``<pad>``) to ``sentence_words``; each answer marker is a step either way."""
+    steps, targets, question = [], [], []
     lookup = lambda w: index.get(w, index[UNKNOWN])  # noqa: E731
+
+    def add(ids: list[int], target: int = 0, asked: int = -1) -> None:
+        if sentence_words and len(ids) > sentence_words:
+            raise ValueError(f"a bAbI line of {len(ids)} words is longer than task.sentence_words={sentence_words}; "
+                             f"set task.sentence_words={len(ids)} or more")
+        chunks = [ids + [0] * (sentence_words - len(ids))] if sentence_words else [[i] for i in ids]
+        steps.extend(chunks)
+        targets.extend([target] * len(chunks))
+        question.extend([asked] * len(chunks))
+
     asked = 0
     for line in story.lines:
-        tokens += [lookup(w) for w in line.words]
-        targets += [0] * len(line.words)
-        question += [-1] * len(line.words)
+        add([lookup(w) for w in line.words])
         if line.answer is not None:
-            tokens += [index[ANSWER]] * len(line.answer)
-            targets += [lookup(w) for w in line.answer]
-            question += [asked] * len(line.answer)
+            for word in line.answer:
+                add([index[ANSWER]], lookup(word), asked)
             asked += 1
+    tokens = torch.tensor(steps, dtype=torch.long).view(len(steps), -1)
     as_long = lambda values: torch.tensor(values, dtype=torch.long)  # noqa: E731
-    return EncodedStory(story.task, as_long(tokens), as_long(targets), as_long(question))
+    return EncodedStory(story.task, tokens if sentence_words else tokens[:, 0], as_long(targets), as_long(question))
 
 
-def collate(stories: list[EncodedStory]) -> Batch:
-    """Stories padded at the end to one batch; question ids made unique across the batch."""
+def bag_of_positions(tokens: torch.Tensor, vocabulary_size: int) -> torch.Tensor:
+    """[T, B, S] word ids (0 = padding) -> [T, B, S * V] float: a one for word v at position j (index j V + v)."""
+    positions = tokens.shape[-1]
+    slots = tokens + vocabulary_size * torch.arange(positions)
+    bags = torch.zeros(*tokens.shape[:-1], positions * vocabulary_size)
+    return bags.scatter_(-1, slots, (tokens > 0).float())  # padding writes 0 to its own position's <pad> slot
+
+
+def collate(stories: list[EncodedStory], vocabulary_size: int = 0) -> Batch:
+    """Stories padded at the end to one batch; question ids made unique across the batch.
+
+    Sentence-encoded stories ([L, S] tokens) become bag-of-positions vectors, for which ``vocabulary_size``
+    is needed."""
     T, B = max(s.length for s in stories), len(stories)
-    inputs = torch.zeros(T, B, dtype=torch.long)
+    inputs = torch.zeros(T, B, *stories[0].tokens.shape[1:], dtype=torch.long)
     targets = torch.zeros(T, B, dtype=torch.long)
     question = torch.full((T, B), -1, dtype=torch.long)
     task = torch.zeros(T, B, dtype=torch.long)
@@ -182,6 +211,8 @@ def collate(stories: list[EncodedStory]) -> Batch:
         question[:story.length, b] = torch.where(asked, story.question + offset, story.question)
         task[:story.length, b] = story.task
         offset += int(story.question.max()) + 1 if asked.any() else 0
+    if inputs.dim() == 3:
+        inputs = bag_of_positions(inputs, vocabulary_size)
     return Batch(inputs, targets, question >= 0, None, {"question": question, "task": task})
 
 
@@ -190,10 +221,13 @@ def collate(stories: list[EncodedStory]) -> Batch:
 class BabiTask(Task):
     """Joint training on the chosen bAbI tasks; metrics per task and over all."""
 
-    input_kind = "token"
     output_kind = "classes"
 
     def __init__(self, config: BabiConfig, seed: int):
+        if config.encoding not in ENCODINGS:
+            raise ValueError(f"task.encoding={config.encoding!r} is not known; use word or sentence")
+        if config.sentence_words is not None and (not isinstance(config.sentence_words, int) or config.sentence_words < 1):
+            raise ValueError(f"task.sentence_words={config.sentence_words} must be a positive integer (null: the longest training line)")
         if not 0 <= config.validation_fraction < 1:
             raise ValueError(f"task.validation_fraction={config.validation_fraction} must be in [0, 1)")
         if config.bucket_batches < 1:
@@ -207,15 +241,25 @@ class BabiTask(Task):
         train = {t: read_stories(self.files[t, "train"], t) for t in self.task_numbers}
         self.train_stories, self.validation_stories = split_validation(train, config.validation_fraction, config.split_seed)
         self.epoch, self.position = 0, 0
+        longest = max(len(line.words) for s in self.train_stories for line in s.lines)
+        self.sentence_words = 0 if config.encoding == "word" else config.sentence_words or longest
         self.set_vocabulary(build_vocabulary(self.train_stories))
 
     def set_vocabulary(self, vocabulary: list[str]) -> None:
         self.vocabulary = list(vocabulary)
         self.index = {w: i for i, w in enumerate(self.vocabulary)}
-        self.input_size = self.output_size = len(self.vocabulary)
-        self.train_encoded = [encode_story(s, self.index) for s in self.train_stories]
-        self.validation_encoded = [encode_story(s, self.index) for s in self.validation_stories]
+        self.output_size = len(self.vocabulary)
+        self.input_kind = "vector" if self.sentence_words else "token"
+        self.input_size = len(self.vocabulary) * max(self.sentence_words, 1)
+        self.train_encoded = [self.encode(s) for s in self.train_stories]
+        self.validation_encoded = [self.encode(s) for s in self.validation_stories]
         self._epoch_batches: tuple[int, int, list[list[int]]] | None = None
+
+    def encode(self, story: Story) -> EncodedStory:
+        return encode_story(story, self.index, self.sentence_words)
+
+    def collate(self, stories: list[EncodedStory]) -> Batch:
+        return collate(stories, len(self.vocabulary))
 
     # -- data -------------------------------------------------------------------------------
     def train_batch(self, generator: torch.Generator, batch_size: int) -> Batch:
@@ -226,7 +270,7 @@ class BabiTask(Task):
             batches = self._batches_of_epoch(self.epoch, batch_size)
         chosen = batches[self.position]
         self.position += 1
-        return collate([self.train_encoded[i] for i in chosen])
+        return self.collate([self.train_encoded[i] for i in chosen])
 
     def _batches_of_epoch(self, epoch: int, batch_size: int) -> list[list[int]]:
         if self._epoch_batches is None or self._epoch_batches[:2] != (epoch, batch_size):
@@ -236,7 +280,7 @@ class BabiTask(Task):
         return self._epoch_batches[2]
 
     def validation_batches(self, batch_size: int) -> Iterator[Batch]:
-        return sorted_batches(self.validation_encoded, batch_size)
+        return sorted_batches(self.validation_encoded, batch_size, self.collate)
 
     def progress(self) -> dict[str, float]:
         batches = len(self._epoch_batches[2]) if self._epoch_batches else 0
@@ -272,10 +316,10 @@ class BabiTask(Task):
 
     # -- evaluation: the per-task test-error table ----------------------------------------------------
     def evaluate(self, run_model, eval_cfg: dict[str, Any]) -> dict[str, Any]:
-        test = [encode_story(s, self.index) for t in self.task_numbers for s in read_stories(self.files[t, "test"], t)]
+        test = [self.encode(s) for t in self.task_numbers for s in read_stories(self.files[t, "test"], t)]
         sums: dict[str, float] = {}
         with torch.no_grad():
-            for batch in sorted_batches(test, eval_cfg.get("batch_size", 32)):
+            for batch in sorted_batches(test, eval_cfg.get("batch_size", 32), self.collate):
                 for key, value in self.score(run_model(batch), batch).items():
                     sums[key] = sums.get(key, 0.0) + value
         summary = self.summarise(sums)
@@ -293,11 +337,14 @@ class BabiTask(Task):
 
     # -- checkpoints -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"vocabulary": self.vocabulary, "epoch": self.epoch, "position": self.position}
+        return {"vocabulary": self.vocabulary, "sentence_words": self.sentence_words, "epoch": self.epoch,
+                "position": self.position}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state["vocabulary"] != self.vocabulary:
-            self.set_vocabulary(state["vocabulary"])  # the model's one-hot sizes follow the saved vocabulary
+        saved_words = state.get("sentence_words", 0)  # checkpoints from before the sentence encoding: word
+        if state["vocabulary"] != self.vocabulary or saved_words != self.sentence_words:
+            self.sentence_words = saved_words
+            self.set_vocabulary(state["vocabulary"])  # the model's input and output sizes follow the saved task
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
 
 
@@ -365,11 +412,11 @@ def bucketed_batches(lengths: list[int], batch_size: int, pool_batches: int, gen
     return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
 
-def sorted_batches(stories: list[EncodedStory], batch_size: int) -> Iterator[Batch]:
+def sorted_batches(stories: list[EncodedStory], batch_size: int, make_batch=collate) -> Iterator[Batch]:
     """Every story once, longest first, in batches of similar length."""
     order = sorted(range(len(stories)), key=lambda i: -stories[i].length)
     for start in range(0, len(order), batch_size):
-        yield collate([stories[i] for i in order[start:start + batch_size]])
+        yield make_batch([stories[i] for i in order[start:start + batch_size]])
 
 
 def error_table_markdown(results: dict[str, dict[str, Any]], notes: list[str] = ()) -> str:
