@@ -207,16 +207,18 @@ def test_sentence_encoding_makes_each_line_one_step_with_its_word_order():
     assert [vocabulary[i] for i in encoded.tokens[3].tolist() if i] == ["-"]
     assert encoded.question.tolist() == [-1, -1, -1, 0, -1, -1, -1, 1, 1]
     assert [vocabulary[i] for i in encoded.targets[encoded.question >= 0].tolist()] == ["bathroom", "football", "milk"]
-    # The batch's input: a one at j * V + word for word j of the line; nothing for padding.
+    # The batch's input: a one at word for each word of the line (the bag), and at (j + 1) V + word for
+    # word j (the order); nothing for padding.
     batch = collate([encoded, encode_story(stories[1], index, sentence_words=11)], V)
-    assert batch.inputs.shape == (10, 2, 11 * V) and batch.inputs.dtype == torch.float32
+    assert batch.inputs.shape == (10, 2, 12 * V) and batch.inputs.dtype == torch.float32
+    words = ["mary", "moved", "to", "the", "bathroom", "."]
     ones = batch.inputs[0, 0].nonzero().flatten().tolist()
-    assert ones == [j * V + index[w] for j, w in enumerate(["mary", "moved", "to", "the", "bathroom", "."])]
-    assert batch.inputs[0, 0].sum() == 6 and batch.inputs[9, 0].sum() == 0  # story 0 has 9 steps, story 1 has 10
+    assert ones == sorted(index[w] for w in words) + [(j + 1) * V + index[w] for j, w in enumerate(words)]
+    assert batch.inputs[0, 0].sum() == 12 and batch.inputs[9, 0].sum() == 0  # story 0 has 9 steps, story 1 has 10
     # Order is kept: the same words in another order give another input.
     swapped = parse_babi("1 the office is east of the hallway .\n2 the hallway is east of the office .\n", task=4)[0]
     bags = collate([encode_story(swapped, index, sentence_words=11)], V).inputs[:, 0]
-    assert not torch.equal(bags[0], bags[1]) and bags[0].sum() == bags[1].sum()
+    assert not torch.equal(bags[0], bags[1]) and torch.equal(bags[0, :V], bags[1, :V])  # same bag, other order
     with pytest.raises(ValueError, match="longer than task.sentence_words=3; set task.sentence_words=6"):
         encode_story(stories[0], index, sentence_words=3)
 
@@ -225,7 +227,7 @@ def test_sentence_encoded_task_sizes_its_input_from_the_longest_training_line(tm
     folder = write_babi(tmp_path / "data", [1])
     task = BabiTask(BabiConfig(path=str(folder), encoding="sentence"), seed=0)
     longest = max(len(line.words) for s in task.train_stories for line in s.lines)
-    assert task.input_kind == "vector" and task.input_size == longest * len(task.vocabulary)
+    assert task.input_kind == "vector" and task.input_size == (longest + 1) * len(task.vocabulary)
     batch = task.train_batch(torch.Generator().manual_seed(0), 4)
     assert batch.inputs.shape[2] == task.input_size and batch.length == 4  # 2 statements, question, marker
     word = BabiTask(BabiConfig(path=str(folder)), seed=0)

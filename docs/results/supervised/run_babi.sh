@@ -13,3 +13,5 @@ memrl supervised $BABI name=babi-qa1-sam task.tasks=[1] core=sam batch_size=32 m
 memrl supervised $BABI name=babi-qa2-sam task.tasks=[2] core=sam batch_size=32 max_time_s=$SINGLE validation.interval_batches=50 validation.batch_size=128
 # Each run writes its per-task test table to <run>/eval.md and eval.json; side by side:
 python -m training.supervised.report babi lstm=$(ls -d runs/results/*-babi-joint-lstm | tail -1)/eval.json sam=$(ls -d runs/results/*-babi-joint-sam | tail -1)/eval.json
+# runs/ is not committed: keep each run's config, metrics and test table beside the results.
+docs/results/keep_runs.sh runs/results docs/results/supervised config.yaml metrics.csv eval.json eval.md

@@ -16,9 +16,10 @@ is one token sequence, statements ending in ``.``, questions in ``?`` followed
 by one ``-`` marker per answer word; the target at each marker is that answer
 word. Reading the story once answers every question from the statements before
 it. ``encoding=sentence`` makes each statement and each question one step
-instead: a bag of (position, word) one-hots, so the word order is kept (as in
-MemN2N's position encoding) while the story is about six times shorter; the
-``-`` markers stay steps of their own. A
+instead: its bag of words plus a bag of (position, word) one-hots, so a word
+is the same feature wherever it stands and the word order is kept (as MemN2N's
+position encoding does), while the story is about six times shorter; the ``-``
+markers stay steps of their own. A
 question counts as wrong if any of its answer words is wrong; a task fails when
 its question error exceeds 5%.
 
@@ -54,7 +55,7 @@ class BabiConfig:
     validation_fraction: float = 0.05  # share of each task's training stories held out for validation
     split_seed: int = 0  # seed of the validation split (fixed, independent of the run seed)
     bucket_batches: int = 50  # batches per length-sorted pool: more means less padding but less mixing
-    encoding: str = "word"  # word: one word per step (the thesis); sentence: one statement/question per step, bag of (position, word)
+    encoding: str = "word"  # word: one word per step (the thesis); sentence: one statement/question per step, bag of words + bag of (position, word)
     sentence_words: int | None = None  # encoding=sentence: word positions per step; None = the longest training line
 
 
@@ -186,11 +187,13 @@ def encode_story(story: Story, index: dict[str, int], sentence_words: int = 0) -
 
 
 def bag_of_positions(tokens: torch.Tensor, vocabulary_size: int) -> torch.Tensor:
-    """[T, B, S] word ids (0 = padding) -> [T, B, S * V] float: a one for word v at position j (index j V + v)."""
+    """[T, B, S] word ids (0 = padding) -> [T, B, (S + 1) V] float: the bag of words (a one at v for word v,
+    the same feature wherever the word stands) and the order (a one at (j + 1) V + v for word v at position j)."""
     positions = tokens.shape[-1]
-    slots = tokens + vocabulary_size * torch.arange(positions)
-    bags = torch.zeros(*tokens.shape[:-1], positions * vocabulary_size)
-    return bags.scatter_(-1, slots, (tokens > 0).float())  # padding writes 0 to its own position's <pad> slot
+    slots = torch.cat([tokens, tokens + vocabulary_size * torch.arange(1, positions + 1)], -1)
+    present = (tokens > 0).float()
+    bags = torch.zeros(*tokens.shape[:-1], (positions + 1) * vocabulary_size)
+    return bags.scatter_(-1, slots, torch.cat([present, present], -1))  # padding writes 0 to a <pad> slot
 
 
 def collate(stories: list[EncodedStory], vocabulary_size: int = 0) -> Batch:
@@ -250,7 +253,7 @@ class BabiTask(Task):
         self.index = {w: i for i, w in enumerate(self.vocabulary)}
         self.output_size = len(self.vocabulary)
         self.input_kind = "vector" if self.sentence_words else "token"
-        self.input_size = len(self.vocabulary) * max(self.sentence_words, 1)
+        self.input_size = len(self.vocabulary) * (self.sentence_words + 1 if self.sentence_words else 1)
         self.train_encoded = [self.encode(s) for s in self.train_stories]
         self.validation_encoded = [self.encode(s) for s in self.validation_stories]
         self._epoch_batches: tuple[int, int, list[list[int]]] | None = None
