@@ -88,6 +88,7 @@ class TransformerXLConfig:
     mlp_size: int = 256  # hidden units of each layer's mixing MLP
     n_m: int = 64  # memory slots per layer: each step attends to the n_m activations before it
     gating: bool = False  # GTrXL: layer norm first and GRU gates instead of residual + layer norm
+    dropout: float = 0.0  # residual dropout on each attention and MLP output while training (TransformerXL's regulariser)
 
 
 @dataclass
@@ -108,6 +109,8 @@ def check_config(config: CompressiveTransformerConfig) -> None:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     if not isinstance(config.n_cm, int) or config.n_cm < 0:
         raise ValueError(f"n_cm must be an int >= 0 (0 gives the TransformerXL), got {config.n_cm!r}")
+    if not 0 <= config.dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {config.dropout!r}; 0 turns it off")
     if config.d_model % config.n_heads:
         raise ValueError(f"d_model={config.d_model} is not divisible by n_heads={config.n_heads}; change one of them")
     if config.compression not in COMPRESSIONS:
@@ -152,6 +155,7 @@ class TransformerLayer(nn.Module):
         self.attention_norm = nn.LayerNorm(width)
         self.mlp_norm = nn.LayerNorm(width)
         self.mlp = nn.Sequential(nn.Linear(width, config.mlp_size), nn.ReLU(), nn.Linear(config.mlp_size, width))
+        self.dropout = nn.Dropout(config.dropout)  # active in train() mode only
         if self.gating:
             self.attention_gate = GRUGate(width)
             self.mlp_gate = GRUGate(width)
@@ -163,10 +167,10 @@ class TransformerLayer(nn.Module):
     def finish(self, h: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
         """The layer's output from its input h [B, T, W] and the attention readout [B, T, W]."""
         if self.gating:
-            a = self.attention_gate(h, torch.relu(attended))
-            return self.mlp_gate(a, torch.relu(self.mlp(self.mlp_norm(a))))
-        a = self.attention_norm(attended + h)
-        return self.mlp_norm(self.mlp(a) + a)
+            a = self.attention_gate(h, self.dropout(torch.relu(attended)))
+            return self.mlp_gate(a, self.dropout(torch.relu(self.mlp(self.mlp_norm(a)))))
+        a = self.attention_norm(self.dropout(attended) + h)
+        return self.mlp_norm(self.dropout(self.mlp(a)) + a)
 
     def content_read(self, h: torch.Tensor, memory: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
         """Alg. 6's attn(h, m) with every weight of this layer detached (layer norm included when gated)."""

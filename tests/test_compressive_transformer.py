@@ -288,6 +288,19 @@ def test_closed_gates_make_every_layer_the_identity():
     torch.testing.assert_close(out, core.final_norm(core.input_projection(x)), rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("name, gating", [("transformer_xl", False), ("transformer_xl", True), ("compressive_transformer", False)])
+def test_dropout_acts_in_training_only(name, gating):
+    config = {k: v for k, v in SMALL.items() if name == "compressive_transformer" or k not in ("n_cm", "compression_rate")}
+    plain, dropped = build(name, **config, gating=gating), build(name, **config, gating=gating, dropout=0.5)
+    x = randn(6, 2, INPUT)
+    state = plain.initial_state(2).double()
+    dropped.eval()
+    torch.testing.assert_close(dropped(x, state, None)[0], plain(x, state, None)[0])  # same weights (seed 0)
+    dropped.train()
+    first, second = dropped(x, state, None)[0], dropped(x, state, None)[0]
+    assert not torch.allclose(first, second) and not torch.allclose(first, plain(x, state, None)[0])
+
+
 def test_compression_functions_by_hand():
     groups = torch.tensor([[[1.0, 5.0, 3.0], [2.0, -1.0, 0.0]]], dtype=torch.float64)  # [N=1, W=2, c=3]
     assert make_compression("max_pool", 2, 3)(groups).tolist() == [[5.0, 2.0]]
@@ -312,6 +325,7 @@ def test_compression_functions_by_hand():
     (dict(compression_loss="l1"), "unknown compression_loss 'l1'"),
     (dict(n_cm=-1), "n_cm must be an int >= 0"),
     (dict(n_m=0), "n_m must be a positive int"),
+    (dict(dropout=1.0), r"dropout must be in \[0, 1\)"),
 ])
 def test_bad_config_is_a_one_line_error(bad, message):
     with pytest.raises(ValueError, match=message):
