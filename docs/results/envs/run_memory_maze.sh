@@ -14,7 +14,7 @@ done
 wait
 for run in $ROOT/*-memory_maze; do memrl eval checkpoint=$run episodes=64 envs=16; done
 memrl plot run_dir=$ROOT out=docs/results/envs/memory_maze_9x9_returns.png \
-  "title='memrl/memory_maze 9x9: mean return per 500-step episode (last 200 episodes)'"
+  "title='memrl/memory_maze 9x9: return per 500-step episode'"
 python docs/results/envs/memory_maze_table.py $ROOT/*-feedforward-memory_maze $ROOT/*-lstm-memory_maze $ROOT/*-sam-memory_maze
 memrl eval checkpoint=$(ls -d $ROOT/*-lstm-memory_maze) episodes=8 envs=8 record=true record_max_steps=150 \
   record_path=docs/results/envs/memory_maze_9x9_lstm.gif out=$ROOT/record_eval.csv
