@@ -9,6 +9,7 @@ from training.supervised.tasks import build_task
 from training.supervised.tasks.algorithmic import code_bits, distinct_codes
 from training.supervised.tasks.babi import (
     BabiConfig, BabiTask, build_vocabulary, collate, encode_story, error_table_markdown, locate_files, parse_babi,
+    read_stories,
 )
 
 # -- algorithmic generators vs brute force ------------------------------------------------------------
@@ -223,11 +224,14 @@ def test_sentence_encoding_makes_each_line_one_step_with_its_word_order():
         encode_story(stories[0], index, sentence_words=3)
 
 
-def test_sentence_encoded_task_sizes_its_input_from_the_longest_training_line(tmp_path):
+def test_sentence_encoded_task_sizes_its_input_from_the_longest_line(tmp_path):
     folder = write_babi(tmp_path / "data", [1])
+    longest_train = max(len(line.words) for s in read_stories(folder / "qa1_toy-task_train.txt", 1) for line in s.lines)
+    (folder / "qa1_toy-task_test.txt").write_text("1 Mary went back to the big old kitchen.\n2 Where is Mary? \tkitchen\t1\n")
     task = BabiTask(BabiConfig(path=str(folder), encoding="sentence"), seed=0)
-    longest = max(len(line.words) for s in task.train_stories for line in s.lines)
-    assert task.input_kind == "vector" and task.input_size == (longest + 1) * len(task.vocabulary)
+    assert task.sentence_words == 9 > longest_train  # the test file's line, so evaluation fits
+    assert task.input_kind == "vector" and task.input_size == 10 * len(task.vocabulary)
+    assert task.evaluate(lambda batch: torch.zeros(*batch.targets.shape, task.output_size), {})["rows"][0]["questions"] == 1
     batch = task.train_batch(torch.Generator().manual_seed(0), 4)
     assert batch.inputs.shape[2] == task.input_size and batch.length == 4  # 2 statements, question, marker
     word = BabiTask(BabiConfig(path=str(folder)), seed=0)

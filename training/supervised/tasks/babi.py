@@ -56,7 +56,7 @@ class BabiConfig:
     split_seed: int = 0  # seed of the validation split (fixed, independent of the run seed)
     bucket_batches: int = 50  # batches per length-sorted pool: more means less padding but less mixing
     encoding: str = "word"  # word: one word per step (the thesis); sentence: one statement/question per step, bag of words + bag of (position, word)
-    sentence_words: int | None = None  # encoding=sentence: word positions per step; None = the longest training line
+    sentence_words: int | None = None  # encoding=sentence: word positions per step; None = the longest line (train and test files)
 
 
 # -- parsing -------------------------------------------------------------------------------------
@@ -230,7 +230,7 @@ class BabiTask(Task):
         if config.encoding not in ENCODINGS:
             raise ValueError(f"task.encoding={config.encoding!r} is not known; use word or sentence")
         if config.sentence_words is not None and (not isinstance(config.sentence_words, int) or config.sentence_words < 1):
-            raise ValueError(f"task.sentence_words={config.sentence_words} must be a positive integer (null: the longest training line)")
+            raise ValueError(f"task.sentence_words={config.sentence_words} must be a positive integer (null: the longest line)")
         if not 0 <= config.validation_fraction < 1:
             raise ValueError(f"task.validation_fraction={config.validation_fraction} must be in [0, 1)")
         if config.bucket_batches < 1:
@@ -244,8 +244,11 @@ class BabiTask(Task):
         train = {t: read_stories(self.files[t, "train"], t) for t in self.task_numbers}
         self.train_stories, self.validation_stories = split_validation(train, config.validation_fraction, config.split_seed)
         self.epoch, self.position = 0, 0
-        longest = max(len(line.words) for s in self.train_stories for line in s.lines)
-        self.sentence_words = 0 if config.encoding == "word" else config.sentence_words or longest
+        self.sentence_words = 0
+        if config.encoding == "sentence":  # sized from the test files too, so evaluation never meets a longer line
+            test = [s for t in self.task_numbers for s in read_stories(self.files[t, "test"], t)]
+            longest = max(len(line.words) for s in self.train_stories + self.validation_stories + test for line in s.lines)
+            self.sentence_words = config.sentence_words or longest
         self.set_vocabulary(build_vocabulary(self.train_stories))
 
     def set_vocabulary(self, vocabulary: list[str]) -> None:
