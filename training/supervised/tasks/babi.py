@@ -29,6 +29,7 @@ is held out for validation.
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -246,9 +247,8 @@ class BabiTask(Task):
         self.epoch, self.position = 0, 0
         self.sentence_words = 0
         if config.encoding == "sentence":  # sized from the test files too, so evaluation never meets a longer line
-            test = [s for t in self.task_numbers for s in read_stories(self.files[t, "test"], t)]
-            longest = max(len(line.words) for s in self.train_stories + self.validation_stories + test for line in s.lines)
-            self.sentence_words = config.sentence_words or longest
+            stories = self.train_stories + self.validation_stories + self.test_stories
+            self.sentence_words = config.sentence_words or max(len(line.words) for s in stories for line in s.lines)
         self.set_vocabulary(build_vocabulary(self.train_stories))
 
     def set_vocabulary(self, vocabulary: list[str]) -> None:
@@ -260,6 +260,11 @@ class BabiTask(Task):
         self.train_encoded = [self.encode(s) for s in self.train_stories]
         self.validation_encoded = [self.encode(s) for s in self.validation_stories]
         self._epoch_batches: tuple[int, int, list[list[int]]] | None = None
+
+    @functools.cached_property
+    def test_stories(self) -> list[Story]:
+        """The chosen tasks' test stories, read once (for the sentence encoding's size and for evaluate)."""
+        return [s for t in self.task_numbers for s in read_stories(self.files[t, "test"], t)]
 
     def encode(self, story: Story) -> EncodedStory:
         return encode_story(story, self.index, self.sentence_words)
@@ -322,7 +327,7 @@ class BabiTask(Task):
 
     # -- evaluation: the per-task test-error table ----------------------------------------------------
     def evaluate(self, run_model, eval_cfg: dict[str, Any]) -> dict[str, Any]:
-        test = [self.encode(s) for t in self.task_numbers for s in read_stories(self.files[t, "test"], t)]
+        test = [self.encode(s) for s in self.test_stories]
         sums: dict[str, float] = {}
         with torch.no_grad():
             for batch in sorted_batches(test, eval_cfg.get("batch_size", 32), self.collate):
