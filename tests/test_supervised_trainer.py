@@ -222,6 +222,10 @@ BAD_INPUTS = [
     (["supervised", "task=babi", "task.path=/no/such/dir"], "is not a folder"),
     (["supervised", "optimizer.name=sgdx"], "optimizer.name"),
     (["supervised", "bptt=-1"], "bptt"),
+    (["supervised", "optimizer.weight_decay=-1"], "optimizer.weight_decay=-1 must be >= 0"),
+    (["supervised", "optimizer.plateau.patience=-2"], "optimizer.plateau.patience"),
+    (["supervised", "optimizer.plateau.patience=2", "optimizer.plateau.factor=1.5"], "optimizer.plateau.factor"),
+    (["supervised", "eval.weights=first"], "eval.weights"),
     (["supervised", "max_batches=null"], "max_batches"),
     (["supervised", "device=cuda:7"] if not torch.cuda.is_available() else ["supervised", "device=tpu"], "device"),
     (["supervised", "core.hidden_size=0"], ""),
@@ -247,3 +251,46 @@ def test_resume_and_eval_reject_what_they_cannot_continue(tmp_path, capsys):
     assert "corrupt" in capsys.readouterr().err
     assert cli.main(["eval", f"checkpoint={run}", "eval.levels=[1]", "eval.nope=1"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_plateau_decays_the_rate_and_best_weights_are_kept_and_evaluated(tmp_path, capsys):
+    data = write_toy_babi(tmp_path / "data")
+    overrides = ["task=babi", f"task.path={data}", "task.validation_fraction=0.1", "core.hidden_size=16",
+                 "optimizer.name=adam", "optimizer.learning_rate=1e-2", "optimizer.weight_decay=0.01",
+                 "optimizer.plateau.patience=0", "optimizer.plateau.factor=0.5", "optimizer.plateau.min_learning_rate=1e-4",
+                 "batch_size=8", "max_batches=40", "validation.interval_batches=5", *QUIET, "eval.at_end=true",
+                 "eval.weights=best", f"run_root={tmp_path / 'runs'}"]
+    assert cli.main(["supervised", *overrides]) == 0
+    run = only_run(tmp_path / "runs")
+    metrics = read_metrics(run)
+    rates = [r for r, v in zip(metrics["learning_rate"], metrics["val_accuracy"]) if v == v]
+    accuracies = [v for v in metrics["val_accuracy"] if v == v]
+    # patience 0: the rate halves after every validation that sets no new best, never below the floor.
+    expected, rate, best = [], 1e-2, float("-inf")
+    for accuracy in accuracies:
+        if accuracy > best:
+            best = accuracy
+        else:
+            rate = max(rate * 0.5, 1e-4)
+        expected.append(rate)
+    assert rates == pytest.approx(expected)
+    saved = load_checkpoint(run / "checkpoint.pt")
+    assert saved["best"]["value"] == pytest.approx(max(accuracies), abs=1e-6)  # metrics.csv rounds
+    assert saved["best"]["batches"] == 5 * (accuracies.index(max(accuracies)) + 1)
+    result = json.loads((run / "eval.json").read_text())
+    assert result["weights"] == {k: v for k, v in saved["best"].items() if k != "model"}
+    # memrl eval with the best weights reproduces the table; the last weights are another model.
+    assert cli.main(["eval", f"checkpoint={run}", f"eval.out={tmp_path / 'again'}"]) == 0
+    assert json.loads((tmp_path / "again.json").read_text())["rows"] == result["rows"]
+    parts = setup(compose("supervised", overrides), saved)
+    assert any(not torch.equal(saved["model"][k], saved["best"]["model"][k]) for k in saved["model"]) or \
+        saved["best"]["batches"] == 40
+    assert parts.scheduler is not None and parts.scheduler.state_dict() == saved["scheduler"]
+
+
+def test_best_weights_need_a_run_that_kept_them(tmp_path, capsys):
+    assert cli.main(["supervised", *TOY_COPY, "max_batches=2", f"run_root={tmp_path}"]) == 0
+    run = only_run(tmp_path)
+    assert cli.main(["eval", f"checkpoint={run}", "eval.weights=best"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no best-validation weights" in err and "\n" not in err

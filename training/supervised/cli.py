@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from ..cli import compose_or_resume, override_value
 from ..config import apply_overrides
-from ..run_dir import CheckpointError, load_checkpoint, new_run_dir, resolve_checkpoint
-from .trainer import make_runner, setup, train
+from ..run_dir import CHECKPOINT, CheckpointError, load_checkpoint, new_run_dir, resolve_checkpoint
+from .trainer import make_runner, setup, train, use_weights
 
 KIND = "supervised"
 
@@ -34,7 +34,7 @@ def run_supervised(overrides: list[str]) -> int:
     print(f"run folder: {run_dir}", flush=True)
     train(cfg, run_dir, parts, checkpoint)
     if cfg["eval"]["at_end"]:
-        result = evaluate(parts, cfg["eval"])
+        result = evaluate(parts, cfg["eval"], lambda: load_checkpoint(run_dir / CHECKPOINT))
         write_result(result, run_dir / "eval")
         print(result["markdown"])
     print(f"done; checkpoint: {run_dir / 'checkpoint.pt'}")
@@ -63,15 +63,25 @@ def evaluate_checkpoint(overrides: list[str]) -> int:
 
         return evaluate_bloom_checkpoint(cfg, checkpoint, out)
     parts = setup(cfg, checkpoint)
-    show_result(evaluate(parts, cfg["eval"]), out)
+    show_result(evaluate(parts, cfg["eval"], lambda: checkpoint), out)
     return 0
 
 
-def evaluate(parts, eval_cfg: dict[str, Any]) -> dict[str, Any]:
-    """The task's evaluation of the trained model (generalisation table, test-error table)."""
+def evaluate(parts, eval_cfg: dict[str, Any], checkpoint: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The task's evaluation of the trained model (generalisation table, test-error table).
+
+    ``eval.weights=best`` first loads the best-validation weights from ``checkpoint()``
+    and says which they are in the result.
+    """
+    chosen = use_weights(parts.model, checkpoint(), "best") if eval_cfg.get("weights", "last") == "best" else None
     parts.model.eval()
     with torch.no_grad():
-        return parts.task.evaluate(make_runner(parts.model, parts.device, parts.task.stream), eval_cfg)
+        result = parts.task.evaluate(make_runner(parts.model, parts.device, parts.task.stream), eval_cfg)
+    if chosen is not None:
+        result["weights"] = chosen
+        result["markdown"] += (f"\n\nWeights: the best validation ({chosen['metric']} {chosen['value']:.4g} "
+                               f"at batch {chosen['batches']:,}).")
+    return result
 
 
 def write_result(result: dict[str, Any], stem: Path) -> tuple[Path, Path]:

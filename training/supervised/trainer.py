@@ -40,6 +40,7 @@ class Setup:
     optimizer: torch.optim.Optimizer
     device: torch.device
     generator: torch.Generator  # the training data stream's randomness
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None  # optimizer.plateau.patience set
 
 
 def setup(cfg: dict[str, Any], checkpoint: dict[str, Any] | None = None) -> Setup:
@@ -49,10 +50,13 @@ def setup(cfg: dict[str, Any], checkpoint: dict[str, Any] | None = None) -> Setu
         task.load_state_dict(checkpoint["task"])  # before the model: bAbI's vocabulary sets its sizes
     model = build_model(task, cfg).to(device)
     optimizer = make_optimizer(model.parameters(), cfg["optimizer"])
+    scheduler = make_plateau_scheduler(optimizer, cfg["optimizer"], task.headline_mode())
     generator = torch.Generator().manual_seed(cfg["seed"])
     if checkpoint is not None:
         restore_training_state(checkpoint, model, optimizer, generator)
-    return Setup(task, model, optimizer, device, generator)
+        if scheduler is not None and "scheduler" in checkpoint:
+            scheduler.load_state_dict(checkpoint["scheduler"])
+    return Setup(task, model, optimizer, device, generator, scheduler)
 
 
 def start_process(cfg: dict[str, Any]) -> torch.device:
@@ -92,6 +96,8 @@ def check_config(cfg: dict[str, Any]) -> None:
         raise ValueError(f"bptt={cfg['bptt']} must be an integer >= 0 (0: backprop through whole sequences)")
     if cfg["optimizer"]["max_grad_norm"] is not None and cfg["optimizer"]["max_grad_norm"] <= 0:
         raise ValueError(f"optimizer.max_grad_norm={cfg['optimizer']['max_grad_norm']} must be positive (null: no clipping)")
+    if cfg["eval"].get("weights", "last") not in ("last", "best"):
+        raise ValueError(f"eval.weights={cfg['eval']['weights']!r} is not known; use last or best")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -108,11 +114,30 @@ def resolve_device(name: str) -> torch.device:
 def make_optimizer(params, cfg: dict[str, Any]) -> torch.optim.Optimizer:
     if cfg["learning_rate"] <= 0:
         raise ValueError(f"optimizer.learning_rate={cfg['learning_rate']} must be positive")
-    if cfg["name"] == "adam":
-        return torch.optim.Adam(params, lr=cfg["learning_rate"], eps=cfg["epsilon"])
+    weight_decay = cfg.get("weight_decay", 0.0)  # runs from before the field existed had none
+    if weight_decay < 0:
+        raise ValueError(f"optimizer.weight_decay={weight_decay} must be >= 0")
+    if cfg["name"] == "adam":  # AdamW with weight_decay=0 is Adam
+        return torch.optim.AdamW(params, lr=cfg["learning_rate"], eps=cfg["epsilon"], weight_decay=weight_decay)
     if cfg["name"] == "rmsprop":
-        return torch.optim.RMSprop(params, lr=cfg["learning_rate"], eps=cfg["epsilon"], momentum=cfg["momentum"], alpha=0.99)
+        return torch.optim.RMSprop(params, lr=cfg["learning_rate"], eps=cfg["epsilon"], momentum=cfg["momentum"], alpha=0.99,
+                                   weight_decay=weight_decay)
     raise ValueError(f"optimizer.name={cfg['name']!r} is not known; use adam or rmsprop")
+
+
+def make_plateau_scheduler(optimizer: torch.optim.Optimizer, cfg: dict[str, Any],
+                           mode: str) -> torch.optim.lr_scheduler.ReduceLROnPlateau | None:
+    """Decay the rate by ``factor`` after ``patience`` validations without a new best (None: constant rate)."""
+    plateau = cfg.get("plateau") or {}
+    if plateau.get("patience") is None:
+        return None
+    if not isinstance(plateau["patience"], int) or plateau["patience"] < 0:
+        raise ValueError(f"optimizer.plateau.patience={plateau['patience']} must be an integer >= 0 (null: constant rate)")
+    if not 0 < plateau["factor"] < 1:
+        raise ValueError(f"optimizer.plateau.factor={plateau['factor']} must be in (0, 1)")
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=plateau["factor"],
+                                                      patience=plateau["patience"],
+                                                      min_lr=plateau["min_learning_rate"])
 
 
 # -- one batch ----------------------------------------------------------------------------------
@@ -182,6 +207,17 @@ def make_runner(model: SequenceModel, device: torch.device, carry_state: bool):
     return run
 
 
+def use_weights(model: torch.nn.Module, checkpoint: dict[str, Any], which: str) -> dict[str, Any] | None:
+    """Load the checkpoint's best-validation weights for ``which="best"``; returns their record (None for "last")."""
+    if which != "best":
+        return None
+    if "best" not in checkpoint:
+        raise ValueError("the checkpoint holds no best-validation weights (trained with eval.weights=last); "
+                         "use eval.weights=last")
+    model.load_state_dict(checkpoint["best"]["model"])
+    return {k: v for k, v in checkpoint["best"].items() if k != "model"}
+
+
 def validate(parts: Setup, batch_size: int) -> dict[str, float]:
     parts.model.eval()
     sums = sum_scores(parts.task, make_runner(parts.model, parts.device, parts.task.stream),
@@ -196,8 +232,13 @@ def train(cfg: dict[str, Any], run_dir: Path, parts: Setup, checkpoint: dict[str
     """Train until ``max_batches`` batches or ``max_time_s`` seconds; returns the last logged row."""
     task, model, optimizer, device = parts.task, parts.model, parts.optimizer, parts.device
     counters = {"batches": 0, "updates": 0, "sequences": 0, "seconds": 0.0}
+    keep_best = cfg["eval"].get("weights", "last") == "best"
+    best: dict[str, Any] | None = None  # the best validation so far: batches, metric, value, model weights
     if checkpoint is not None:
         counters.update(checkpoint["counters"])
+        best = checkpoint.get("best")
+    headline = f"val_{task.headline()}"
+    sign = 1.0 if task.headline_mode() == "max" else -1.0
     logger = MetricsLogger(run_dir, tensorboard=cfg["tensorboard"])
     start_time = time.time() - counters["seconds"]
     last_log = last_checkpoint = time.time()
@@ -213,6 +254,8 @@ def train(cfg: dict[str, Any], run_dir: Path, parts: Setup, checkpoint: dict[str
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "counters": dict(counters),
             "config": cfg, "task": task.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "data": parts.generator.get_state()},
+            **({"scheduler": parts.scheduler.state_dict()} if parts.scheduler is not None else {}),
+            **({"best": best} if best is not None else {}),
         })
 
     def finished() -> bool:
@@ -246,11 +289,18 @@ def train(cfg: dict[str, Any], run_dir: Path, parts: Setup, checkpoint: dict[str
             validated = counters["batches"] % cfg["validation"]["interval_batches"] == 0 or done
             if validated:
                 validation = validate(parts, cfg["validation"]["batch_size"])
+                value = validation[headline]
+                if parts.scheduler is not None:
+                    parts.scheduler.step(value)
+                if keep_best and value == value and (best is None or sign * (value - best["value"]) > 0):
+                    best = {"batches": counters["batches"], "metric": headline, "value": value,
+                            "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
             now = time.time()
             if now - last_log >= cfg["log"]["interval_s"] or done or validated:  # every validation gets its row
                 row = {"batches": counters["batches"], "updates": counters["updates"],
                        "sequences": counters["sequences"], "time_s": round(now - start_time, 2),
                        "batches_per_s": window_batches / max(now - last_log, 1e-9), "grad_norm": grad_norm,
+                       "learning_rate": optimizer.param_groups[0]["lr"],
                        **task.summarise(window), **task.progress(), **validation}
                 logger.log(row, counters["batches"])
                 if bar.disable and not quiet:

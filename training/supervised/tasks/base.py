@@ -108,6 +108,10 @@ class Task:
         """The metric shown next to the loss on the progress bar."""
         return "bit_errors_per_seq" if self.output_kind == "bits" else "accuracy"
 
+    def headline_mode(self) -> str:
+        """"max" when a larger headline metric is better (accuracy), else "min" (errors, bits, perplexity)."""
+        return "max" if self.headline() == "accuracy" else "min"
+
     # -- evaluation of a trained model ---------------------------------------------------------
     def evaluate(self, run_model, eval_cfg: dict[str, Any]) -> dict[str, Any]:
         """``{"rows": [...], "markdown": str}`` for ``memrl eval``; by default the validation metrics."""
