@@ -8,6 +8,7 @@ from training.supervised.curriculum import CurriculumConfig, ExponentialCurricul
 from training.supervised.tasks import build_task
 from training.supervised.tasks.algorithmic import code_bits, distinct_codes
 from training.supervised.tasks.babi import (
+    permute_story,
     BabiConfig, BabiTask, build_vocabulary, collate, encode_story, error_table_markdown, locate_files, parse_babi,
     read_stories,
 )
@@ -315,6 +316,45 @@ def test_babi_epoch_order_is_resumable_and_covers_every_story(tmp_path):
     for _ in range(5):
         again.train_batch(None, 4)
     assert torch.equal(restored.train_batch(None, 4).inputs, again.train_batch(None, 4).inputs)
+
+
+def test_permuted_words_keep_each_story_consistent_and_leave_validation_alone(tmp_path):
+    folder = write_babi(tmp_path / "data", [1])
+    groups = [["mary", "john"], ["kitchen", "office", "garden"]]
+    plain = BabiTask(BabiConfig(path=str(folder), validation_fraction=0.1, encoding="sentence"), seed=0)
+    task = BabiTask(BabiConfig(path=str(folder), validation_fraction=0.1, encoding="sentence", permute_words=groups), seed=0)
+    generator = torch.Generator().manual_seed(1)
+    story = plain.train_stories[0]  # Mary went to the kitchen. John went to the garden. Where is Mary? kitchen
+    seen = set()
+    for _ in range(40):
+        permuted = permute_story(story, task.permute_groups, generator)
+        first, second, question = permuted.lines
+        person, place = first.words[0], first.words[-2]
+        assert question.words[2] == person and question.answer == [place]  # the answer follows its place
+        assert second.words[0] != person and second.words[-2] != place  # a permutation: distinct stay distinct
+        assert [len(line.words) for line in permuted.lines] == [len(line.words) for line in story.lines]
+        seen.add((person, place))
+    assert seen == {(p, q) for p in groups[0] for q in groups[1]}  # every assignment is drawn
+    # Training batches are the encoded permuted stories, drawn from the training generator.
+    batch = task.train_batch(torch.Generator().manual_seed(5), 4)
+    again = BabiTask(BabiConfig(path=str(folder), validation_fraction=0.1, encoding="sentence", permute_words=groups), seed=0)
+    draws = torch.Generator().manual_seed(5)
+    chosen = again._batches_of_epoch(0, 4)[0]
+    expected = again.collate([again.encode(permute_story(again.train_stories[i], again.permute_groups, draws)) for i in chosen])
+    assert torch.equal(batch.inputs, expected.inputs) and torch.equal(batch.targets, expected.targets)
+    validation = [b.inputs for b in task.validation_batches(8)]
+    assert all(torch.equal(x, y) for x, y in zip(validation, [b.inputs for b in plain.validation_batches(8)]))
+
+
+@pytest.mark.parametrize("groups, message", [
+    ([["mary", "zebra"]], "'zebra' is not a word of the training stories"),
+    ([["mary", "john"], ["john", "kitchen"]], "appears twice"),
+    (["mary"], "must be a list of word lists"),
+])
+def test_bad_permute_words(tmp_path, groups, message):
+    folder = write_babi(tmp_path / "data", [1])
+    with pytest.raises(ValueError, match=message):
+        BabiTask(BabiConfig(path=str(folder), permute_words=groups), seed=0)
 
 
 def test_error_table_has_tasks_as_rows_and_models_as_columns():

@@ -26,6 +26,13 @@ its question error exceeds 5%.
 Joint training: all chosen tasks' stories in one shuffled stream, batched by
 similar length (less padding); a fixed share of each task's training stories
 is held out for validation.
+
+Augmentation (``permute_words``, off by default; the thesis used none): groups
+of interchangeable words (the names, the places, the objects of a task); every
+training batch draws, per story, one random permutation within each group and
+applies it to the whole story, answers included, so "Mary went to the kitchen
+... Where is Mary? kitchen" may be seen as "John went to the garden ... Where
+is John? garden". Validation and test stories are never changed.
 """
 from __future__ import annotations
 
@@ -58,6 +65,7 @@ class BabiConfig:
     bucket_batches: int = 50  # batches per length-sorted pool: more means less padding but less mixing
     encoding: str = "word"  # word: one word per step (the thesis); sentence: one statement/question per step, bag of words + bag of (position, word)
     sentence_words: int | None = None  # encoding=sentence: word positions per step; None = the longest line (train and test files)
+    permute_words: Any = ()  # augmentation: groups of interchangeable words, each permuted at random per training story
 
 
 # -- parsing -------------------------------------------------------------------------------------
@@ -250,6 +258,7 @@ class BabiTask(Task):
             stories = self.train_stories + self.validation_stories + self.test_stories
             self.sentence_words = config.sentence_words or max(len(line.words) for s in stories for line in s.lines)
         self.set_vocabulary(build_vocabulary(self.train_stories))
+        self.permute_groups = check_word_groups(config.permute_words, self.index)
 
     def set_vocabulary(self, vocabulary: list[str]) -> None:
         self.vocabulary = list(vocabulary)
@@ -281,7 +290,10 @@ class BabiTask(Task):
             batches = self._batches_of_epoch(self.epoch, batch_size)
         chosen = batches[self.position]
         self.position += 1
-        return self.collate([self.train_encoded[i] for i in chosen])
+        if not self.permute_groups:
+            return self.collate([self.train_encoded[i] for i in chosen])
+        return self.collate([self.encode(permute_story(self.train_stories[i], self.permute_groups, generator))
+                             for i in chosen])
 
     def _batches_of_epoch(self, epoch: int, batch_size: int) -> list[list[int]]:
         if self._epoch_batches is None or self._epoch_batches[:2] != (epoch, batch_size):
@@ -394,6 +406,40 @@ def _task_list(tasks: Any) -> list[int]:
     if not values or not all(isinstance(t, int) and 1 <= t <= 20 for t in values):
         raise ValueError(f"task.tasks={tasks!r} must be 'all' or a list of task numbers 1..20, e.g. task.tasks=[1,2]")
     return sorted(set(values))
+
+
+def check_word_groups(groups: Any, index: dict[str, int]) -> list[list[str]]:
+    """``task.permute_words`` as lists of known words, no word in two groups; a one-line ValueError otherwise."""
+    fix = "e.g. task.permute_words=[[john,mary,sandra,daniel],[kitchen,garden,office]]"
+    if not groups:
+        return []
+    if not isinstance(groups, (list, tuple)) or not all(isinstance(g, (list, tuple)) for g in groups):
+        raise ValueError(f"task.permute_words={groups!r} must be a list of word lists; {fix}")
+    seen: set[str] = set()
+    checked = []
+    for group in groups:
+        words = [str(w).lower() for w in group]
+        unknown = [w for w in words if w not in index or w in SPECIAL]
+        if unknown:
+            raise ValueError(f"task.permute_words: {unknown[0]!r} is not a word of the training stories; {fix}")
+        if seen & set(words) or len(set(words)) != len(words):
+            raise ValueError(f"task.permute_words: a word appears twice ({sorted(seen & set(words) or words)[0]!r}); "
+                             f"each word belongs to one group")
+        seen |= set(words)
+        checked.append(words)
+    return checked
+
+
+def permute_story(story: Story, groups: list[list[str]], generator: torch.Generator) -> Story:
+    """The story with each group's words permuted by one random permutation (the same for every line)."""
+    mapping = {}
+    for group in groups:
+        order = torch.randperm(len(group), generator=generator).tolist()
+        mapping.update({word: group[j] for word, j in zip(group, order)})
+    lines = [Line(line.id, [mapping.get(w, w) for w in line.words],
+                  None if line.answer is None else [mapping.get(w, w) for w in line.answer], line.supporting)
+             for line in story.lines]
+    return Story(story.task, lines)
 
 
 def read_stories(path: Path, task: int) -> list[Story]:
