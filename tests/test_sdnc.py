@@ -168,3 +168,23 @@ def test_backward_twice_on_a_retained_graph_gives_the_same_gradient():
     first = torch.autograd.grad(loss, [x], retain_graph=True)[0]
     second = torch.autograd.grad(loss, [x], retain_graph=True)[0]
     torch.testing.assert_close(second, first, rtol=0, atol=0)
+
+
+def test_bench_sdnc_smoke_with_the_sam_floor():
+    """`memrl bench sdnc` at a tiny size: every model (sam too) timed and sized, ratios against the DNC."""
+    from omegaconf import OmegaConf
+
+    from evaluation import benchmarks
+
+    cfg = OmegaConf.load("configs/bench/sdnc.yaml")
+    cfg.n_values, cfg.steps, cfg.dense_steps, cfg.repeats = [32], 4, 2, 1
+    cfg.models = ["sdnc", "dnc", "sam"]
+    cfg.controller_size, cfg.heads, cfg.word_size, cfg.top_k, cfg.link_entries = 8, 2, 8, 2, 2
+    rows = benchmarks.get("sdnc")(cfg)
+    assert [r["model"] for r in rows] == ["sdnc", "dnc", "sam"]
+    dnc = rows[1]
+    for row in rows:
+        assert row["ms_per_step"] > 0 and row["total_mib"] > 0
+        assert row["speedup_vs_dnc"] == pytest.approx(dnc["ms_per_step"] / row["ms_per_step"])
+    with pytest.raises(ValueError, match="unknown model"):
+        benchmarks.get("sdnc")(OmegaConf.merge(cfg, {"models": ["sdnc", "ntm"]}))
