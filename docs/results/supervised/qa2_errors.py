@@ -4,6 +4,7 @@
 "held" (got, grabbed, picked up, took): the holder's place now.
 
 Usage: python docs/results/supervised/qa2_errors.py runs/<run>/checkpoint.pt
+(the weights the run's own evaluation used: its best-validation weights when it ran with eval.weights=best)
 """
 import collections
 import sys
@@ -11,7 +12,7 @@ import sys
 import torch
 
 from training.supervised.tasks.babi import read_stories
-from training.supervised.trainer import run_model, setup
+from training.supervised.trainer import run_model, setup, use_weights
 
 LET_GO = {"dropped", "discarded", "put", "left"}
 
@@ -20,6 +21,7 @@ def main(checkpoint_path: str) -> None:
     torch.set_num_threads(1)
     checkpoint = torch.load(checkpoint_path, weights_only=False)
     parts = setup(checkpoint["config"], checkpoint)
+    use_weights(parts.model, checkpoint, checkpoint["config"]["eval"].get("weights", "last"))
     task, model = parts.task, parts.model.eval()
     counts = collections.Counter()
     for story in read_stories(task.files[2, "test"], 2):
