@@ -8,9 +8,8 @@ from training.supervised.curriculum import CurriculumConfig, ExponentialCurricul
 from training.supervised.tasks import build_task
 from training.supervised.tasks.algorithmic import code_bits, distinct_codes
 from training.supervised.tasks.babi import (
-    permute_story,
     BabiConfig, BabiTask, build_vocabulary, collate, encode_story, error_table_markdown, locate_files, parse_babi,
-    read_stories,
+    permute_story, read_stories,
 )
 
 # -- algorithmic generators vs brute force ------------------------------------------------------------

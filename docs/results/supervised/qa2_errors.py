@@ -11,6 +11,7 @@ import sys
 
 import torch
 
+from training.run_dir import load_checkpoint
 from training.supervised.tasks.babi import read_stories
 from training.supervised.trainer import run_model, setup, use_weights
 
@@ -19,7 +20,7 @@ LET_GO = {"dropped", "discarded", "put", "left"}
 
 def main(checkpoint_path: str) -> None:
     torch.set_num_threads(1)
-    checkpoint = torch.load(checkpoint_path, weights_only=False)
+    checkpoint = load_checkpoint(checkpoint_path)  # the project's loader: weights only, run folders accepted
     parts = setup(checkpoint["config"], checkpoint)
     use_weights(parts.model, checkpoint, checkpoint["config"]["eval"].get("weights", "last"))
     task, model = parts.task, parts.model.eval()

@@ -1,7 +1,7 @@
 #!/bin/bash
 # bAbI 10k qa2 (two supporting facts) with task.encoding=sentence and a 4-layer transformer_xl
 # (dropout 0.2, the best setting of run_babi_sentence.sh: 7.8% in 40 minutes, training accuracy ~100%),
-# now with the regularisation and selection every bAbI paper uses: AdamW weight decay, the learning
+# now with the usual regularisation and model selection: AdamW weight decay, the learning
 # rate halved on a validation plateau, and the test table from the best-validation weights.
 # Two runs side by side, one thread each, on the 2-core CPU.
 # Usage: docs/results/supervised/run_babi_qa2.sh <stage> [seconds per run]
