@@ -29,6 +29,7 @@ def test_state_sent_with_each_unroll_matches_its_first_step_and_unrolls_join(ray
     try:
         deadline = time.time() + 300  # until both actors have delivered several unrolls
         while time.time() < deadline and min(seen.values()) < 3:
+            time.sleep(0.5)  # let both queued unrolls of an actor finish, so several are ready at once
             result = actors.next_result(weights_ref, 0)
             unroll, state = result.unroll, result.start_state
             assert unroll.batch_size == torch.Size([T + 1, B])

@@ -207,6 +207,23 @@ class RayActors:
         for _ in range(self.inflight):
             self.pending[self.actors[index].unroll.remote(weights_ref, version)] = index
 
+    def _next_ready(self):
+        """The longest-waiting finished request among each actor's oldest, or None after ``wait_notice_s``.
+
+        An actor runs its requests in order, so only its oldest can be next. ``ray.wait`` alone would not
+        do: among several ready refs it returns any, which both reorders an actor's unrolls and can serve
+        one fast actor forever while another's unrolls sit ready.
+        """
+        oldest: dict[int, Any] = {}
+        for ref, index in self.pending.items():  # insertion order is submission order
+            oldest.setdefault(index, ref)
+        heads = list(oldest.values())  # also in submission order
+        ready, _ = self.ray.wait(heads, num_returns=len(heads), timeout=0)
+        if not ready:
+            ready, _ = self.ray.wait(heads, num_returns=1, timeout=self.wait_notice_s)
+        ready = set(ready)
+        return next((ref for ref in heads if ref in ready), None)
+
     def next_result(self, weights_ref, version: int) -> ActorResult:
         from ray.exceptions import NodeDiedError, OutOfMemoryError, RayActorError, RayTaskError, WorkerCrashedError
 
@@ -214,8 +231,8 @@ class RayActors:
         actor_died = (RayActorError, OutOfMemoryError, WorkerCrashedError, NodeDiedError)
         since = time.monotonic()
         while True:
-            ready, _ = self.ray.wait(list(self.pending), num_returns=1, timeout=self.wait_notice_s)
-            if not ready:  # say so rather than look hung (envs that take minutes to build or step)
+            ready = self._next_ready()
+            if ready is None:  # say so rather than look hung (envs that take minutes to build or step)
                 actors_cfg = self.cfg["actors"]
                 print(
                     f"waiting for the actors: no unroll for {time.monotonic() - since:.0f} s (each unroll steps {actors_cfg['envs_per_actor']} "
@@ -223,7 +240,6 @@ class RayActors:
                     flush=True,
                 )
                 continue
-            [ready] = ready
             index = self.pending.pop(ready)
             try:
                 result = self.ray.get(ready)
