@@ -224,6 +224,7 @@ BAD_INPUTS = [
     (["supervised", "bptt=-1"], "bptt"),
     (["supervised", "optimizer.weight_decay=-1"], "optimizer.weight_decay=-1 must be >= 0"),
     (["supervised", "optimizer.plateau.patience=-2"], "optimizer.plateau.patience"),
+    (["supervised", "optimizer.ema_decay=1.5"], "optimizer.ema_decay=1.5 must be a number in (0, 1)"),
     (["supervised", "optimizer.plateau.patience=2", "optimizer.plateau.factor=1.5"], "optimizer.plateau.factor"),
     (["supervised", "eval.weights=first"], "eval.weights"),
     (["supervised", "max_batches=null"], "max_batches"),
@@ -294,3 +295,35 @@ def test_best_weights_need_a_run_that_kept_them(tmp_path, capsys):
     assert cli.main(["eval", f"checkpoint={run}", "eval.weights=best"]) == 2
     err = capsys.readouterr().err.strip()
     assert "no best-validation weights" in err and "\n" not in err
+
+
+def test_weight_average_is_what_validation_and_evaluation_use_and_resume_continues_it(tmp_path):
+    data = write_toy_babi(tmp_path / "data")
+    common = ["task=babi", f"task.path={data}", "task.validation_fraction=0.1", "core.hidden_size=16",
+              "optimizer.name=adam", "optimizer.learning_rate=1e-2", "optimizer.ema_decay=0.8", "batch_size=8",
+              "validation.interval_batches=3", *QUIET, "eval.weights=best"]
+    assert cli.main(["supervised", *common, "max_batches=9", f"run_root={tmp_path / 'straight'}"]) == 0
+    assert cli.main(["supervised", *common, "max_batches=5", f"run_root={tmp_path / 'split'}"]) == 0
+    run = only_run(tmp_path / "split")
+    assert cli.main(["supervised", f"resume={run}", "max_batches=9", "eval.at_end=true"]) == 0
+    straight, resumed = (load_checkpoint(only_run(tmp_path / r) / "checkpoint.pt") for r in ("straight", "split"))
+    # The average after 9 batches is the same whether or not the run was interrupted, and differs from the weights.
+    assert all(torch.equal(resumed["averaged"][k], straight["averaged"][k]) for k in straight["averaged"])
+    assert int(resumed["averaged"]["n_averaged"]) == 9
+    average = {k[len("module."):]: v for k, v in resumed["averaged"].items() if k.startswith("module.")}
+    assert average.keys() == resumed["model"].keys()
+    assert any(not torch.equal(average[k], resumed["model"][k]) for k in average)
+    # Validation scores the average: re-validating the checkpoint's average gives the logged last validation,
+    # and the weights as trained would not.
+    parts = setup(compose("supervised", common), resumed)
+    assert all(torch.equal(parts.evaluated.state_dict()[k], average[k]) for k in average)
+    metrics = read_metrics(run)
+    logged = [v for v in metrics["val_accuracy"] if v == v]
+    last_loss = [v for v in metrics["val_loss"] if v == v][-1]
+    assert trainer.validate(parts, 32)["val_loss"] == pytest.approx(last_loss, rel=1e-3)
+    parts.averaged = None  # now `evaluated` is the model as trained
+    assert trainer.validate(parts, 32)["val_loss"] != pytest.approx(last_loss, rel=1e-3)
+    # The best weights kept are the average's at that validation; the evaluation says it used an average.
+    assert resumed["best"]["value"] == pytest.approx(max(logged), abs=1e-4)
+    result = json.loads((run / "eval.json").read_text())
+    assert result["ema_decay"] == 0.8 and "moving average" in (run / "eval.md").read_text()

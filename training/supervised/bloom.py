@@ -168,8 +168,10 @@ class BloomSetup:
 
 def setup_bloom(cfg: dict[str, Any], checkpoint: dict[str, Any] | None = None, task: BloomTask | None = None) -> BloomSetup:
     device = start_process(cfg)
-    if (cfg["optimizer"].get("plateau") or {}).get("patience") is not None or cfg["eval"].get("weights") == "best":
-        raise ValueError("task=bloom has no validation split: leave optimizer.plateau.patience=null and eval.weights=last")
+    if ((cfg["optimizer"].get("plateau") or {}).get("patience") is not None or cfg["eval"].get("weights") == "best"
+            or cfg["optimizer"].get("ema_decay") is not None):
+        raise ValueError("task=bloom has no validation split and no weight average: leave optimizer.plateau.patience=null, "
+                         "optimizer.ema_decay=null and eval.weights=last")
     task = task or build_bloom_task(cfg["task"])
     model = build_set_model(task, cfg["core"]).to(device)
     optimizer = make_optimizer(model.parameters(), cfg["optimizer"])

@@ -71,16 +71,23 @@ def evaluate(parts, eval_cfg: dict[str, Any], checkpoint: Callable[[], dict[str,
     """The task's evaluation of the trained model (generalisation table, test-error table).
 
     ``eval.weights=best`` first loads the best-validation weights from ``checkpoint()``
-    and says which they are in the result.
+    and says which they are in the result. A run with ``optimizer.ema_decay`` is evaluated
+    with its moving average of the weights (the last, or the best-validation one), and says so.
     """
-    chosen = use_weights(parts.model, checkpoint(), "best") if eval_cfg.get("weights", "last") == "best" else None
-    parts.model.eval()
+    model = parts.evaluated
+    chosen = use_weights(model, checkpoint(), "best") if eval_cfg.get("weights", "last") == "best" else None
+    model.eval()
     with torch.no_grad():
-        result = parts.task.evaluate(make_runner(parts.model, parts.device, parts.task.stream), eval_cfg)
+        result = parts.task.evaluate(make_runner(model, parts.device, parts.task.stream), eval_cfg)
+    notes = []
     if chosen is not None:
         result["weights"] = chosen
-        result["markdown"] += (f"\n\nWeights: the best validation ({chosen['metric']} {chosen['value']:.4g} "
-                               f"at batch {chosen['batches']:,}).")
+        notes.append(f"Weights: the best validation ({chosen['metric']} {chosen['value']:.4g} at batch {chosen['batches']:,}).")
+    if parts.averaged is not None:
+        result["ema_decay"] = parts.ema_decay
+        notes.append(f"Weights: their exponential moving average (decay {parts.ema_decay}).")
+    if notes:
+        result["markdown"] += "\n\n" + " ".join(notes)
     return result
 
 
