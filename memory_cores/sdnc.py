@@ -7,7 +7,8 @@ K_L-sparse precedence), and the DNC's read modes. One step:
 
 1. controller; write as in SAM (previously read rows and the LRU row);
 2. links and precedence updated with the write weights (differentiable,
-   unlike the thesis, with SAM's sparse backward for the link values);
+   unlike the thesis, with SAM's sparse backward for the link values); on
+   CPU the link update is one fused C++ op per matrix (``fused_links``);
 3. head h reads w^r_h = π_b b_h + π_c c_h + π_f f_h, where c_h is SAM's
    top-K content weighting, f_h = L_t w^r_{h,t-1} and b_h = L_t^T w^r_{h,t-1}
    (sparse, K K_L entries each), and π_h = softmax of 3 controller outputs;
@@ -37,6 +38,7 @@ from .sam import SAMConfig, SAMCore
 @dataclass
 class SDNCConfig(SAMConfig):
     link_entries: int = 8  # K_L: non-zeros kept per row of the sparse link matrices and in the precedence
+    fused_links: bool = True  # on CPU, the link update as one C++ op per matrix (built on first use); false: PyTorch ops
 
 
 @register("sdnc", SDNCConfig)
@@ -105,7 +107,7 @@ class SDNCCore(SAMCore):
         # Links with p_{t-1}, then the precedence.
         links, back = unroll.links, unroll.back
         precedence = (small["precedence_rows"], small["precedence_values"])
-        links_ops.update_links_(links, back, precedence, write_rows, write_weights)
+        links_ops.update_links_(links, back, precedence, write_rows, write_weights, fused=cfg.fused_links)
         precedence = links_ops.update_precedence(precedence, write_rows, write_weights, cfg.link_entries)
         # Read weights: content, forward and backward, mixed by the read modes, K largest kept.
         content_rows = index.search(p.queries, k)

@@ -28,6 +28,9 @@ Glossary: B batch, N slots, S sparse entries, K_L entries per row.
 """
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import torch
 
 from .sparse_access import SparseMemory
@@ -162,8 +165,13 @@ def _with_new_entries(matrix: LinkMatrix, rows, new_cols, new_values, keep: int)
     return merge_top(torch.cat([cols, new_cols], -1), torch.cat([values, new_values], -1), keep)
 
 
-def update_links_(links: LinkMatrix, back: LinkMatrix, precedence, write_rows, write_weights) -> None:
+def update_links_(links: LinkMatrix, back: LinkMatrix, precedence, write_rows, write_weights, fused: bool = False) -> None:
     """In place: (links, back) from L_{t-1} to L_t, given p_{t-1} and the sparse write (rows, weights) [B, S].
+
+    ``fused`` (CPU tensors only): the same update as one C++ call per matrix (``csrc/sparse_links.cpp``,
+    built on first use; where it cannot be built, a warning and these PyTorch ops), instead of
+    ~1,000 small PyTorch ops per step (with backward); the result differs only in where
+    zero-valued entries sit.
 
     Two phases, each reading only what the previous one wrote: (1) decay, by 1 - w(i) - w(j), the
     written rows and every row with an entry in a written column (found through the other matrix);
@@ -171,6 +179,9 @@ def update_links_(links: LinkMatrix, back: LinkMatrix, precedence, write_rows, w
     ``back`` (cols from w), keeping the K_L largest. O(S K_L^2) per step whatever N is; rows that
     repeat are recomputed identically, so scattering them is safe.
     """
+    if fused and write_weights.device.type == "cpu" and fused_extension() is not None:
+        _update_links_fused(links, back, precedence, write_rows, write_weights)
+        return
     keep = links.cols.shape[-1]
     write = (write_rows, write_weights)
     prec_rows, prec_values = precedence
@@ -188,6 +199,70 @@ def update_links_(links: LinkMatrix, back: LinkMatrix, precedence, write_rows, w
         back, prec_rows, write_rows.unsqueeze(1).expand(-1, prec_rows.shape[1], -1),
         lookup(prec_rows, prec_rows, prec_values).unsqueeze(-1) * write_weights.unsqueeze(1), keep,
     ))
+
+
+def _update_links_fused(links: LinkMatrix, back: LinkMatrix, precedence, write_rows, write_weights) -> None:
+    """``update_links_`` with each matrix's changed rows computed by one fused op (both phases at once)."""
+    prec_rows, prec_values = precedence
+    links_rows = _changed_rows(write_rows, back, write_rows)  # decayed; the written rows also get w p^T
+    back_rows = torch.cat([_changed_rows(write_rows, links, write_rows), prec_rows], -1)  # + the rows getting p w^T
+    decayed = links_rows.shape[1]
+    write = (write_rows, write_weights)
+    updates = []
+    for matrix, rows, left, right in ((links, links_rows, write, precedence), (back, back_rows, precedence, write)):
+        cols, values = matrix.rows(rows)
+        new_cols, new_values = _FusedLinkRows.apply(matrix.cols.shape[1], rows, decayed, cols, values, *write, *left, *right)
+        updates.append((matrix, rows, new_cols, new_values))
+    for matrix, rows, new_cols, new_values in updates:  # after both: each reads the other's old columns
+        matrix.set_rows(rows, new_cols, new_values)
+
+
+class _FusedLinkRows(torch.autograd.Function):
+    """(slots, rows, decayed, cols, values, write_rows, write_weights, left_rows, left_values, right_rows,
+    right_values) -> (new cols, new values) of the rows: ``csrc/sparse_links.cpp``."""
+
+    @staticmethod
+    def forward(ctx, slots, rows, decayed, cols, values, *sparse_vectors):
+        new_cols, new_values = fused_extension().forward(slots, rows, decayed, cols, values, *sparse_vectors)
+        ctx.save_for_backward(rows, cols, values, *sparse_vectors)
+        ctx.slots, ctx.decayed = slots, decayed
+        ctx.mark_non_differentiable(new_cols)
+        return new_cols, new_values
+
+    @staticmethod
+    def backward(ctx, _grad_cols, grad_values):
+        rows, cols, values, *sparse_vectors = ctx.saved_tensors
+        grads = fused_extension().backward(ctx.slots, grad_values, rows, ctx.decayed, cols, values, *sparse_vectors)
+        grad_values, grad_write, grad_left, grad_right = grads
+        return None, None, None, None, grad_values, None, grad_write, None, grad_left, None, grad_right
+
+
+@functools.cache
+def fused_extension():
+    """The compiled ``csrc/sparse_links.cpp``, or None (with one warning) where it cannot be built.
+
+    torch's C++ extension loader builds it on first use (about a minute) into its cache
+    (~/.cache/torch_extensions, or $TORCH_EXTENSIONS_DIR) and reuses it while the source is unchanged.
+    """
+    import os
+    import warnings
+
+    from torch.utils.cpp_extension import load
+
+    try:
+        import ninja  # the pip package's binary, for environments whose PATH lacks the venv's bin/
+
+        os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+    except ImportError:
+        pass
+    source = Path(__file__).with_name("csrc") / "sparse_links.cpp"
+    try:
+        return load(name="memrl_sparse_links", sources=[str(source)], extra_cflags=["-O3"], verbose=False)
+    except Exception as exc:  # noqa: BLE001  (no compiler, no ninja, no headers): fall back, say so once
+        warnings.warn(f"sdnc: could not build the fused link update ({str(exc).splitlines()[0][:160]}); using the "
+                      "PyTorch ops instead (same results, slower). Install a C++ compiler, or set core.fused_links=false "
+                      "to silence this.", RuntimeWarning, stacklevel=2)
+        return None
 
 
 def directional_weights(links: LinkMatrix, back: LinkMatrix, read_rows, read_weights):

@@ -41,7 +41,8 @@ def link_matrices(per_row):
     return [sl.LinkMatrix(*sl.empty_links(B, N, per_row, torch.float64), record=False) for _ in range(2)]
 
 
-def test_sparse_links_with_every_entry_kept_equal_the_dnc_links():
+@pytest.mark.parametrize("fused", [False, True], ids=["torch", "fused"])
+def test_sparse_links_with_every_entry_kept_equal_the_dnc_links(fused):
     """K_L = N: links, their transpose, precedence and directional weights equal the dense DNC's."""
     g = torch.Generator().manual_seed(0)
     links, back = link_matrices(N)
@@ -49,7 +50,7 @@ def test_sparse_links_with_every_entry_kept_equal_the_dnc_links():
     dense_links, dense_precedence = torch.zeros(B, N, N, dtype=torch.float64), torch.zeros(B, N, dtype=torch.float64)
     for rows, weights in random_writes(6, g):
         write = dense(rows, weights)
-        sl.update_links_(links, back, precedence, rows, weights)
+        sl.update_links_(links, back, precedence, rows, weights, fused=fused)
         precedence = sl.update_precedence(precedence, rows, weights, N)
         dense_links = tl.update_links(dense_links, dense_precedence, write)
         dense_precedence = tl.update_precedence(dense_precedence, write)
@@ -64,13 +65,14 @@ def test_sparse_links_with_every_entry_kept_equal_the_dnc_links():
         torch.testing.assert_close(dense(b_rows, b), dense_b, rtol=0, atol=1e-12)
 
 
-def test_truncated_links_keep_valid_rows():
+@pytest.mark.parametrize("fused", [False, True], ids=["torch", "fused"])
+def test_truncated_links_keep_valid_rows(fused):
     """K_L = 2 < N: rows hold at most K_L entries, no self-links, non-negative, row sums <= 1."""
     g = torch.Generator().manual_seed(1)
     links, back = link_matrices(2)
     precedence = sl.empty_precedence(B, 2, torch.float64)
     for rows, weights in random_writes(8, g):
-        sl.update_links_(links, back, precedence, rows, weights)
+        sl.update_links_(links, back, precedence, rows, weights, fused=fused)
         precedence = sl.update_precedence(precedence, rows, weights, 2)
     for matrix in (links, back):
         full = sl.densify(matrix, N)
@@ -97,9 +99,10 @@ def build(**extra):
     return memory_cores.build("sdnc", INPUT, **{**cfg, **extra}).double()
 
 
-def test_sdnc_gradient_matches_finite_differences():
+@pytest.mark.parametrize("fused", [False, True], ids=["torch", "fused"])
+def test_sdnc_gradient_matches_finite_differences(fused):
     """Through memory, links (differentiable here, unlike the thesis), precedence and read modes."""
-    core = build(slots=8, word_size=3, heads=2, top_k=2, link_entries=3, controller_size=5)
+    core = build(slots=8, word_size=3, heads=2, top_k=2, link_entries=3, controller_size=5, fused_links=fused)
     g = torch.Generator().manual_seed(2)
     x = torch.randn(5, 1, INPUT, generator=g, dtype=torch.float64, requires_grad=True)
     memory0 = torch.randn(1, 8, 3, generator=g, dtype=torch.float64, requires_grad=True)
@@ -111,6 +114,27 @@ def test_sdnc_gradient_matches_finite_differences():
         return out.pow(2).sum() + state["memory"].sum() + state["links_values"].sum() + state["read_weights"].sum()
 
     assert torch.autograd.gradcheck(loss, (x, memory0), eps=1e-6, atol=1e-5, fast_mode=True)
+
+
+@pytest.mark.parametrize("per_row", [3, 16])
+def test_fused_link_update_is_the_same_function_as_the_torch_ops(per_row):
+    """Outputs, next state and every gradient over an unroll, with rows truncated (K_L = 3) and not (K_L = N)."""
+    assert sl.fused_extension() is not None, "the fused op must build here (this machine has a C++ compiler)"
+    results = []
+    for fused in (False, True):
+        core = build(link_entries=per_row, fused_links=fused)
+        x = torch.randn(12, B, INPUT, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+        out, state, _ = core(x, core.initial_state(B).double(), None)
+        (out.pow(2).sum() + state["links_values"].pow(2).sum() + state["back_values"].sum()).backward()
+        dense_links = [sl.densify(sl.LinkMatrix(state[f"{m}_cols"], state[f"{m}_values"], False), 16) for m in ("links", "back")]
+        results.append((out.detach(), dense_links, {n: p.grad for n, p in core.named_parameters()}))
+    (out_torch, links_torch, grads_torch), (out_fused, links_fused, grads_fused) = results
+    assert links_torch[0].sum() > 0, "the unroll must build links for the comparison to mean anything"
+    torch.testing.assert_close(out_fused, out_torch, rtol=0, atol=1e-10)
+    for fused_matrix, torch_matrix in zip(links_fused, links_torch):
+        torch.testing.assert_close(fused_matrix, torch_matrix, rtol=0, atol=1e-10)
+    for name, grad in grads_torch.items():
+        torch.testing.assert_close(grads_fused[name], grad, rtol=1e-8, atol=1e-10, msg=name)
 
 
 def test_links_are_used_and_gradients_reach_the_read_modes():
@@ -178,11 +202,11 @@ def test_bench_sdnc_smoke_with_the_sam_floor():
 
     cfg = OmegaConf.load("configs/bench/sdnc.yaml")
     cfg.n_values, cfg.steps, cfg.dense_steps, cfg.repeats = [32], 4, 2, 1
-    cfg.models = ["sdnc", "dnc", "sam"]
+    cfg.models = ["sdnc", "sdnc_unfused", "dnc", "sam"]
     cfg.controller_size, cfg.heads, cfg.word_size, cfg.top_k, cfg.link_entries = 8, 2, 8, 2, 2
     rows = benchmarks.get("sdnc")(cfg)
-    assert [r["model"] for r in rows] == ["sdnc", "dnc", "sam"]
-    dnc = rows[1]
+    assert [r["model"] for r in rows] == ["sdnc", "sdnc_unfused", "dnc", "sam"]
+    dnc = rows[2]
     for row in rows:
         assert row["ms_per_step"] > 0 and row["total_mib"] > 0
         assert row["speedup_vs_dnc"] == pytest.approx(dnc["ms_per_step"] / row["ms_per_step"])

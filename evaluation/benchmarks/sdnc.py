@@ -33,9 +33,10 @@ from memory_cores import ann_index
 from . import benchmark
 from .sam import MIB, add_ratios, measure_all, memory_use, time_per_step
 
-# sdnc: exact top-K (the thesis' "linear KNN"); sdnc_faiss: SAM's faiss index; sam: the SDNC without its
-# links and read modes (same controller, heads, K, exact top-K): the floor of the SDNC's step time here.
-MODELS = ("sdnc", "sdnc_faiss", "dnc", "sam")
+# sdnc: exact top-K (the thesis' "linear KNN"); sdnc_faiss: SAM's faiss index; sdnc_unfused: sdnc with
+# its link update as PyTorch ops instead of the fused C++ op; sam: the SDNC without its links and read
+# modes (same controller, heads, K, exact top-K): the floor of the SDNC's step time here.
+MODELS = ("sdnc", "sdnc_faiss", "sdnc_unfused", "dnc", "sam")
 
 
 @benchmark("sdnc")
@@ -54,6 +55,7 @@ def build(cfg, model: str, slots: int):
     if model.startswith("sdnc"):
         extra = dict(heads=int(cfg.heads), top_k=int(cfg.top_k), link_entries=int(cfg.link_entries))
         extra["ann"] = "faiss" if model == "sdnc_faiss" else "exact"
+        extra["fused_links"] = model != "sdnc_unfused"
     elif model == "sam":
         extra = dict(heads=int(cfg.heads), top_k=int(cfg.top_k), ann="exact")
     else:
