@@ -8,7 +8,8 @@ K_L-sparse precedence), and the DNC's read modes. One step:
 1. controller; write as in SAM (previously read rows and the LRU row);
 2. links and precedence updated with the write weights (differentiable,
    unlike the thesis, with SAM's sparse backward for the link values); on
-   CPU the link update is one fused C++ op per matrix (``fused_links``);
+   CPU the link update is one fused C++ op per matrix, and the merges of
+   repeated rows are C++ too (``fused_links``);
 3. head h reads w^r_h = π_b b_h + π_c c_h + π_f f_h, where c_h is SAM's
    top-K content weighting, f_h = L_t w^r_{h,t-1} and b_h = L_t^T w^r_{h,t-1}
    (sparse, K K_L entries each), and π_h = softmax of 3 controller outputs;
@@ -108,7 +109,7 @@ class SDNCCore(SAMCore):
         links, back = unroll.links, unroll.back
         precedence = (small["precedence_rows"], small["precedence_values"])
         links_ops.update_links_(links, back, precedence, write_rows, write_weights, fused=cfg.fused_links)
-        precedence = links_ops.update_precedence(precedence, write_rows, write_weights, cfg.link_entries)
+        precedence = links_ops.update_precedence(precedence, write_rows, write_weights, cfg.link_entries, cfg.fused_links)
         # Read weights: content, forward and backward, mixed by the read modes, K largest kept.
         content_rows = index.search(p.queries, k)
         content_values = memory.gather(content_rows.flatten(1)).view(B, heads, k, cfg.word_size)
@@ -120,7 +121,7 @@ class SDNCCore(SAMCore):
         weights = torch.cat(
             [modes[..., 0:1] * backward, modes[..., 1:2] * content, modes[..., 2:3] * forward], -1
         )
-        read_rows, read_weights = links_ops.merge_top(rows, weights, k)
+        read_rows, read_weights = links_ops.merge_top(rows, weights, k, cfg.fused_links)
         values = memory.gather(read_rows.flatten(1)).view(B, heads, k, cfg.word_size)
         read_words = (read_weights.unsqueeze(-1) * values).sum(2)
         # Usage as in SAM.

@@ -108,14 +108,18 @@ def _runs(keys: torch.Tensor, values: torch.Tensor):
     return run_keys, totals, starts.sum(-1, keepdim=True), run_of
 
 
-def merge_top(keys: torch.Tensor, values: torch.Tensor, keep: int):
+def merge_top(keys: torch.Tensor, values: torch.Tensor, keep: int, fused: bool = False):
     """Sum the values of repeated keys and keep the ``keep`` largest: [..., M] -> [..., keep].
 
     The structure (which keys survive, in which slot) is found without autograd by sorting
-    (O(M log M) per row); the values are then one scatter-add of each candidate into its slot,
-    so backward keeps a single index tensor. Fewer than ``keep`` distinct keys: the remaining
-    slots are empty (value 0).
+    (O(M log M) per row; ``fused``, on CPU: by one C++ call, ``csrc/sparse_links.cpp``); the
+    values are then one scatter-add of each candidate into its slot, so backward keeps a single
+    index tensor. Fewer than ``keep`` distinct keys: the remaining slots are empty (value 0).
     """
+    if fused and keys.device.type == "cpu" and fused_extension() is not None:
+        kept_keys, destination = fused_extension().merge_top_structure(keys, values.detach(), keep)
+        kept_values = values.new_zeros(*values.shape[:-1], keep + 1).scatter_add(-1, destination, values)[..., :keep]
+        return kept_keys, kept_values
     slots = min(keep, keys.shape[-1])
     with torch.no_grad():
         run_keys, totals, runs, run_of = _runs(keys, values.detach())
@@ -133,11 +137,11 @@ def merge_top(keys: torch.Tensor, values: torch.Tensor, keep: int):
     return kept_keys, kept_values
 
 
-def update_precedence(precedence, write_rows, write_weights, keep: int):
+def update_precedence(precedence, write_rows, write_weights, keep: int, fused: bool = False):
     """p_t = (1 - Σ w) p_{t-1} + w, K_L-sparse (eq. 3.9). precedence (rows, values) [B, K_L]."""
     rows, values = precedence
     values = (1 - write_weights.sum(-1, keepdim=True)) * values
-    return merge_top(torch.cat([rows, write_rows], -1), torch.cat([values, write_weights], -1), keep)
+    return merge_top(torch.cat([rows, write_rows], -1), torch.cat([values, write_weights], -1), keep, fused)
 
 
 def _changed_rows(matrix_rows: torch.Tensor, dual: LinkMatrix, written: torch.Tensor) -> torch.Tensor:

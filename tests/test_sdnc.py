@@ -82,15 +82,21 @@ def test_truncated_links_keep_valid_rows(fused):
         assert full.sum() > 0
 
 
-def test_merge_top_sums_repeats_and_keeps_the_largest():
+@pytest.mark.parametrize("fused", [False, True], ids=["torch", "fused"])
+def test_merge_top_sums_repeats_and_keeps_the_largest(fused):
     keys = torch.tensor([[3, 1, 3, 5, 1, 0]])
-    values = torch.tensor([[0.1, 0.2, 0.3, 0.05, 0.1, 0.25]])
+    values = torch.tensor([[0.1, 0.2, 0.3, 0.05, 0.1, 0.25]], requires_grad=True)
     # totals: key 3 -> 0.4, key 1 -> 0.3, key 0 -> 0.25, key 5 -> 0.05
-    kept_keys, kept_values = sl.merge_top(keys, values, 2)
+    kept_keys, kept_values = sl.merge_top(keys, values, 2, fused)
     assert kept_keys.tolist() == [[3, 1]]
     torch.testing.assert_close(kept_values, torch.tensor([[0.4, 0.3]]))
-    kept_keys, kept_values = sl.merge_top(keys, values, 6)  # room for all: the dense vector exactly
+    kept_values.sum().backward()  # each kept key's entries get its gradient, dropped ones none
+    assert values.grad.tolist() == [[1.0, 1.0, 1.0, 0.0, 1.0, 0.0]]
+    kept_keys, kept_values = sl.merge_top(keys, values, 6, fused)  # room for all: the dense vector exactly
     torch.testing.assert_close(dense(kept_keys, kept_values, 6), dense(keys, values, 6))
+    kept_keys, kept_values = sl.merge_top(keys[:, :3], values[:, :3], 4, fused)  # fewer keys than slots: padded
+    assert kept_keys.tolist() == [[3, 1, 0, 0]]
+    torch.testing.assert_close(kept_values, torch.tensor([[0.4, 0.2, 0.0, 0.0]]))
 
 
 def build(**extra):

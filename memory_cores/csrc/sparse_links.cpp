@@ -242,7 +242,49 @@ std::vector<torch::Tensor> backward(int64_t slots, torch::Tensor grad, torch::Te
   return dispatch({rows, cols, vals, write_rows, write_w, left_rows, left_vals, right_rows, right_vals, decayed, slots}, &grad);
 }
 
+// merge_top's structure (sparse_linkage.py): per row of keys [*, M] with values [*, M], the distinct
+// keys by summed value, the `keep` largest first (padded with key 0), and for each entry the slot its
+// value goes to (`keep`: dropped). The values themselves are summed by the caller (differentiable).
+std::vector<torch::Tensor> merge_top_structure(torch::Tensor keys, torch::Tensor values, int64_t keep) {
+  keys = keys.contiguous(), values = values.contiguous();
+  TORCH_CHECK(keys.device().is_cpu() && values.device().is_cpu(), "merge_top_structure runs on CPU tensors");
+  const int64_t M = keys.size(-1), rows = M ? keys.numel() / M : 0;
+  std::vector<int64_t> kept_shape = keys.sizes().vec();
+  kept_shape.back() = keep;
+  auto kept_keys = torch::zeros(kept_shape, keys.options());
+  auto destination = torch::empty_like(keys);
+  AT_DISPATCH_FLOATING_TYPES(values.scalar_type(), "merge_top_structure", [&] {
+    const int64_t* k_p = keys.data_ptr<int64_t>();
+    const scalar_t* v_p = values.data_ptr<scalar_t>();
+    int64_t *kept_p = kept_keys.data_ptr<int64_t>(), *dest_p = destination.data_ptr<int64_t>();
+    std::vector<int64_t> order(M), run_of(M), run_keys, ranked, slot_of_run;
+    std::vector<scalar_t> run_totals;
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t* k = k_p + r * M;
+      const scalar_t* v = v_p + r * M;
+      for (int64_t i = 0; i < M; ++i) order[i] = i;
+      insertion_sort(order, [&](int64_t a, int64_t b) { return k[a] < k[b]; });
+      run_keys.clear(), run_totals.clear();
+      for (int64_t i = 0; i < M; ++i) {
+        const int64_t e = order[i];
+        if (i == 0 || k[e] != run_keys.back()) run_keys.push_back(k[e]), run_totals.push_back(0);
+        run_totals.back() += v[e];
+        run_of[e] = run_keys.size() - 1;
+      }
+      const int64_t runs = run_keys.size();
+      ranked.resize(runs);
+      for (int64_t i = 0; i < runs; ++i) ranked[i] = i;
+      insertion_sort(ranked, [&](int64_t a, int64_t b) { return run_totals[a] > run_totals[b]; });
+      slot_of_run.assign(runs, keep);
+      for (int64_t s = 0; s < keep && s < runs; ++s) slot_of_run[ranked[s]] = s, kept_p[r * keep + s] = run_keys[ranked[s]];
+      for (int64_t i = 0; i < M; ++i) dest_p[r * M + i] = slot_of_run[run_of[i]];
+    }
+  });
+  return {kept_keys, destination};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward, "fused link-row update (see the file's header)");
   m.def("backward", &backward, "its gradient");
+  m.def("merge_top_structure", &merge_top_structure, "merge_top's kept keys and each entry's slot");
 }
