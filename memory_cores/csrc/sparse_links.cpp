@@ -160,6 +160,8 @@ std::vector<torch::Tensor> run(const Inputs& in, const torch::Tensor* grad) {
   scalar_t *g_vals_p = backward ? g_vals.data_ptr<scalar_t>() : nullptr, *g_right_p = backward ? g_right.data_ptr<scalar_t>() : nullptr;
   scalar_t *g_write_p = backward ? g_write.data_ptr<scalar_t>() : nullptr, *g_left_p = backward ? g_left.data_ptr<scalar_t>() : nullptr;
   Workspace<scalar_t> ws;
+  std::vector<std::pair<int64_t, int64_t>> by_row;  // (row, position) of every listed row
+  std::vector<int64_t> repeat_of;                    // position of the row's first copy, -1 for a first copy
   SummedVector<scalar_t> write(in.slots), left(in.slots), decayed(in.slots);
   for (int64_t b = 0; b < B; ++b) {
     const int64_t *rows = rows_p + b * R, *wr = wr_p + b * S, *lr = lr_p + b * A, *rr = rr_p + b * P;
@@ -167,8 +169,27 @@ std::vector<torch::Tensor> run(const Inputs& in, const torch::Tensor* grad) {
     write.build(wr, ww_p + b * S, S);
     left.build(lr, lv_p + b * A, A);
     decayed.build(rows, nullptr, in.decayed);
+    // A row listed more than once (it holds several written columns) is computed once: later copies
+    // take the first one's result, and get no gradient (the overwrite hands it to the first copy).
+    by_row.resize(R);
+    for (int64_t q = 0; q < R; ++q) by_row[q] = {rows[q], q};
+    std::sort(by_row.begin(), by_row.end());  // by row, then position: a row's first copy comes first
+    repeat_of.assign(R, -1);
+    for (int64_t i = 1; i < R; ++i) {
+      const auto [row, q] = by_row[i];
+      const auto [previous_row, previous] = by_row[i - 1];
+      if (row == previous_row) repeat_of[q] = repeat_of[previous] >= 0 ? repeat_of[previous] : previous;
+    }
     for (int64_t q = 0; q < R; ++q) {
       const int64_t row = rows[q], offset = (b * R + q) * K;
+      if (repeat_of[q] >= 0 && !backward) {
+        const int64_t source = (b * R + repeat_of[q]) * K;
+        std::copy(new_cols_p + source, new_cols_p + source + K, new_cols_p + offset);
+        std::copy(new_vals_p + source, new_vals_p + source + K, new_vals_p + offset);
+        continue;
+      }
+      if (repeat_of[q] >= 0 && std::all_of(grad_p + offset, grad_p + offset + K, [](scalar_t g) { return g == 0; }))
+        continue;
       const int64_t* cols = cols_p + offset;
       const scalar_t* vals = vals_p + offset;
       const bool decay = decayed.find(row) >= 0;
