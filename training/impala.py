@@ -332,7 +332,8 @@ def cpu_weights(agent: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool = False,
           time_limit_s: float | None = None, on_log=None) -> dict[str, float]:
-    """Train until ``total_frames`` env frames (or ``time_limit_s`` seconds); returns the last logged metrics.
+    """Train until ``total_frames`` env frames (or ``time_limit_s`` seconds of training, counted from the
+    first batch of unrolls: actor start-up excluded); returns the last logged metrics.
 
     ``on_log(row, actors)``, if given, is called after every logged row (``memrl bench soak`` samples memory there).
     """
@@ -383,7 +384,7 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
     recent = collections.deque(maxlen=cfg["log"]["episodes_window"])
     window = {"lag": [], "frames": 0}
     start_time = time.time() - counters["seconds"]
-    run_start = time.time()
+    train_start = None  # when the first batch of unrolls arrived (time_limit_s counts from there)
     last_log = last_checkpoint = time.time()
     row: dict[str, float] = {}
     nonfinite_in_a_row = 0
@@ -407,6 +408,7 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
     try:
         while not done:
             results = [actors.next_result(weights_ref, counters["updates"]) for _ in range(learner_cfg["batch_unrolls"])]
+            train_start = train_start or time.time()
             unroll = torch.cat([r.unroll for r in results], dim=1).to(device)
             start_state = torch.cat([r.start_state for r in results], dim=0).to(device)
             agent.train()
@@ -439,7 +441,7 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
                 counters["env_errors"] += r.env_errors
 
             now = time.time()
-            done = counters["frames"] >= cfg["total_frames"] or (time_limit_s is not None and now - run_start >= time_limit_s)
+            done = counters["frames"] >= cfg["total_frames"] or (time_limit_s is not None and now - train_start >= time_limit_s)
             if now - last_log >= cfg["log"]["interval_s"] or done:
                 row = _metrics_row(counters, now - start_time, window["frames"] / (now - last_log), recent, parts, loss, grad_norm, window["lag"])
                 row["skipped_updates"] = counters["skipped_updates"]

@@ -1,6 +1,7 @@
 """``memrl bench soak``: does a long run leak memory or slow down?
 
-For each core, trains IMPALA (Ray actors) for ``duration_s`` seconds and, at
+For each core, trains IMPALA (Ray actors) for ``duration_s`` seconds (from the first unrolls; actor
+start-up not counted) and, at
 every log interval, samples the resident set size (``VmRSS`` from
 ``/proc/<pid>/status``, so Linux only) of the learner process and of every
 actor process, plus the run's frames/s. After ``warmup_s``, a least-squares
