@@ -1,7 +1,9 @@
-// One step of the Sparse DNC's link update for a list of rows of one sparse link matrix, fused
-// (memory_cores/sparse_linkage.py, ``update_links_``; thesis eq. 3.15-3.20). The Python version
-// takes ~2,000 small tensor operations per step; this is one call forward and one backward.
+// The Sparse DNC's sparse-link operations as single CPU calls (memory_cores/sparse_linkage.py holds
+// the PyTorch version of each, the reference, also what runs on CUDA; thesis eq. 3.15-3.20). There,
+// one step's link update is hundreds of small tensor ops, forward and backward; here it is one call
+// per matrix each way. Also here: ``merge_top_structure`` (sum repeated keys, keep the largest).
 //
+// forward / backward: one step of the link update for a list of rows of one sparse link matrix.
 // Per row r of ``rows`` [B, R] with entries (cols, vals) [B, R, K_L]:
 //   1. if r is among the first ``decayed`` rows: every entry (r, c) is scaled by 1 - W(r) - W(c),
 //      W(x) the summed write weight of row x (write_rows, write_weights [B, S]);
