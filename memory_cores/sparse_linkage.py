@@ -174,8 +174,8 @@ def update_links_(links: LinkMatrix, back: LinkMatrix, precedence, write_rows, w
 
     ``fused`` (CPU tensors only): the same update as one C++ call per matrix (``csrc/sparse_links.cpp``,
     built on first use; where it cannot be built, a warning and these PyTorch ops), instead of
-    ~1,000 small PyTorch ops per step (with backward); the result differs only in where
-    zero-valued entries sit.
+    hundreds of small PyTorch ops per step, forward and backward; the result differs only in
+    where zero-valued entries sit.
 
     Two phases, each reading only what the previous one wrote: (1) decay, by 1 - w(i) - w(j), the
     written rows and every row with an entry in a written column (found through the other matrix);
