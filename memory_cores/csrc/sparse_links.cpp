@@ -81,12 +81,44 @@ void insertion_sort(std::vector<int64_t>& items, Less less) {
   }
 }
 
+// Buffers of `merge_largest`, reused from row to row.
+template <typename scalar_t>
+struct MergeBuffers {
+  std::vector<int64_t> order, run_of, run_keys, ranked, slot_of_run, slot;
+  std::vector<scalar_t> run_totals;
+};
+
+// Sum the values of entries 0..n-1 with equal keys and keep the `keep` largest sums, best first:
+// b.slot[i] is the slot entry i's value goes to (-1: dropped), kept[0..keep) the kept keys (0-padded).
+template <typename scalar_t, typename KeyOf, typename ValueOf>
+void merge_largest(int64_t n, KeyOf key, ValueOf value, int64_t keep, MergeBuffers<scalar_t>& b, int64_t* kept) {
+  b.order.resize(n);
+  for (int64_t i = 0; i < n; ++i) b.order[i] = i;
+  insertion_sort(b.order, [&](int64_t x, int64_t y) { return key(x) < key(y); });
+  b.run_of.resize(n), b.run_keys.clear(), b.run_totals.clear();
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t e = b.order[i];
+    if (i == 0 || key(e) != b.run_keys.back()) b.run_keys.push_back(key(e)), b.run_totals.push_back(0);
+    b.run_totals.back() += value(e);
+    b.run_of[e] = b.run_keys.size() - 1;
+  }
+  const int64_t runs = b.run_keys.size();
+  b.ranked.resize(runs);
+  for (int64_t i = 0; i < runs; ++i) b.ranked[i] = i;
+  insertion_sort(b.ranked, [&](int64_t x, int64_t y) { return b.run_totals[x] > b.run_totals[y]; });
+  b.slot_of_run.assign(runs, -1);
+  std::fill(kept, kept + keep, 0);
+  for (int64_t s = 0; s < keep && s < runs; ++s) b.slot_of_run[b.ranked[s]] = s, kept[s] = b.run_keys[b.ranked[s]];
+  b.slot.resize(n);
+  for (int64_t i = 0; i < n; ++i) b.slot[i] = b.slot_of_run[b.run_of[i]];
+}
+
 // Buffers reused from row to row.
 template <typename scalar_t>
 struct Workspace {
   std::vector<Candidate<scalar_t>> cands;
-  std::vector<int64_t> slot_of, kept_cols, order, run_of, run_cols, ranked, slot_of_run;
-  std::vector<scalar_t> run_totals;
+  std::vector<int64_t> slot_of, kept_cols;
+  MergeBuffers<scalar_t> merge;
 };
 
 // The candidates of one row and the slot each lands in (-1: dropped); a merged row keeps the
@@ -113,23 +145,9 @@ void row_structure(int64_t row, bool decay, bool merged, const int64_t* cols, co
     cands.push_back({col, col == row ? scalar_t(0) : left_total * right_vals[j], keep + j});
   }
   const int64_t n = cands.size();
-  ws.order.resize(n);
-  for (int64_t i = 0; i < n; ++i) ws.order[i] = i;
-  insertion_sort(ws.order, [&](int64_t a, int64_t b) { return cands[a].col < cands[b].col; });
-  ws.run_of.resize(n), ws.run_cols.clear(), ws.run_totals.clear();
-  for (int64_t i = 0; i < n; ++i) {
-    const auto& c = cands[ws.order[i]];
-    if (i == 0 || c.col != ws.run_cols.back()) ws.run_cols.push_back(c.col), ws.run_totals.push_back(0);
-    ws.run_totals.back() += c.value;
-    ws.run_of[ws.order[i]] = ws.run_cols.size() - 1;
-  }
-  const int64_t runs = ws.run_cols.size();
-  ws.ranked.resize(runs);
-  for (int64_t i = 0; i < runs; ++i) ws.ranked[i] = i;
-  insertion_sort(ws.ranked, [&](int64_t a, int64_t b) { return ws.run_totals[a] > ws.run_totals[b]; });
-  ws.slot_of_run.assign(runs, -1);
-  for (int64_t s = 0; s < keep && s < runs; ++s) ws.slot_of_run[ws.ranked[s]] = s, ws.kept_cols[s] = ws.run_cols[ws.ranked[s]];
-  for (int64_t i = 0; i < n; ++i) ws.slot_of[cands[i].source] = ws.slot_of_run[ws.run_of[i]];
+  merge_largest(n, [&](int64_t i) { return cands[i].col; }, [&](int64_t i) { return cands[i].value; }, keep, ws.merge,
+                ws.kept_cols.data());
+  for (int64_t i = 0; i < n; ++i) ws.slot_of[cands[i].source] = ws.merge.slot[i];
 }
 
 struct Inputs {
@@ -280,27 +298,12 @@ std::vector<torch::Tensor> merge_top_structure(torch::Tensor keys, torch::Tensor
     const int64_t* k_p = keys.data_ptr<int64_t>();
     const scalar_t* v_p = values.data_ptr<scalar_t>();
     int64_t *kept_p = kept_keys.data_ptr<int64_t>(), *dest_p = destination.data_ptr<int64_t>();
-    std::vector<int64_t> order(M), run_of(M), run_keys, ranked, slot_of_run;
-    std::vector<scalar_t> run_totals;
+    MergeBuffers<scalar_t> buffers;
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t* k = k_p + r * M;
       const scalar_t* v = v_p + r * M;
-      for (int64_t i = 0; i < M; ++i) order[i] = i;
-      insertion_sort(order, [&](int64_t a, int64_t b) { return k[a] < k[b]; });
-      run_keys.clear(), run_totals.clear();
-      for (int64_t i = 0; i < M; ++i) {
-        const int64_t e = order[i];
-        if (i == 0 || k[e] != run_keys.back()) run_keys.push_back(k[e]), run_totals.push_back(0);
-        run_totals.back() += v[e];
-        run_of[e] = run_keys.size() - 1;
-      }
-      const int64_t runs = run_keys.size();
-      ranked.resize(runs);
-      for (int64_t i = 0; i < runs; ++i) ranked[i] = i;
-      insertion_sort(ranked, [&](int64_t a, int64_t b) { return run_totals[a] > run_totals[b]; });
-      slot_of_run.assign(runs, keep);
-      for (int64_t s = 0; s < keep && s < runs; ++s) slot_of_run[ranked[s]] = s, kept_p[r * keep + s] = run_keys[ranked[s]];
-      for (int64_t i = 0; i < M; ++i) dest_p[r * M + i] = slot_of_run[run_of[i]];
+      merge_largest(M, [&](int64_t i) { return k[i]; }, [&](int64_t i) { return v[i]; }, keep, buffers, kept_p + r * keep);
+      for (int64_t i = 0; i < M; ++i) dest_p[r * M + i] = buffers.slot[i] < 0 ? keep : buffers.slot[i];  // keep: dropped
     }
   });
   return {kept_keys, destination};
