@@ -8,8 +8,9 @@ K_L-sparse precedence), and the DNC's read modes. One step:
 1. controller; write as in SAM (previously read rows and the LRU row);
 2. links and precedence updated with the write weights (differentiable,
    unlike the thesis, with SAM's sparse backward for the link values); on
-   CPU the link update is one fused C++ op per matrix, and the merges of
-   repeated rows are C++ too (``fused_links``);
+   CPU the link update and the rows the read follows are one C++ call per
+   step each way (``sparse_linkage.FusedLinks``), and the merges of repeated
+   rows are C++ too (``fused_links``);
 3. head h reads w^r_h = π_b b_h + π_c c_h + π_f f_h, where c_h is SAM's
    top-K content weighting, f_h = L_t w^r_{h,t-1} and b_h = L_t^T w^r_{h,t-1}
    (sparse, K K_L entries each), and π_h = softmax of 3 controller outputs;
@@ -18,9 +19,9 @@ K_L-sparse precedence), and the DNC's read modes. One step:
 
 Extra state over ``sam``: ``links_cols``, ``links_values``, ``back_cols``,
 ``back_values`` [B, N, K_L] and ``precedence_rows``, ``precedence_values``
-[B, K_L]. The link tensors are copied once per call (O(N K_L)), or updated in
-place with ``in_place_state``; a step changes O(H K K_L) of their rows and
-backward keeps only those rows' indices and new values.
+[B, K_L]. The link tensors are copied once per call (O(N K_L)), or, by the
+PyTorch ops only, updated in place with ``in_place_state``; a step changes
+O(H K K_L) of their rows and backward keeps only those rows (O(1) per step).
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ from .sam import SAMConfig, SAMCore
 @dataclass
 class SDNCConfig(SAMConfig):
     link_entries: int = 8  # K_L: non-zeros kept per row of the sparse link matrices and in the precedence
-    fused_links: bool = True  # on CPU, the link update as one C++ op per matrix (built on first use); false: PyTorch ops
+    fused_links: bool = True  # on CPU, each step's link update and directional reads as one C++ op (built on first use); false: PyTorch ops
 
 
 @register("sdnc", SDNCConfig)
@@ -74,23 +75,19 @@ class SDNCCore(SAMCore):
 
     def _open(self, state, x):
         unroll = super()._open(state, x)
-        record, in_place = torch.is_grad_enabled(), self.config.in_place_state
-        values = {key: state[f"{key}_values"].to(x.dtype) for key in ("links", "back")}
-        unroll.links = links_ops.LinkMatrix(state["links_cols"], values["links"], record, in_place)
-        unroll.back = links_ops.LinkMatrix(state["back_cols"], values["back"], record, in_place)
+        links, back = ((state[f"{m}_cols"], state[f"{m}_values"].to(x.dtype)) for m in ("links", "back"))
+        unroll.links = links_ops.open_links(
+            links, back, torch.is_grad_enabled(), self.config.in_place_state, self.config.fused_links
+        )
         return unroll
 
     def _close(self, unroll):
         fields = super()._close(unroll)
-        fields["links_cols"], fields["links_values"] = unroll.links.final()
-        fields["back_cols"], fields["back_values"] = unroll.back.final()
+        (fields["links_cols"], fields["links_values"]), (fields["back_cols"], fields["back_values"]) = unroll.links.final()
         return fields
 
     def _reset(self, envs, small, unroll, x):
-        empty = torch.zeros(self.config.slots, self.config.link_entries, dtype=x.dtype, device=x.device)
-        for matrix in (unroll.links, unroll.back):
-            matrix.cols.masked_fill_(envs.view(-1, 1, 1), 0)
-            matrix.values.reset(envs, empty)
+        unroll.links.reset(envs)
         return super()._reset(envs, small, unroll, x)
 
     def _step(self, x_t, small, unroll):
@@ -105,18 +102,16 @@ class SDNCCore(SAMCore):
         write_weights = sparse_write_weights(p, small["read_weights"])
         memory.write(write_rows, write_weights, p.write_word, erase_rows=least_used)
         index.update(write_rows)
-        # Links with p_{t-1}, then the precedence.
-        links, back = unroll.links, unroll.back
+        # Links with p_{t-1} and the directional weights of the previous read through L_t; then p_t.
         precedence = (small["precedence_rows"], small["precedence_values"])
-        links_ops.update_links_(links, back, precedence, write_rows, write_weights, fused=cfg.fused_links)
+        forward_rows, forward, backward_rows, backward = unroll.links.step(
+            precedence, write_rows, write_weights, small["read_rows"], small["read_weights"]
+        )
         precedence = links_ops.update_precedence(precedence, write_rows, write_weights, cfg.link_entries, cfg.fused_links)
         # Read weights: content, forward and backward, mixed by the read modes, K largest kept.
         content_rows = index.search(p.queries, k)
         content_values = memory.gather(content_rows.flatten(1)).view(B, heads, k, cfg.word_size)
         content = torch.softmax(p.sharpness.unsqueeze(-1) * cosine_similarity(p.queries, content_values), -1)
-        forward_rows, forward, backward_rows, backward = links_ops.directional_weights(
-            links, back, small["read_rows"], small["read_weights"]
-        )
         rows = torch.cat([backward_rows, content_rows, forward_rows], -1)
         weights = torch.cat(
             [modes[..., 0:1] * backward, modes[..., 1:2] * content, modes[..., 2:3] * forward], -1

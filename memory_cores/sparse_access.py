@@ -106,6 +106,18 @@ class SparseMemory:
             return
         self._token = _Reset.apply(self._token, envs, initial, self)
 
+    def chain(self, function, *args):
+        """Run a custom operation on this memory as the next link of the chain.
+
+        function: a ``torch.autograd.Function`` whose forward takes (token, *args, tape), changes
+        ``tape.memory`` in place and returns (*outputs, token.clone()), and whose backward starts with
+        ``tape._begin(position)`` (position from ``tape._position()`` in forward) and updates the
+        gradient table (``_grad_at``, ``_add_grad``, ``_zero_grad``, or ``_compact_grad`` itself).
+        Returns the outputs. Without autograd, call the operation's kernel directly instead.
+        """
+        *outputs, self._token = function.apply(self._token, *args, self)
+        return outputs
+
     def final(self) -> torch.Tensor:
         """M_T [B, N, W]: the memory after the last operation, for the next state."""
         if not self.record:
@@ -185,6 +197,38 @@ class SparseMemory:
         if self._grad is not None:
             grad.view(batch * slots, width)[self._keys] = self._grad
         return grad
+
+
+class DenseGradientMemory(SparseMemory):
+    """A SparseMemory whose backward keeps dL/dM_t as a dense [B * N, W] table, not a compact one.
+
+    For memories with short rows, such as the SDNC's link tables (W = K_L): one zeroed table per
+    backward pass, O(N W) once like the state itself (nothing more is saved per step), costs less
+    than finding every touched row in a compact table at each operation. ``_compact_grad()``
+    returns the table: row env * N + slot.
+    """
+
+    def _compact_grad(self) -> torch.Tensor:
+        if self._grad is None:
+            batch, slots, width = self._shape
+            if self._passthrough is None:
+                self._grad = self._like.new_zeros(batch * slots, width)
+            else:
+                self._grad = self._passthrough.reshape(batch * slots, width).clone()
+        return self._grad
+
+    def _positions(self, rows: torch.Tensor) -> torch.Tensor:
+        slots = self._shape[1]
+        return rows + torch.arange(rows.shape[0], device=rows.device).unsqueeze(1) * slots
+
+    def _forget(self, envs: torch.Tensor) -> None:
+        if self._grad is not None or self._passthrough is not None:
+            self._compact_grad().view(self._shape)[envs] = 0.0  # gradients of earlier steps still add up after
+
+    def _initial_grad(self) -> torch.Tensor | None:
+        if self._grad is None and self._passthrough is None:
+            return None
+        return self._compact_grad().view(self._shape)
 
 
 # -- in-place kernels, shared by the recorded and unrecorded paths -----------------------------

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from .sparse_access import SparseMemory
+from .sparse_access import DenseGradientMemory, SparseMemory
 
 
 class LinkMatrix:
@@ -169,13 +169,8 @@ def _with_new_entries(matrix: LinkMatrix, rows, new_cols, new_values, keep: int)
     return merge_top(torch.cat([cols, new_cols], -1), torch.cat([values, new_values], -1), keep)
 
 
-def update_links_(links: LinkMatrix, back: LinkMatrix, precedence, write_rows, write_weights, fused: bool = False) -> None:
+def update_links_(links: LinkMatrix, back: LinkMatrix, precedence, write_rows, write_weights) -> None:
     """In place: (links, back) from L_{t-1} to L_t, given p_{t-1} and the sparse write (rows, weights) [B, S].
-
-    ``fused`` (CPU tensors only): the same update as one C++ call per matrix (``csrc/sparse_links.cpp``,
-    built on first use; where it cannot be built, a warning and these PyTorch ops), instead of
-    hundreds of small PyTorch ops per step, forward and backward; the result differs only in
-    where zero-valued entries sit.
 
     Two phases, each reading only what the previous one wrote: (1) decay, by 1 - w(i) - w(j), the
     written rows and every row with an entry in a written column (found through the other matrix);
@@ -183,9 +178,6 @@ def update_links_(links: LinkMatrix, back: LinkMatrix, precedence, write_rows, w
     ``back`` (cols from w), keeping the K_L largest. O(S K_L^2) per step whatever N is; rows that
     repeat are recomputed identically, so scattering them is safe.
     """
-    if fused and write_weights.device.type == "cpu" and fused_extension() is not None:
-        _update_links_fused(links, back, precedence, write_rows, write_weights)
-        return
     keep = links.cols.shape[-1]
     write = (write_rows, write_weights)
     prec_rows, prec_values = precedence
@@ -205,40 +197,110 @@ def update_links_(links: LinkMatrix, back: LinkMatrix, precedence, write_rows, w
     ))
 
 
-def _update_links_fused(links: LinkMatrix, back: LinkMatrix, precedence, write_rows, write_weights) -> None:
-    """``update_links_`` with each matrix's changed rows computed by one fused op (both phases at once)."""
-    prec_rows, prec_values = precedence
-    links_rows = _changed_rows(write_rows, back, write_rows)  # decayed; the written rows also get w p^T
-    back_rows = torch.cat([_changed_rows(write_rows, links, write_rows), prec_rows], -1)  # + the rows getting p w^T
-    decayed = links_rows.shape[1]
-    write = (write_rows, write_weights)
-    updates = []
-    for matrix, rows, left, right in ((links, links_rows, write, precedence), (back, back_rows, precedence, write)):
-        cols, values = matrix.rows(rows)
-        new_cols, new_values = _FusedLinkRows.apply(matrix.cols.shape[1], rows, decayed, cols, values, *write, *left, *right)
-        updates.append((matrix, rows, new_cols, new_values))
-    for matrix, rows, new_cols, new_values in updates:  # after both: each reads the other's old columns
-        matrix.set_rows(rows, new_cols, new_values)
+class TorchLinks:
+    """Both link matrices of one unroll as two ``LinkMatrix``, stepped by PyTorch ops (any device).
+
+    The reference implementation; ``FusedLinks`` is the same function on CPU in one C++ call per step.
+    """
+
+    def __init__(self, links, back, record: bool, in_place: bool = False):
+        self.links = LinkMatrix(*links, record, in_place)
+        self.back = LinkMatrix(*back, record, in_place)
+
+    def step(self, precedence, write_rows, write_weights, read_rows, read_weights):
+        """L_{t-1} -> L_t (``update_links_``), then the directional weights of the previous read
+        (``directional_weights``): (forward_rows, forward, backward_rows, backward) [B, H, K K_L]."""
+        update_links_(self.links, self.back, precedence, write_rows, write_weights)
+        return directional_weights(self.links, self.back, read_rows, read_weights)
+
+    def reset(self, envs: torch.Tensor) -> None:
+        """Empty both matrices of envs ``envs`` (bool [B])."""
+        slots, per_row = self.links.cols.shape[1:]
+        empty = torch.zeros(slots, per_row, dtype=self.links.values.memory.dtype, device=envs.device)
+        for matrix in (self.links, self.back):
+            matrix.cols.masked_fill_(envs.view(-1, 1, 1), 0)
+            matrix.values.reset(envs, empty)
+
+    def final(self):
+        """((links_cols, links_values), (back_cols, back_values)) [B, N, K_L] for the next state."""
+        return self.links.final(), self.back.final()
+
+    def dense(self):
+        """(L, L^T) as dense [B, N, N] matrices (for tests and checks)."""
+        slots = self.links.cols.shape[1]
+        return densify(self.links.cols, self.links.values.memory, slots), densify(self.back.cols, self.back.values.memory, slots)
 
 
-class _FusedLinkRows(torch.autograd.Function):
-    """(slots, rows, decayed, cols, values, write_rows, write_weights, left_rows, left_values, right_rows,
-    right_values) -> (new cols, new values) of the rows: ``csrc/sparse_links.cpp``."""
+class FusedLinks:
+    """Both link matrices of one unroll as one table [B, 2N, K_L] (rows [0, N): L; [N, 2N): L^T),
+    stepped by one C++ call each way (``csrc/sparse_links.cpp``, CPU only).
+
+    A step (update of both matrices, then the rows the previous read follows) is one operation on a
+    ``DenseGradientMemory`` of the values: forward saves the changed rows' old entries (O(S K_L^2),
+    whatever N is); backward hands their gradient on in the dense gradient table. The two
+    matrices are copied into the table once per call, so ``in_place_state`` does not apply to them.
+    """
+
+    def __init__(self, links, back, record: bool):
+        self.slots = links[0].shape[1]
+        self.record = record
+        self.cols = torch.cat([links[0], back[0]], 1).long()
+        self.values = DenseGradientMemory(torch.cat([links[1], back[1]], 1), record, in_place=True)  # cat copied
+
+    def step(self, precedence, write_rows, write_weights, read_rows, read_weights):
+        """As ``TorchLinks.step``."""
+        batch, heads, k = read_rows.shape
+        args = (self.cols, write_rows, write_weights, *precedence, read_rows.reshape(batch, heads * k))
+        if self.record:
+            read_cols, read_values = self.values.chain(_LinkStep, *args)
+        else:
+            read_cols, read_values = fused_extension().link_step_forward(self.cols, self.values.memory, *args[1:])[3:]
+        weights = (read_values.view(batch, 2, heads, k, -1) * read_weights.view(batch, 1, heads, k, 1)).flatten(3)
+        rows = read_cols.view(batch, 2, heads, -1)
+        return rows[:, 0], weights[:, 0], rows[:, 1], weights[:, 1]
+
+    def reset(self, envs: torch.Tensor) -> None:
+        self.cols.masked_fill_(envs.view(-1, 1, 1), 0)
+        self.values.reset(envs, torch.zeros(self.cols.shape[1:], dtype=self.values._like.dtype, device=envs.device))
+
+    def final(self):
+        values, slots = self.values.final(), self.slots
+        return (self.cols[:, :slots], values[:, :slots]), (self.cols[:, slots:], values[:, slots:])
+
+    def dense(self):
+        slots, cols, values = self.slots, self.cols, self.values.memory
+        return (densify(cols[:, :slots], values[:, :slots], slots), densify(cols[:, slots:], values[:, slots:], slots))
+
+
+def open_links(links, back, record: bool, in_place: bool = False, fused: bool = True):
+    """The link matrices of one unroll from the state's (cols, values) pairs [B, N, K_L]: ``FusedLinks``
+    where ``fused`` and the tensors are on CPU and the C++ op builds, else ``TorchLinks``."""
+    if fused and links[1].device.type == "cpu" and fused_extension() is not None:
+        return FusedLinks(links, back, record)
+    return TorchLinks(links, back, record, in_place)
+
+
+class _LinkStep(torch.autograd.Function):
+    """(token, cols, write_rows, write_weights, prec_rows, prec_values, read_rows, tape) -> (read_cols,
+    read_values [B, 2, Q, K_L], token): ``FusedLinks.step``'s operation on its values (``tape``)."""
 
     @staticmethod
-    def forward(ctx, slots, rows, decayed, cols, values, *sparse_vectors):
-        new_cols, new_values = fused_extension().forward(slots, rows, decayed, cols, values, *sparse_vectors)
-        ctx.save_for_backward(rows, cols, values, *sparse_vectors)
-        ctx.slots, ctx.decayed = slots, decayed
-        ctx.mark_non_differentiable(new_cols)
-        return new_cols, new_values
+    def forward(ctx, token, cols, write_rows, write_weights, prec_rows, prec_values, read_rows, tape):
+        ctx.tape, ctx.position = tape, tape._position()
+        changed, old_cols, old_values, read_cols, read_values = fused_extension().link_step_forward(
+            cols, tape.memory, write_rows, write_weights, prec_rows, prec_values, read_rows
+        )
+        ctx.save_for_backward(read_rows, changed, old_cols, old_values, write_rows, write_weights, prec_rows, prec_values)
+        ctx.mark_non_differentiable(read_cols)
+        return read_cols, read_values, token.clone()
 
     @staticmethod
-    def backward(ctx, _grad_cols, grad_values):
-        rows, cols, values, *sparse_vectors = ctx.saved_tensors
-        grads = fused_extension().backward(ctx.slots, grad_values, rows, ctx.decayed, cols, values, *sparse_vectors)
-        grad_values, grad_write, grad_left, grad_right = grads
-        return None, None, None, None, grad_values, None, grad_write, None, grad_left, None, grad_right
+    def backward(ctx, _grad_cols, grad_read_values, grad_token):
+        tape = ctx.tape
+        tape._begin(ctx.position)
+        table = tape._compact_grad().view(tape._shape)  # dL/d values after the step -> before it, in place
+        grad_write, grad_prec = fused_extension().link_step_backward(table, grad_read_values, *ctx.saved_tensors)
+        return torch.zeros_like(grad_token), None, None, grad_write, None, grad_prec, None, None
 
 
 @functools.cache
@@ -287,9 +349,6 @@ def directional_weights(links: LinkMatrix, back: LinkMatrix, read_rows, read_wei
     return forward_rows, forward_weights, backward_rows, backward_weights
 
 
-def densify(matrix: LinkMatrix, slots: int) -> torch.Tensor:
-    """The dense [B, N, N] matrix of a sparse one (for tests and checks)."""
-    cols, values = matrix.cols, matrix.values.memory
-    return torch.zeros(cols.shape[0], slots, slots, dtype=values.dtype, device=values.device).scatter_add(
-        2, cols, values
-    )
+def densify(cols: torch.Tensor, values: torch.Tensor, slots: int) -> torch.Tensor:
+    """The dense [B, N, N] matrix of a sparse one given as (cols, values) [B, N, K_L] (for tests and checks)."""
+    return torch.zeros(cols.shape[0], slots, slots, dtype=values.dtype, device=values.device).scatter_add(2, cols, values)

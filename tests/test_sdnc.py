@@ -36,30 +36,35 @@ def dense(rows, weights, slots=N):
     return torch.zeros(*rows.shape[:-1], slots, dtype=weights.dtype).scatter_add(-1, rows, weights)
 
 
-def link_matrices(per_row):
-    """Empty (links, back) outside autograd, for checking the equations."""
-    return [sl.LinkMatrix(*sl.empty_links(B, N, per_row, torch.float64), record=False) for _ in range(2)]
+def link_matrices(per_row, fused):
+    """Empty links (both matrices) outside autograd, for checking the equations."""
+    if fused:
+        assert sl.fused_extension() is not None, "the fused op must build here (this machine has a C++ compiler)"
+    empty = [sl.empty_links(B, N, per_row, torch.float64) for _ in range(2)]
+    links = sl.open_links(*empty, record=False, fused=fused)
+    assert isinstance(links, sl.FusedLinks if fused else sl.TorchLinks)
+    return links
 
 
 @pytest.mark.parametrize("fused", [False, True], ids=["torch", "fused"])
 def test_sparse_links_with_every_entry_kept_equal_the_dnc_links(fused):
     """K_L = N: links, their transpose, precedence and directional weights equal the dense DNC's."""
     g = torch.Generator().manual_seed(0)
-    links, back = link_matrices(N)
+    links = link_matrices(N, fused)
     precedence = sl.empty_precedence(B, N, torch.float64)
     dense_links, dense_precedence = torch.zeros(B, N, N, dtype=torch.float64), torch.zeros(B, N, dtype=torch.float64)
     for rows, weights in random_writes(6, g):
         write = dense(rows, weights)
-        sl.update_links_(links, back, precedence, rows, weights, fused=fused)
+        read_rows = torch.randint(0, N, (B, 2, 3), generator=g)
+        read_weights = torch.rand(B, 2, 3, generator=g, dtype=torch.float64)
+        f_rows, f, b_rows, b = links.step(precedence, rows, weights, read_rows, read_weights)
         precedence = sl.update_precedence(precedence, rows, weights, N)
         dense_links = tl.update_links(dense_links, dense_precedence, write)
         dense_precedence = tl.update_precedence(dense_precedence, write)
-        torch.testing.assert_close(sl.densify(links, N), dense_links, rtol=0, atol=1e-12)
-        torch.testing.assert_close(sl.densify(back, N), dense_links.transpose(1, 2), rtol=0, atol=1e-12)
+        sparse_links, sparse_back = links.dense()
+        torch.testing.assert_close(sparse_links, dense_links, rtol=0, atol=1e-12)
+        torch.testing.assert_close(sparse_back, dense_links.transpose(1, 2), rtol=0, atol=1e-12)
         torch.testing.assert_close(dense(*precedence), dense_precedence, rtol=0, atol=1e-12)
-        read_rows = torch.randint(0, N, (B, 2, 3), generator=g)
-        read_weights = torch.rand(B, 2, 3, generator=g, dtype=torch.float64)
-        f_rows, f, b_rows, b = sl.directional_weights(links, back, read_rows, read_weights)
         dense_f, dense_b = tl.directional_weights(dense_links, dense(read_rows, read_weights))
         torch.testing.assert_close(dense(f_rows, f), dense_f, rtol=0, atol=1e-12)
         torch.testing.assert_close(dense(b_rows, b), dense_b, rtol=0, atol=1e-12)
@@ -69,13 +74,13 @@ def test_sparse_links_with_every_entry_kept_equal_the_dnc_links(fused):
 def test_truncated_links_keep_valid_rows(fused):
     """K_L = 2 < N: rows hold at most K_L entries, no self-links, non-negative, row sums <= 1."""
     g = torch.Generator().manual_seed(1)
-    links, back = link_matrices(2)
+    links = link_matrices(2, fused)
     precedence = sl.empty_precedence(B, 2, torch.float64)
+    no_read = torch.zeros(B, 1, 1, dtype=torch.long), torch.zeros(B, 1, 1, dtype=torch.float64)
     for rows, weights in random_writes(8, g):
-        sl.update_links_(links, back, precedence, rows, weights, fused=fused)
+        links.step(precedence, rows, weights, *no_read)
         precedence = sl.update_precedence(precedence, rows, weights, 2)
-    for matrix in (links, back):
-        full = sl.densify(matrix, N)
+    for full in links.dense():
         assert (full >= 0).all() and full.sum(-1).max() <= 1 + 1e-9
         assert torch.diagonal(full, dim1=1, dim2=2).abs().max() == 0
         assert ((full > 0).sum(-1) <= 2).all()
@@ -132,7 +137,7 @@ def test_fused_link_update_is_the_same_function_as_the_torch_ops(per_row):
         x = torch.randn(12, B, INPUT, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
         out, state, _ = core(x, core.initial_state(B).double(), None)
         (out.pow(2).sum() + state["links_values"].pow(2).sum() + state["back_values"].sum()).backward()
-        dense_links = [sl.densify(sl.LinkMatrix(state[f"{m}_cols"], state[f"{m}_values"], False), 16) for m in ("links", "back")]
+        dense_links = [sl.densify(state[f"{m}_cols"], state[f"{m}_values"].detach(), 16) for m in ("links", "back")]
         results.append((out.detach(), dense_links, {n: p.grad for n, p in core.named_parameters()}))
     (out_torch, links_torch, grads_torch), (out_fused, links_fused, grads_fused) = results
     assert links_torch[0].sum() > 0, "the unroll must build links for the comparison to mean anything"

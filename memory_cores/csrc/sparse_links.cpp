@@ -1,19 +1,19 @@
 // The Sparse DNC's sparse-link operations as single CPU calls (memory_cores/sparse_linkage.py holds
-// the PyTorch version of each, the reference, also what runs on CUDA; thesis eq. 3.15-3.20). There,
-// one step's link update is hundreds of small tensor ops, forward and backward; here it is one call
-// per matrix each way. Also here: ``merge_top_structure`` (sum repeated keys, keep the largest).
+// the PyTorch version, the reference, also what runs on CUDA; thesis eq. 3.15-3.20). There, one step's
+// link update is hundreds of small tensor ops, forward and backward; here it is one call each way.
 //
-// forward / backward: one step of the link update for a list of rows of one sparse link matrix.
-// Per row r of ``rows`` [B, R] with entries (cols, vals) [B, R, K_L]:
-//   1. if r is among the first ``decayed`` rows: every entry (r, c) is scaled by 1 - W(r) - W(c),
-//      W(x) the summed write weight of row x (write_rows, write_weights [B, S]);
-//   2. if r is among ``left_rows``: candidates (c, A(r) * right_vals[j]) for c = right_rows[j] are
-//      added (A(r) the summed left_vals of row r; self-links c == r get value 0), repeated columns
-//      are summed and the K_L largest kept, best first (fewer than K_L: padded with (0, 0)).
-// Rows not in ``left_rows`` keep their entries in place. Forward links: left = write, right =
-// precedence (L(i, j) += w(i) p(j)); the transpose: left = precedence, right = write.
-// Backward recomputes the structure from the same inputs and hands each kept value's gradient to
-// its contributions; dropped candidates get none.
+// link_step_forward / link_step_backward: one step of both sparse link matrices (see their comments
+// below). Per changed row r with entries (cols, vals) [K_L]:
+//   1. if r is decayed: every entry (r, c) is scaled by 1 - W(r) - W(c), W(x) the summed write weight
+//      of row x;
+//   2. if r is among the rows of the `left` vector: candidates (c, A(r) * right_vals[j]) for
+//      c = right_rows[j] are added (A(r) the summed left value of row r; self-links c == r get value
+//      0), repeated columns are summed and the K_L largest kept, best first (fewer than K_L: padded
+//      with (0, 0)).
+// Other rows keep their entries in place. Links: left = write, right = precedence (L(i, j) += w(i) p(j));
+// the transpose: left = precedence, right = write. Backward recomputes each row's structure from its
+// saved old entries and hands each kept value's gradient to its contributions; dropped candidates get
+// none. Also here: ``merge_top_structure`` (sum repeated keys, keep the largest).
 #include <torch/extension.h>
 
 #include <algorithm>
@@ -150,137 +150,237 @@ void row_structure(int64_t row, bool decay, bool merged, const int64_t* cols, co
   for (int64_t i = 0; i < n; ++i) ws.slot_of[cands[i].source] = ws.merge.slot[i];
 }
 
-struct Inputs {
-  torch::Tensor rows, cols, vals, write_rows, write_w, left_rows, left_vals, right_rows, right_vals;
-  int64_t decayed, slots;
+// One step of both link matrices, stored as one table [B, 2N, K]: rows [0, N) hold L (``links``),
+// rows [N, 2N) its transpose (``back``). The rows changed this step, in this order (storage rows):
+//   links: the written rows, then the rows holding a written column (the back entries of the written rows);
+//   back:  the written rows, then the rows holding a written column (the links entries of the written rows),
+//          then the rows of p_{t-1}, which get p w^T.
+// All but those last P rows are decayed; written links rows get w p^T (left = write, right = p). A row
+// listed more than once is computed once; every row is computed from the old table before any is written.
+struct StepLists {
+  int64_t slots, K, S, P, R;
+  const int64_t *write_rows, *prec_rows;
 };
 
-// forward: (new_cols, new_vals); backward (grad given): (grad_vals, grad_write_w, grad_left_vals, grad_right_vals).
 template <typename scalar_t>
-std::vector<torch::Tensor> run(const Inputs& in, const torch::Tensor* grad) {
-  const int64_t B = in.rows.size(0), R = in.rows.size(1), K = in.cols.size(2);
-  const int64_t S = in.write_rows.size(1), A = in.left_rows.size(1), P = in.right_rows.size(1);
-  const bool backward = grad != nullptr;
-  torch::Tensor new_cols, new_vals, g_vals, g_write, g_left, g_right;
-  if (backward) {
-    g_vals = torch::zeros_like(in.vals), g_write = torch::zeros_like(in.write_w);
-    g_left = torch::zeros_like(in.left_vals), g_right = torch::zeros_like(in.right_vals);
-  } else {
-    new_cols = torch::empty_like(in.cols), new_vals = torch::zeros_like(in.vals);
-  }
-  // Base pointers once: data_ptr<T>() checks its type on every call.
-  const int64_t *rows_p = in.rows.data_ptr<int64_t>(), *cols_p = in.cols.data_ptr<int64_t>();
-  const int64_t *wr_p = in.write_rows.data_ptr<int64_t>(), *lr_p = in.left_rows.data_ptr<int64_t>();
-  const int64_t* rr_p = in.right_rows.data_ptr<int64_t>();
-  const scalar_t *vals_p = in.vals.data_ptr<scalar_t>(), *ww_p = in.write_w.data_ptr<scalar_t>();
-  const scalar_t *lv_p = in.left_vals.data_ptr<scalar_t>(), *rv_p = in.right_vals.data_ptr<scalar_t>();
-  int64_t* new_cols_p = backward ? nullptr : new_cols.data_ptr<int64_t>();
-  scalar_t* new_vals_p = backward ? nullptr : new_vals.data_ptr<scalar_t>();
-  const scalar_t* grad_p = backward ? grad->data_ptr<scalar_t>() : nullptr;
-  scalar_t *g_vals_p = backward ? g_vals.data_ptr<scalar_t>() : nullptr, *g_right_p = backward ? g_right.data_ptr<scalar_t>() : nullptr;
-  scalar_t *g_write_p = backward ? g_write.data_ptr<scalar_t>() : nullptr, *g_left_p = backward ? g_left.data_ptr<scalar_t>() : nullptr;
+struct StepRow {  // a changed row: its row in its matrix, its flags, and the vectors that update it
+  int64_t id;
+  bool decay, merged;
+  scalar_t left_total;
+  const int64_t* right_rows;
+  const scalar_t* right_vals;
+  int64_t right_count;
+};
+
+// The position of each distinct row's first copy in rows [R], into `first` (returns how many).
+inline int64_t first_copies(const int64_t* rows, int64_t R, std::vector<int64_t>& first,
+                            std::vector<std::pair<int64_t, int64_t>>& by_row) {
+  by_row.resize(R);
+  for (int64_t i = 0; i < R; ++i) by_row[i] = {rows[i], i};
+  std::sort(by_row.begin(), by_row.end());  // by row, then position: a row's first copy comes first
+  first.resize(R);
+  int64_t n = 0;
+  for (int64_t i = 0; i < R; ++i)
+    if (i == 0 || by_row[i].first != by_row[i - 1].first) first[n++] = by_row[i].second;
+  return n;
+}
+
+// The changed rows of one env into `changed` [R] (storage rows), and their first copies (see first_copies).
+inline int64_t changed_rows(const StepLists& p, const int64_t* cols, int64_t* changed, std::vector<int64_t>& first,
+                            std::vector<std::pair<int64_t, int64_t>>& by_row) {
+  const int64_t N = p.slots, K = p.K, S = p.S;
+  int64_t q = 0;
+  for (int64_t i = 0; i < S; ++i) changed[q++] = p.write_rows[i];
+  for (int64_t i = 0; i < S; ++i)
+    for (int64_t k = 0; k < K; ++k) changed[q++] = cols[(N + p.write_rows[i]) * K + k];
+  for (int64_t i = 0; i < S; ++i) changed[q++] = N + p.write_rows[i];
+  for (int64_t i = 0; i < S; ++i)
+    for (int64_t k = 0; k < K; ++k) changed[q++] = N + cols[p.write_rows[i] * K + k];
+  for (int64_t i = 0; i < p.P; ++i) changed[q++] = N + p.prec_rows[i];
+  return first_copies(changed, p.R, first, by_row);
+}
+
+template <typename scalar_t>
+StepRow<scalar_t> step_row(const StepLists& p, int64_t storage_row, int64_t position, const SummedVector<scalar_t>& write,
+                           const SummedVector<scalar_t>& prec, const scalar_t* write_w, const scalar_t* prec_vals) {
+  const bool back = storage_row >= p.slots;
+  const int64_t id = back ? storage_row - p.slots : storage_row;
+  const int64_t l = (back ? prec : write).find(id);
+  const scalar_t left_total = l >= 0 ? (back ? prec : write).totals[l] : scalar_t(0);
+  // The first copy is the earliest position; the decayed rows are the first R - P.
+  StepRow<scalar_t> r{id, position < p.R - p.P, l >= 0, left_total, p.prec_rows, prec_vals, p.P};
+  if (back) r.right_rows = p.write_rows, r.right_vals = write_w, r.right_count = p.S;
+  return r;
+}
+
+template <typename scalar_t>
+std::vector<torch::Tensor> link_step_forward_impl(torch::Tensor cols, torch::Tensor vals, torch::Tensor write_rows,
+                                                  torch::Tensor write_w, torch::Tensor prec_rows, torch::Tensor prec_vals,
+                                                  torch::Tensor read_rows) {
+  const int64_t B = cols.size(0), N = cols.size(1) / 2, K = cols.size(2);
+  const int64_t S = write_rows.size(1), P = prec_rows.size(1), Q = read_rows.size(1);
+  const int64_t R = 2 * S * (K + 1) + P;
+  auto changed = torch::empty({B, R}, cols.options());
+  auto old_cols = torch::empty({B, R, K}, cols.options()), old_vals = torch::empty({B, R, K}, vals.options());
+  auto read_cols = torch::empty({B, 2, Q, K}, cols.options()), read_vals = torch::empty({B, 2, Q, K}, vals.options());
+  int64_t *cols_p = cols.data_ptr<int64_t>(), *changed_p = changed.data_ptr<int64_t>();
+  int64_t *old_cols_p = old_cols.data_ptr<int64_t>(), *read_cols_p = read_cols.data_ptr<int64_t>();
+  scalar_t *vals_p = vals.data_ptr<scalar_t>(), *old_vals_p = old_vals.data_ptr<scalar_t>(), *read_vals_p = read_vals.data_ptr<scalar_t>();
+  const int64_t *wr_p = write_rows.data_ptr<int64_t>(), *pr_p = prec_rows.data_ptr<int64_t>(), *rr_p = read_rows.data_ptr<int64_t>();
+  const scalar_t *ww_p = write_w.data_ptr<scalar_t>(), *pv_p = prec_vals.data_ptr<scalar_t>();
+  SummedVector<scalar_t> write(N), prec(N);
   Workspace<scalar_t> ws;
-  std::vector<std::pair<int64_t, int64_t>> by_row;  // (row, position) of every listed row
-  std::vector<int64_t> repeat_of;                    // position of the row's first copy, -1 for a first copy
-  SummedVector<scalar_t> write(in.slots), left(in.slots), decayed(in.slots);
+  std::vector<int64_t> first, new_cols(R * K);
+  std::vector<scalar_t> new_vals(R * K);
+  std::vector<std::pair<int64_t, int64_t>> by_row;
   for (int64_t b = 0; b < B; ++b) {
-    const int64_t *rows = rows_p + b * R, *wr = wr_p + b * S, *lr = lr_p + b * A, *rr = rr_p + b * P;
-    const scalar_t* rv = rv_p + b * P;
-    write.build(wr, ww_p + b * S, S);
-    left.build(lr, lv_p + b * A, A);
-    decayed.build(rows, nullptr, in.decayed);
-    // A row listed more than once (it holds several written columns) is computed once: later copies
-    // take the first one's result, and get no gradient (the overwrite hands it to the first copy).
-    by_row.resize(R);
-    for (int64_t q = 0; q < R; ++q) by_row[q] = {rows[q], q};
-    std::sort(by_row.begin(), by_row.end());  // by row, then position: a row's first copy comes first
-    repeat_of.assign(R, -1);
-    for (int64_t i = 1; i < R; ++i) {
-      const auto [row, q] = by_row[i];
-      const auto [previous_row, previous] = by_row[i - 1];
-      if (row == previous_row) repeat_of[q] = repeat_of[previous] >= 0 ? repeat_of[previous] : previous;
+    int64_t* c = cols_p + b * 2 * N * K;
+    scalar_t* v = vals_p + b * 2 * N * K;
+    const StepLists p{N, K, S, P, R, wr_p + b * S, pr_p + b * P};
+    const scalar_t *ww = ww_p + b * S, *pv = pv_p + b * P;
+    write.build(p.write_rows, ww, S);
+    prec.build(p.prec_rows, pv, P);
+    int64_t* ch = changed_p + b * R;
+    const int64_t distinct = changed_rows(p, c, ch, first, by_row);
+    for (int64_t q = 0; q < R; ++q) {  // saved for backward: every listed row as it was
+      std::copy(c + ch[q] * K, c + ch[q] * K + K, old_cols_p + (b * R + q) * K);
+      std::copy(v + ch[q] * K, v + ch[q] * K + K, old_vals_p + (b * R + q) * K);
     }
-    for (int64_t q = 0; q < R; ++q) {
-      const int64_t row = rows[q], offset = (b * R + q) * K;
-      if (repeat_of[q] >= 0 && !backward) {
-        const int64_t source = (b * R + repeat_of[q]) * K;
-        std::copy(new_cols_p + source, new_cols_p + source + K, new_cols_p + offset);
-        std::copy(new_vals_p + source, new_vals_p + source + K, new_vals_p + offset);
-        continue;
+    for (int64_t i = 0; i < distinct; ++i) {
+      const int64_t q = first[i], row = ch[q];
+      const auto r = step_row(p, row, q, write, prec, ww, pv);
+      row_structure(r.id, r.decay, r.merged, c + row * K, v + row * K, K, write, r.right_rows, r.right_vals, r.right_count,
+                    r.left_total, ws);
+      std::copy(ws.kept_cols.begin(), ws.kept_cols.end(), new_cols.begin() + q * K);
+      std::fill(new_vals.begin() + q * K, new_vals.begin() + q * K + K, scalar_t(0));
+      for (const auto& cand : ws.cands)
+        if (ws.slot_of[cand.source] >= 0) new_vals[q * K + ws.slot_of[cand.source]] += cand.value;
+    }
+    for (int64_t i = 0; i < distinct; ++i) {  // only now: every row was computed from the old table
+      const int64_t q = first[i], row = ch[q];
+      std::copy(new_cols.begin() + q * K, new_cols.begin() + q * K + K, c + row * K);
+      std::copy(new_vals.begin() + q * K, new_vals.begin() + q * K + K, v + row * K);
+    }
+    for (int64_t m = 0; m < 2; ++m)  // m = 0: back rows (forward weights); m = 1: links rows (backward weights)
+      for (int64_t q = 0; q < Q; ++q) {
+        const int64_t row = (m == 0 ? N : 0) + rr_p[b * Q + q], out = ((b * 2 + m) * Q + q) * K;
+        std::copy(c + row * K, c + row * K + K, read_cols_p + out);
+        std::copy(v + row * K, v + row * K + K, read_vals_p + out);
       }
-      if (repeat_of[q] >= 0 && std::all_of(grad_p + offset, grad_p + offset + K, [](scalar_t g) { return g == 0; }))
-        continue;
-      const int64_t* cols = cols_p + offset;
-      const scalar_t* vals = vals_p + offset;
-      const bool decay = decayed.find(row) >= 0;
-      const int64_t left_index = left.find(row);
-      const scalar_t left_total = left_index >= 0 ? left.totals[left_index] : scalar_t(0);
-      row_structure(row, decay, left_index >= 0, cols, vals, K, write, rr, rv, P, left_total, ws);
-      if (!backward) {
-        int64_t* out_cols = new_cols_p + offset;
-        scalar_t* out_vals = new_vals_p + offset;
-        for (int64_t k = 0; k < K; ++k) out_cols[k] = ws.kept_cols[k];
-        for (const auto& c : ws.cands)
-          if (ws.slot_of[c.source] >= 0) out_vals[ws.slot_of[c.source]] += c.value;
-        continue;
+  }
+  return {changed, old_cols, old_vals, read_cols, read_vals};
+}
+
+template <typename scalar_t>
+std::vector<torch::Tensor> link_step_backward_impl(torch::Tensor grad, torch::Tensor grad_read, torch::Tensor read_rows,
+                                                   torch::Tensor changed, torch::Tensor old_cols, torch::Tensor old_vals,
+                                                   torch::Tensor write_rows, torch::Tensor write_w, torch::Tensor prec_rows,
+                                                   torch::Tensor prec_vals) {
+  const int64_t B = old_cols.size(0), R = old_cols.size(1), K = old_cols.size(2), N = grad.size(1) / 2;
+  const int64_t S = write_rows.size(1), P = prec_rows.size(1), Q = read_rows.size(1);
+  auto g_write = torch::zeros_like(write_w), g_prec = torch::zeros_like(prec_vals);
+  scalar_t *g_p = grad.data_ptr<scalar_t>(), *g_write_p = g_write.data_ptr<scalar_t>(), *g_prec_p = g_prec.data_ptr<scalar_t>();
+  const scalar_t *gr_p = grad_read.data_ptr<scalar_t>(), *old_vals_p = old_vals.data_ptr<scalar_t>();
+  const int64_t *rr_p = read_rows.data_ptr<int64_t>(), *ch_p = changed.data_ptr<int64_t>(), *old_cols_p = old_cols.data_ptr<int64_t>();
+  const int64_t *wr_p = write_rows.data_ptr<int64_t>(), *pr_p = prec_rows.data_ptr<int64_t>();
+  const scalar_t *ww_p = write_w.data_ptr<scalar_t>(), *pv_p = prec_vals.data_ptr<scalar_t>();
+  SummedVector<scalar_t> write(N), prec(N);
+  Workspace<scalar_t> ws;
+  std::vector<int64_t> first;
+  std::vector<std::pair<int64_t, int64_t>> by_row;
+  std::vector<scalar_t> g_new(R * K);
+  for (int64_t b = 0; b < B; ++b) {
+    scalar_t* g = g_p + b * 2 * N * K;
+    const StepLists p{N, K, S, P, R, wr_p + b * S, pr_p + b * P};
+    const scalar_t *ww = ww_p + b * S, *pv = pv_p + b * P;
+    const int64_t* ch = ch_p + b * R;
+    // 1. The directional reads came after the update: their gradient lands on the rows read.
+    for (int64_t m = 0; m < 2; ++m)
+      for (int64_t q = 0; q < Q; ++q) {
+        const int64_t row = (m == 0 ? N : 0) + rr_p[b * Q + q];
+        const scalar_t* gq = gr_p + ((b * 2 + m) * Q + q) * K;
+        for (int64_t k = 0; k < K; ++k) g[row * K + k] += gq[k];
       }
-      const scalar_t* g = grad_p + offset;
-      scalar_t* gv = g_vals_p + offset;
-      scalar_t* gr = g_right_p + b * P;
-      const scalar_t w_row = decay ? write.value(row) : scalar_t(0);
-      for (const auto& c : ws.cands) {
-        const int64_t slot = ws.slot_of[c.source];
+    // 2. The update: a changed row's old values reach the loss only through its new ones.
+    const int64_t distinct = first_copies(ch, R, first, by_row);
+    for (int64_t i = 0; i < distinct; ++i) {
+      const int64_t q = first[i], row = ch[q];
+      std::copy(g + row * K, g + row * K + K, g_new.begin() + q * K);
+      std::fill(g + row * K, g + row * K + K, scalar_t(0));
+    }
+    write.build(p.write_rows, ww, S);
+    prec.build(p.prec_rows, pv, P);
+    for (int64_t i = 0; i < distinct; ++i) {
+      const int64_t q = first[i], row = ch[q];
+      const scalar_t* gs_row = g_new.data() + q * K;
+      if (std::all_of(gs_row, gs_row + K, [](scalar_t x) { return x == 0; })) continue;
+      const auto r = step_row(p, row, q, write, prec, ww, pv);
+      const int64_t* cols = old_cols_p + (b * R + q) * K;
+      const scalar_t* vals = old_vals_p + (b * R + q) * K;
+      row_structure(r.id, r.decay, r.merged, cols, vals, K, write, r.right_rows, r.right_vals, r.right_count, r.left_total, ws);
+      const bool back = row >= N;
+      SummedVector<scalar_t>& left = back ? prec : write;
+      scalar_t* g_right = back ? g_write_p + b * S : g_prec_p + b * P;
+      const scalar_t w_row = r.decay ? write.value(r.id) : scalar_t(0);
+      for (const auto& cand : ws.cands) {
+        const int64_t slot = ws.slot_of[cand.source];
         if (slot < 0) continue;
-        const scalar_t gs = g[slot];
-        if (c.source < K) {  // own entry: vals[k] * (1 - W(row) - W(col)) when decayed, else vals[k]
-          const int64_t k = c.source;
-          if (!decay) {
-            gv[k] += gs;
+        const scalar_t gs = gs_row[slot];
+        if (cand.source < K) {  // own entry: vals[k] * (1 - W(row) - W(col)) when decayed, else vals[k]
+          const int64_t k = cand.source;
+          if (!r.decay) {
+            g[row * K + k] += gs;
             continue;
           }
-          gv[k] += gs * (scalar_t(1) - w_row - write.value(cols[k]));
-          write.add_grad(row, -gs * vals[k]);
+          g[row * K + k] += gs * (scalar_t(1) - w_row - write.value(cols[k]));
+          write.add_grad(r.id, -gs * vals[k]);
           write.add_grad(cols[k], -gs * vals[k]);
         } else {  // new entry: A(row) * right_vals[j], zero for a self-link
-          const int64_t j = c.source - K;
-          if (rr[j] == row) continue;
-          left.grads[left_index] += gs * rv[j];
-          gr[j] += gs * left_total;
+          const int64_t j = cand.source - K;
+          if (r.right_rows[j] == r.id) continue;
+          left.add_grad(r.id, gs * r.right_vals[j]);
+          g_right[j] += gs * r.left_total;
         }
       }
     }
-    if (backward) {
-      write.scatter_grads(wr, g_write_p + b * S, S);
-      left.scatter_grads(lr, g_left_p + b * A, A);
-    }
+    write.scatter_grads(p.write_rows, g_write_p + b * S, S);
+    prec.scatter_grads(p.prec_rows, g_prec_p + b * P, P);
   }
-  if (!backward) return {new_cols, new_vals};
-  return {g_vals, g_write, g_left, g_right};
-}
-
-std::vector<torch::Tensor> dispatch(Inputs in, const torch::Tensor* grad) {
-  for (auto* t : {&in.rows, &in.cols, &in.write_rows, &in.left_rows, &in.right_rows}) *t = t->contiguous();
-  for (auto* t : {&in.vals, &in.write_w, &in.left_vals, &in.right_vals}) *t = t->contiguous();
-  TORCH_CHECK(in.vals.device().is_cpu(), "sparse_links runs on CPU tensors");
-  std::vector<torch::Tensor> out;
-  torch::Tensor g = grad ? grad->contiguous() : torch::Tensor();
-  AT_DISPATCH_FLOATING_TYPES(in.vals.scalar_type(), "sparse_links", [&] { out = run<scalar_t>(in, grad ? &g : nullptr); });
-  return out;
+  return {g_write, g_prec};
 }
 
 }  // namespace
 
-std::vector<torch::Tensor> forward(int64_t slots, torch::Tensor rows, int64_t decayed, torch::Tensor cols, torch::Tensor vals,
-                                   torch::Tensor write_rows, torch::Tensor write_w, torch::Tensor left_rows,
-                                   torch::Tensor left_vals, torch::Tensor right_rows, torch::Tensor right_vals) {
-  return dispatch({rows, cols, vals, write_rows, write_w, left_rows, left_vals, right_rows, right_vals, decayed, slots}, nullptr);
+// link_step_forward(cols, vals [B, 2N, K], changed in place; write_rows, write_w [B, S]; prec_rows, prec_vals [B, P]:
+// p_{t-1}; read_rows [B, Q]) -> (changed [B, R]; their old cols and vals [B, R, K], for backward; read_cols and
+// read_vals [B, 2, Q, K]: after the update, the back rows (forward weights) and links rows (backward weights) of read_rows).
+std::vector<torch::Tensor> link_step_forward(torch::Tensor cols, torch::Tensor vals, torch::Tensor write_rows, torch::Tensor write_w,
+                                             torch::Tensor prec_rows, torch::Tensor prec_vals, torch::Tensor read_rows) {
+  TORCH_CHECK(cols.is_contiguous() && vals.is_contiguous() && vals.device().is_cpu(), "link_step: contiguous CPU tables");
+  write_rows = write_rows.contiguous(), write_w = write_w.contiguous(), prec_rows = prec_rows.contiguous();
+  prec_vals = prec_vals.contiguous(), read_rows = read_rows.contiguous();
+  std::vector<torch::Tensor> out;
+  AT_DISPATCH_FLOATING_TYPES(vals.scalar_type(), "link_step_forward", [&] {
+    out = link_step_forward_impl<scalar_t>(cols, vals, write_rows, write_w, prec_rows, prec_vals, read_rows);
+  });
+  return out;
 }
 
-std::vector<torch::Tensor> backward(int64_t slots, torch::Tensor grad, torch::Tensor rows, int64_t decayed, torch::Tensor cols,
-                                    torch::Tensor vals, torch::Tensor write_rows, torch::Tensor write_w,
-                                    torch::Tensor left_rows, torch::Tensor left_vals, torch::Tensor right_rows,
-                                    torch::Tensor right_vals) {
-  return dispatch({rows, cols, vals, write_rows, write_w, left_rows, left_vals, right_rows, right_vals, decayed, slots}, &grad);
+// link_step_backward(grad [B, 2N, K]: d loss / d values after the step, changed in place into d loss / d values
+// before it; grad_read [B, 2, Q, K]; read_rows; the forward's saved outputs and inputs)
+// -> (grad_write_w [B, S], grad_prec_vals [B, P]).
+std::vector<torch::Tensor> link_step_backward(torch::Tensor grad, torch::Tensor grad_read, torch::Tensor read_rows,
+                                              torch::Tensor changed, torch::Tensor old_cols, torch::Tensor old_vals,
+                                              torch::Tensor write_rows, torch::Tensor write_w, torch::Tensor prec_rows,
+                                              torch::Tensor prec_vals) {
+  TORCH_CHECK(grad.is_contiguous() && grad.device().is_cpu(), "link_step: a contiguous CPU gradient table");
+  grad_read = grad_read.contiguous(), write_w = write_w.contiguous(), prec_vals = prec_vals.contiguous();
+  std::vector<torch::Tensor> out;
+  AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "link_step_backward", [&] {
+    out = link_step_backward_impl<scalar_t>(grad, grad_read, read_rows.contiguous(), changed, old_cols, old_vals,
+                                            write_rows.contiguous(), write_w, prec_rows.contiguous(), prec_vals);
+  });
+  return out;
 }
 
 // merge_top's structure (sparse_linkage.py): per row of keys [*, M] with values [*, M], the distinct
@@ -310,7 +410,7 @@ std::vector<torch::Tensor> merge_top_structure(torch::Tensor keys, torch::Tensor
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("forward", &forward, "fused link-row update (see the file's header)");
-  m.def("backward", &backward, "its gradient");
+  m.def("link_step_forward", &link_step_forward, "one step of both link matrices, in place (see above)");
+  m.def("link_step_backward", &link_step_backward, "its gradient");
   m.def("merge_top_structure", &merge_top_structure, "merge_top's kept keys and each entry's slot");
 }
