@@ -102,12 +102,11 @@ class SDNCCore(SAMCore):
         write_weights = sparse_write_weights(p, small["read_weights"])
         memory.write(write_rows, write_weights, p.write_word, erase_rows=least_used)
         index.update(write_rows)
-        # Links with p_{t-1} and the directional weights of the previous read through L_t; then p_t.
-        precedence = (small["precedence_rows"], small["precedence_values"])
-        forward_rows, forward, backward_rows, backward = unroll.links.step(
-            precedence, write_rows, write_weights, small["read_rows"], small["read_weights"]
+        # Links with p_{t-1}, the directional weights of the previous read through L_t, and p_t.
+        forward_rows, forward, backward_rows, backward, precedence = unroll.links.step(
+            (small["precedence_rows"], small["precedence_values"]), write_rows, write_weights,
+            small["read_rows"], small["read_weights"],
         )
-        precedence = links_ops.update_precedence(precedence, write_rows, write_weights, cfg.link_entries, cfg.fused_links)
         # Read weights: content, forward and backward, mixed by the read modes, K largest kept.
         content_rows = index.search(p.queries, k)
         content_values = memory.gather(content_rows.flatten(1)).view(B, heads, k, cfg.word_size)

@@ -137,11 +137,11 @@ def merge_top(keys: torch.Tensor, values: torch.Tensor, keep: int, fused: bool =
     return kept_keys, kept_values
 
 
-def update_precedence(precedence, write_rows, write_weights, keep: int, fused: bool = False):
+def update_precedence(precedence, write_rows, write_weights, keep: int):
     """p_t = (1 - Σ w) p_{t-1} + w, K_L-sparse (eq. 3.9). precedence (rows, values) [B, K_L]."""
     rows, values = precedence
     values = (1 - write_weights.sum(-1, keepdim=True)) * values
-    return merge_top(torch.cat([rows, write_rows], -1), torch.cat([values, write_weights], -1), keep, fused)
+    return merge_top(torch.cat([rows, write_rows], -1), torch.cat([values, write_weights], -1), keep)
 
 
 def _changed_rows(matrix_rows: torch.Tensor, dual: LinkMatrix, written: torch.Tensor) -> torch.Tensor:
@@ -208,10 +208,12 @@ class TorchLinks:
         self.back = LinkMatrix(*back, record, in_place)
 
     def step(self, precedence, write_rows, write_weights, read_rows, read_weights):
-        """L_{t-1} -> L_t (``update_links_``), then the directional weights of the previous read
-        (``directional_weights``): (forward_rows, forward, backward_rows, backward) [B, H, K K_L]."""
+        """L_{t-1} -> L_t (``update_links_``, with p_{t-1}), the directional weights of the previous read
+        (``directional_weights``) and p_t (``update_precedence``): (forward_rows, forward, backward_rows,
+        backward) [B, H, K K_L] and p_t = (rows, values) [B, K_L]."""
         update_links_(self.links, self.back, precedence, write_rows, write_weights)
-        return directional_weights(self.links, self.back, read_rows, read_weights)
+        directional = directional_weights(self.links, self.back, read_rows, read_weights)
+        return *directional, update_precedence(precedence, write_rows, write_weights, self.links.cols.shape[-1])
 
     def reset(self, envs: torch.Tensor) -> None:
         """Empty both matrices of envs ``envs`` (bool [B])."""
@@ -250,14 +252,16 @@ class FusedLinks:
     def step(self, precedence, write_rows, write_weights, read_rows, read_weights):
         """As ``TorchLinks.step``."""
         batch, heads, k = read_rows.shape
-        args = (self.cols, write_rows, write_weights, *precedence, read_rows.reshape(batch, heads * k))
+        read = (read_rows.reshape(batch, heads * k), read_weights.reshape(batch, heads * k))
+        args = (self.cols, write_rows, write_weights, *precedence, *read)
         if self.record:
-            read_cols, read_values = self.values.chain(_LinkStep, *args)
+            read_cols, weights, prec_rows, prec_values = self.values.chain(_LinkStep, *args)
         else:
-            read_cols, read_values = fused_extension().link_step_forward(self.cols, self.values.memory, *args[1:])[3:]
-        weights = (read_values.view(batch, 2, heads, k, -1) * read_weights.view(batch, 1, heads, k, 1)).flatten(3)
-        rows = read_cols.view(batch, 2, heads, -1)
-        return rows[:, 0], weights[:, 0], rows[:, 1], weights[:, 1]
+            outputs = fused_extension().link_step_forward(self.cols, self.values.memory, *args[1:])
+            read_cols, weights, prec_rows, prec_values = outputs[3], *outputs[5:]
+        forward_rows, backward_rows = read_cols.view(batch, 2, heads, -1).unbind(1)
+        forward, backward = weights.view(batch, 2, heads, -1).unbind(1)
+        return forward_rows, forward, backward_rows, backward, (prec_rows, prec_values)
 
     def reset(self, envs: torch.Tensor) -> None:
         self.cols.masked_fill_(envs.view(-1, 1, 1), 0)
@@ -281,26 +285,32 @@ def open_links(links, back, record: bool, in_place: bool = False, fused: bool = 
 
 
 class _LinkStep(torch.autograd.Function):
-    """(token, cols, write_rows, write_weights, prec_rows, prec_values, read_rows, tape) -> (read_cols,
-    read_values [B, 2, Q, K_L], token): ``FusedLinks.step``'s operation on its values (``tape``)."""
+    """(token, cols, write_rows, write_weights, prec_rows, prec_values, read_rows, read_weights, tape) ->
+    (read_cols, weights [B, 2, Q, K_L], p_t rows, p_t values [B, K_L], token): ``FusedLinks.step``'s
+    operation on its values (``tape``); ``csrc/sparse_links.cpp``'s link_step_forward/backward."""
 
     @staticmethod
-    def forward(ctx, token, cols, write_rows, write_weights, prec_rows, prec_values, read_rows, tape):
+    def forward(ctx, token, cols, write_rows, write_weights, prec_rows, prec_values, read_rows, read_weights, tape):
         ctx.tape, ctx.position = tape, tape._position()
-        changed, old_cols, old_values, read_cols, read_values = fused_extension().link_step_forward(
-            cols, tape.memory, write_rows, write_weights, prec_rows, prec_values, read_rows
+        changed, old_cols, old_values, read_cols, read_values, weights, new_prec_rows, new_prec_values = (
+            fused_extension().link_step_forward(
+                cols, tape.memory, write_rows, write_weights, prec_rows, prec_values, read_rows, read_weights
+            )
         )
-        ctx.save_for_backward(read_rows, changed, old_cols, old_values, write_rows, write_weights, prec_rows, prec_values)
-        ctx.mark_non_differentiable(read_cols)
-        return read_cols, read_values, token.clone()
+        ctx.save_for_backward(read_rows, read_weights, read_values, changed, old_cols, old_values, write_rows,
+                              write_weights, prec_rows, prec_values)
+        ctx.mark_non_differentiable(read_cols, new_prec_rows)
+        return read_cols, weights, new_prec_rows, new_prec_values, token.clone()
 
     @staticmethod
-    def backward(ctx, _grad_cols, grad_read_values, grad_token):
+    def backward(ctx, _grad_cols, grad_weights, _grad_prec_rows, grad_prec_values, grad_token):
         tape = ctx.tape
         tape._begin(ctx.position)
         table = tape._compact_grad().view(tape._shape)  # dL/d values after the step -> before it, in place
-        grad_write, grad_prec = fused_extension().link_step_backward(table, grad_read_values, *ctx.saved_tensors)
-        return torch.zeros_like(grad_token), None, None, grad_write, None, grad_prec, None, None
+        grad_write, grad_prec, grad_read = fused_extension().link_step_backward(
+            table, grad_weights, grad_prec_values, *ctx.saved_tensors
+        )
+        return torch.zeros_like(grad_token), None, None, grad_write, None, grad_prec, None, grad_read, None
 
 
 @functools.cache

@@ -57,8 +57,7 @@ def test_sparse_links_with_every_entry_kept_equal_the_dnc_links(fused):
         write = dense(rows, weights)
         read_rows = torch.randint(0, N, (B, 2, 3), generator=g)
         read_weights = torch.rand(B, 2, 3, generator=g, dtype=torch.float64)
-        f_rows, f, b_rows, b = links.step(precedence, rows, weights, read_rows, read_weights)
-        precedence = sl.update_precedence(precedence, rows, weights, N)
+        f_rows, f, b_rows, b, precedence = links.step(precedence, rows, weights, read_rows, read_weights)
         dense_links = tl.update_links(dense_links, dense_precedence, write)
         dense_precedence = tl.update_precedence(dense_precedence, write)
         sparse_links, sparse_back = links.dense()
@@ -78,8 +77,7 @@ def test_truncated_links_keep_valid_rows(fused):
     precedence = sl.empty_precedence(B, 2, torch.float64)
     no_read = torch.zeros(B, 1, 1, dtype=torch.long), torch.zeros(B, 1, 1, dtype=torch.float64)
     for rows, weights in random_writes(8, g):
-        links.step(precedence, rows, weights, *no_read)
-        precedence = sl.update_precedence(precedence, rows, weights, 2)
+        precedence = links.step(precedence, rows, weights, *no_read)[-1]
     for full in links.dense():
         assert (full >= 0).all() and full.sum(-1).max() <= 1 + 1e-9
         assert torch.diagonal(full, dim1=1, dim2=2).abs().max() == 0

@@ -17,6 +17,7 @@
 #include <torch/extension.h>
 
 #include <algorithm>
+#include <numeric>
 #include <vector>
 
 namespace {
@@ -38,9 +39,11 @@ struct SummedVector {
 
   explicit SummedVector(int64_t slots) : bits(slots / 64 + 1, 0) {}
 
+  std::vector<std::pair<int64_t, scalar_t>> pairs;  // build's buffer
+
   void build(const int64_t* k, const scalar_t* v, int64_t n) {
     for (int64_t key : keys) bits[key >> 6] = 0;  // clear the previous build's bits: O(n), not O(slots)
-    std::vector<std::pair<int64_t, scalar_t>> pairs(n);
+    pairs.resize(n);
     for (int64_t i = 0; i < n; ++i) pairs[i] = {k[i], v ? v[i] : scalar_t(0)};
     std::sort(pairs.begin(), pairs.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     keys.clear(), totals.clear();
@@ -172,22 +175,35 @@ struct StepRow {  // a changed row: its row in its matrix, its flags, and the ve
   int64_t right_count;
 };
 
-// The position of each distinct row's first copy in rows [R], into `first` (returns how many).
-inline int64_t first_copies(const int64_t* rows, int64_t R, std::vector<int64_t>& first,
-                            std::vector<std::pair<int64_t, int64_t>>& by_row) {
-  by_row.resize(R);
-  for (int64_t i = 0; i < R; ++i) by_row[i] = {rows[i], i};
-  std::sort(by_row.begin(), by_row.end());  // by row, then position: a row's first copy comes first
+// Marks rows seen, without clearing a table per use: a row is seen when its stamp is the current one.
+struct SeenRows {
+  std::vector<uint32_t> stamps;
+  uint32_t current = 0;
+  void start(int64_t rows) {
+    if (static_cast<int64_t>(stamps.size()) < rows) stamps.assign(rows, 0), current = 0;
+    if (++current == 0) std::fill(stamps.begin(), stamps.end(), 0), current = 1;  // wrapped: clear once
+  }
+  bool first_time(int64_t row) {
+    if (stamps[row] == current) return false;
+    stamps[row] = current;
+    return true;
+  }
+};
+
+// The positions of the first copy of each distinct row of rows [R] (< table_rows), in order, into `first`
+// (returns how many). O(R): the stamps live as long as the thread, so no O(table_rows) work per call.
+inline int64_t first_copies(const int64_t* rows, int64_t R, int64_t table_rows, std::vector<int64_t>& first) {
+  thread_local SeenRows seen;
+  seen.start(table_rows);
   first.resize(R);
   int64_t n = 0;
   for (int64_t i = 0; i < R; ++i)
-    if (i == 0 || by_row[i].first != by_row[i - 1].first) first[n++] = by_row[i].second;
+    if (seen.first_time(rows[i])) first[n++] = i;
   return n;
 }
 
 // The changed rows of one env into `changed` [R] (storage rows), and their first copies (see first_copies).
-inline int64_t changed_rows(const StepLists& p, const int64_t* cols, int64_t* changed, std::vector<int64_t>& first,
-                            std::vector<std::pair<int64_t, int64_t>>& by_row) {
+inline int64_t changed_rows(const StepLists& p, const int64_t* cols, int64_t* changed, std::vector<int64_t>& first) {
   const int64_t N = p.slots, K = p.K, S = p.S;
   int64_t q = 0;
   for (int64_t i = 0; i < S; ++i) changed[q++] = p.write_rows[i];
@@ -197,7 +213,7 @@ inline int64_t changed_rows(const StepLists& p, const int64_t* cols, int64_t* ch
   for (int64_t i = 0; i < S; ++i)
     for (int64_t k = 0; k < K; ++k) changed[q++] = N + cols[p.write_rows[i] * K + k];
   for (int64_t i = 0; i < p.P; ++i) changed[q++] = N + p.prec_rows[i];
-  return first_copies(changed, p.R, first, by_row);
+  return first_copies(changed, p.R, 2 * N, first);
 }
 
 template <typename scalar_t>
@@ -216,13 +232,19 @@ StepRow<scalar_t> step_row(const StepLists& p, int64_t storage_row, int64_t posi
 template <typename scalar_t>
 std::vector<torch::Tensor> link_step_forward_impl(torch::Tensor cols, torch::Tensor vals, torch::Tensor write_rows,
                                                   torch::Tensor write_w, torch::Tensor prec_rows, torch::Tensor prec_vals,
-                                                  torch::Tensor read_rows) {
+                                                  torch::Tensor read_rows, torch::Tensor read_w) {
   const int64_t B = cols.size(0), N = cols.size(1) / 2, K = cols.size(2);
   const int64_t S = write_rows.size(1), P = prec_rows.size(1), Q = read_rows.size(1);
   const int64_t R = 2 * S * (K + 1) + P;
   auto changed = torch::empty({B, R}, cols.options());
   auto old_cols = torch::empty({B, R, K}, cols.options()), old_vals = torch::empty({B, R, K}, vals.options());
   auto read_cols = torch::empty({B, 2, Q, K}, cols.options()), read_vals = torch::empty({B, 2, Q, K}, vals.options());
+  auto weighted = torch::empty({B, 2, Q, K}, vals.options());
+  auto new_prec_rows = torch::empty({B, P}, cols.options()), new_prec_vals = torch::zeros({B, P}, vals.options());
+  scalar_t *weighted_p = weighted.data_ptr<scalar_t>(), *new_pv_p = new_prec_vals.data_ptr<scalar_t>();
+  int64_t* new_pr_p = new_prec_rows.data_ptr<int64_t>();
+  const scalar_t* rw_p = read_w.data_ptr<scalar_t>();
+  MergeBuffers<scalar_t> merge;
   int64_t *cols_p = cols.data_ptr<int64_t>(), *changed_p = changed.data_ptr<int64_t>();
   int64_t *old_cols_p = old_cols.data_ptr<int64_t>(), *read_cols_p = read_cols.data_ptr<int64_t>();
   scalar_t *vals_p = vals.data_ptr<scalar_t>(), *old_vals_p = old_vals.data_ptr<scalar_t>(), *read_vals_p = read_vals.data_ptr<scalar_t>();
@@ -232,7 +254,6 @@ std::vector<torch::Tensor> link_step_forward_impl(torch::Tensor cols, torch::Ten
   Workspace<scalar_t> ws;
   std::vector<int64_t> first, new_cols(R * K);
   std::vector<scalar_t> new_vals(R * K);
-  std::vector<std::pair<int64_t, int64_t>> by_row;
   for (int64_t b = 0; b < B; ++b) {
     int64_t* c = cols_p + b * 2 * N * K;
     scalar_t* v = vals_p + b * 2 * N * K;
@@ -241,7 +262,7 @@ std::vector<torch::Tensor> link_step_forward_impl(torch::Tensor cols, torch::Ten
     write.build(p.write_rows, ww, S);
     prec.build(p.prec_rows, pv, P);
     int64_t* ch = changed_p + b * R;
-    const int64_t distinct = changed_rows(p, c, ch, first, by_row);
+    const int64_t distinct = changed_rows(p, c, ch, first);
     for (int64_t q = 0; q < R; ++q) {  // saved for backward: every listed row as it was
       std::copy(c + ch[q] * K, c + ch[q] * K + K, old_cols_p + (b * R + q) * K);
       std::copy(v + ch[q] * K, v + ch[q] * K + K, old_vals_p + (b * R + q) * K);
@@ -249,6 +270,15 @@ std::vector<torch::Tensor> link_step_forward_impl(torch::Tensor cols, torch::Ten
     for (int64_t i = 0; i < distinct; ++i) {
       const int64_t q = first[i], row = ch[q];
       const auto r = step_row(p, row, q, write, prec, ww, pv);
+      if (!r.merged) {  // decayed only (most rows): the entries stay where they are
+        const scalar_t w_row = write.value(r.id);
+        for (int64_t k = 0; k < K; ++k) {
+          const int64_t col = c[row * K + k];
+          new_cols[q * K + k] = col;
+          new_vals[q * K + k] = v[row * K + k] * (scalar_t(1) - w_row - write.value(col));
+        }
+        continue;
+      }
       row_structure(r.id, r.decay, r.merged, c + row * K, v + row * K, K, write, r.right_rows, r.right_vals, r.right_count,
                     r.left_total, ws);
       std::copy(ws.kept_cols.begin(), ws.kept_cols.end(), new_cols.begin() + q * K);
@@ -266,43 +296,61 @@ std::vector<torch::Tensor> link_step_forward_impl(torch::Tensor cols, torch::Ten
         const int64_t row = (m == 0 ? N : 0) + rr_p[b * Q + q], out = ((b * 2 + m) * Q + q) * K;
         std::copy(c + row * K, c + row * K + K, read_cols_p + out);
         std::copy(v + row * K, v + row * K + K, read_vals_p + out);
+        for (int64_t k = 0; k < K; ++k) weighted_p[out + k] = v[row * K + k] * rw_p[b * Q + q];
       }
+    // p_t = (1 - sum w) p_{t-1} + w, the K_L largest kept (entries: p's, then w's)
+    const scalar_t kept_share = scalar_t(1) - std::accumulate(ww, ww + S, scalar_t(0));
+    auto key = [&](int64_t i) { return i < P ? p.prec_rows[i] : p.write_rows[i - P]; };
+    auto value = [&](int64_t i) { return i < P ? kept_share * pv[i] : ww[i - P]; };
+    merge_largest(P + S, key, value, P, merge, new_pr_p + b * P);
+    for (int64_t i = 0; i < P + S; ++i)
+      if (merge.slot[i] >= 0) new_pv_p[b * P + merge.slot[i]] += value(i);
   }
-  return {changed, old_cols, old_vals, read_cols, read_vals};
+  return {changed, old_cols, old_vals, read_cols, read_vals, weighted, new_prec_rows, new_prec_vals};
 }
 
 template <typename scalar_t>
-std::vector<torch::Tensor> link_step_backward_impl(torch::Tensor grad, torch::Tensor grad_read, torch::Tensor read_rows,
+std::vector<torch::Tensor> link_step_backward_impl(torch::Tensor grad, torch::Tensor grad_weighted, torch::Tensor grad_new_prec,
+                                                   torch::Tensor read_rows, torch::Tensor read_w, torch::Tensor read_vals,
                                                    torch::Tensor changed, torch::Tensor old_cols, torch::Tensor old_vals,
                                                    torch::Tensor write_rows, torch::Tensor write_w, torch::Tensor prec_rows,
                                                    torch::Tensor prec_vals) {
   const int64_t B = old_cols.size(0), R = old_cols.size(1), K = old_cols.size(2), N = grad.size(1) / 2;
   const int64_t S = write_rows.size(1), P = prec_rows.size(1), Q = read_rows.size(1);
-  auto g_write = torch::zeros_like(write_w), g_prec = torch::zeros_like(prec_vals);
+  auto g_write = torch::zeros_like(write_w), g_prec = torch::zeros_like(prec_vals), g_read_w = torch::zeros_like(read_w);
+  scalar_t* g_read_w_p = g_read_w.data_ptr<scalar_t>();
+  const scalar_t *rw_p = read_w.data_ptr<scalar_t>(), *read_vals_p = read_vals.data_ptr<scalar_t>();
+  const scalar_t* g_new_prec_p = grad_new_prec.data_ptr<scalar_t>();
+  MergeBuffers<scalar_t> merge;
+  std::vector<int64_t> kept(P);
   scalar_t *g_p = grad.data_ptr<scalar_t>(), *g_write_p = g_write.data_ptr<scalar_t>(), *g_prec_p = g_prec.data_ptr<scalar_t>();
-  const scalar_t *gr_p = grad_read.data_ptr<scalar_t>(), *old_vals_p = old_vals.data_ptr<scalar_t>();
+  const scalar_t *gr_p = grad_weighted.data_ptr<scalar_t>(), *old_vals_p = old_vals.data_ptr<scalar_t>();
   const int64_t *rr_p = read_rows.data_ptr<int64_t>(), *ch_p = changed.data_ptr<int64_t>(), *old_cols_p = old_cols.data_ptr<int64_t>();
   const int64_t *wr_p = write_rows.data_ptr<int64_t>(), *pr_p = prec_rows.data_ptr<int64_t>();
   const scalar_t *ww_p = write_w.data_ptr<scalar_t>(), *pv_p = prec_vals.data_ptr<scalar_t>();
   SummedVector<scalar_t> write(N), prec(N);
   Workspace<scalar_t> ws;
   std::vector<int64_t> first;
-  std::vector<std::pair<int64_t, int64_t>> by_row;
   std::vector<scalar_t> g_new(R * K);
   for (int64_t b = 0; b < B; ++b) {
     scalar_t* g = g_p + b * 2 * N * K;
     const StepLists p{N, K, S, P, R, wr_p + b * S, pr_p + b * P};
     const scalar_t *ww = ww_p + b * S, *pv = pv_p + b * P;
     const int64_t* ch = ch_p + b * R;
-    // 1. The directional reads came after the update: their gradient lands on the rows read.
+    // 1. The directional reads (values times the read weight) came after the update: their gradient
+    //    lands on the rows read and on the read weights.
     for (int64_t m = 0; m < 2; ++m)
       for (int64_t q = 0; q < Q; ++q) {
-        const int64_t row = (m == 0 ? N : 0) + rr_p[b * Q + q];
-        const scalar_t* gq = gr_p + ((b * 2 + m) * Q + q) * K;
-        for (int64_t k = 0; k < K; ++k) g[row * K + k] += gq[k];
+        const int64_t row = (m == 0 ? N : 0) + rr_p[b * Q + q], at = ((b * 2 + m) * Q + q) * K;
+        const scalar_t* gq = gr_p + at;
+        const scalar_t a = rw_p[b * Q + q];
+        for (int64_t k = 0; k < K; ++k) {
+          g[row * K + k] += gq[k] * a;
+          g_read_w_p[b * Q + q] += gq[k] * read_vals_p[at + k];
+        }
       }
     // 2. The update: a changed row's old values reach the loss only through its new ones.
-    const int64_t distinct = first_copies(ch, R, first, by_row);
+    const int64_t distinct = first_copies(ch, R, 2 * N, first);
     for (int64_t i = 0; i < distinct; ++i) {
       const int64_t q = first[i], row = ch[q];
       std::copy(g + row * K, g + row * K + K, g_new.begin() + q * K);
@@ -317,24 +365,30 @@ std::vector<torch::Tensor> link_step_backward_impl(torch::Tensor grad, torch::Te
       const auto r = step_row(p, row, q, write, prec, ww, pv);
       const int64_t* cols = old_cols_p + (b * R + q) * K;
       const scalar_t* vals = old_vals_p + (b * R + q) * K;
+      const scalar_t w_row = r.decay ? write.value(r.id) : scalar_t(0);
+      auto own_entry = [&](int64_t k, scalar_t gs) {  // vals[k] * (1 - W(row) - W(col)) when decayed, else vals[k]
+        if (!r.decay) {
+          g[row * K + k] += gs;
+          return;
+        }
+        g[row * K + k] += gs * (scalar_t(1) - w_row - write.value(cols[k]));
+        write.add_grad(r.id, -gs * vals[k]);
+        write.add_grad(cols[k], -gs * vals[k]);
+      };
+      if (!r.merged) {  // decayed only: entry k stayed in slot k
+        for (int64_t k = 0; k < K; ++k) own_entry(k, gs_row[k]);
+        continue;
+      }
       row_structure(r.id, r.decay, r.merged, cols, vals, K, write, r.right_rows, r.right_vals, r.right_count, r.left_total, ws);
       const bool back = row >= N;
       SummedVector<scalar_t>& left = back ? prec : write;
       scalar_t* g_right = back ? g_write_p + b * S : g_prec_p + b * P;
-      const scalar_t w_row = r.decay ? write.value(r.id) : scalar_t(0);
       for (const auto& cand : ws.cands) {
         const int64_t slot = ws.slot_of[cand.source];
         if (slot < 0) continue;
         const scalar_t gs = gs_row[slot];
-        if (cand.source < K) {  // own entry: vals[k] * (1 - W(row) - W(col)) when decayed, else vals[k]
-          const int64_t k = cand.source;
-          if (!r.decay) {
-            g[row * K + k] += gs;
-            continue;
-          }
-          g[row * K + k] += gs * (scalar_t(1) - w_row - write.value(cols[k]));
-          write.add_grad(r.id, -gs * vals[k]);
-          write.add_grad(cols[k], -gs * vals[k]);
+        if (cand.source < K) {
+          own_entry(cand.source, gs);
         } else {  // new entry: A(row) * right_vals[j], zero for a self-link
           const int64_t j = cand.source - K;
           if (r.right_rows[j] == r.id) continue;
@@ -345,40 +399,59 @@ std::vector<torch::Tensor> link_step_backward_impl(torch::Tensor grad, torch::Te
     }
     write.scatter_grads(p.write_rows, g_write_p + b * S, S);
     prec.scatter_grads(p.prec_rows, g_prec_p + b * P, P);
+    // 3. The precedence p_t = (1 - sum w) p_{t-1} + w, K_L largest kept: its structure again, then each kept
+    //    slot's gradient to the entries that went into it.
+    const scalar_t kept_share = scalar_t(1) - std::accumulate(ww, ww + S, scalar_t(0));
+    auto key = [&](int64_t i) { return i < P ? p.prec_rows[i] : p.write_rows[i - P]; };
+    auto value = [&](int64_t i) { return i < P ? kept_share * pv[i] : ww[i - P]; };
+    merge_largest(P + S, key, value, P, merge, kept.data());
+    const scalar_t* gp = g_new_prec_p + b * P;
+    scalar_t to_share = 0;  // d loss / d (1 - sum w)
+    for (int64_t i = 0; i < P + S; ++i) {
+      if (merge.slot[i] < 0) continue;
+      const scalar_t gs = gp[merge.slot[i]];
+      if (i < P) g_prec_p[b * P + i] += gs * kept_share, to_share += gs * pv[i];
+      else g_write_p[b * S + i - P] += gs;
+    }
+    for (int64_t i = 0; i < S; ++i) g_write_p[b * S + i] -= to_share;
   }
-  return {g_write, g_prec};
+  return {g_write, g_prec, g_read_w};
 }
 
 }  // namespace
 
 // link_step_forward(cols, vals [B, 2N, K], changed in place; write_rows, write_w [B, S]; prec_rows, prec_vals [B, P]:
-// p_{t-1}; read_rows [B, Q]) -> (changed [B, R]; their old cols and vals [B, R, K], for backward; read_cols and
-// read_vals [B, 2, Q, K]: after the update, the back rows (forward weights) and links rows (backward weights) of read_rows).
+// p_{t-1}; read_rows, read_w [B, Q]: the previous read) -> (changed [B, R]; their old cols and vals [B, R, K]; read_cols,
+// read_vals [B, 2, Q, K]: after the update, the back rows (forward weights) and links rows (backward weights) of
+// read_rows; weighted [B, 2, Q, K]: read_vals times read_w; new_prec_rows, new_prec_vals [B, P]: p_t).
 std::vector<torch::Tensor> link_step_forward(torch::Tensor cols, torch::Tensor vals, torch::Tensor write_rows, torch::Tensor write_w,
-                                             torch::Tensor prec_rows, torch::Tensor prec_vals, torch::Tensor read_rows) {
+                                             torch::Tensor prec_rows, torch::Tensor prec_vals, torch::Tensor read_rows,
+                                             torch::Tensor read_w) {
   TORCH_CHECK(cols.is_contiguous() && vals.is_contiguous() && vals.device().is_cpu(), "link_step: contiguous CPU tables");
   write_rows = write_rows.contiguous(), write_w = write_w.contiguous(), prec_rows = prec_rows.contiguous();
-  prec_vals = prec_vals.contiguous(), read_rows = read_rows.contiguous();
+  prec_vals = prec_vals.contiguous(), read_rows = read_rows.contiguous(), read_w = read_w.contiguous();
   std::vector<torch::Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(vals.scalar_type(), "link_step_forward", [&] {
-    out = link_step_forward_impl<scalar_t>(cols, vals, write_rows, write_w, prec_rows, prec_vals, read_rows);
+    out = link_step_forward_impl<scalar_t>(cols, vals, write_rows, write_w, prec_rows, prec_vals, read_rows, read_w);
   });
   return out;
 }
 
 // link_step_backward(grad [B, 2N, K]: d loss / d values after the step, changed in place into d loss / d values
-// before it; grad_read [B, 2, Q, K]; read_rows; the forward's saved outputs and inputs)
-// -> (grad_write_w [B, S], grad_prec_vals [B, P]).
-std::vector<torch::Tensor> link_step_backward(torch::Tensor grad, torch::Tensor grad_read, torch::Tensor read_rows,
+// before it; grad_weighted [B, 2, Q, K]; grad_new_prec [B, P]; read_rows, read_w; then the forward's saved read_vals,
+// changed, old cols and vals, and its write and precedence inputs) -> (grad_write_w [B, S], grad_prec_vals [B, P],
+// grad_read_w [B, Q]).
+std::vector<torch::Tensor> link_step_backward(torch::Tensor grad, torch::Tensor grad_weighted, torch::Tensor grad_new_prec,
+                                              torch::Tensor read_rows, torch::Tensor read_w, torch::Tensor read_vals,
                                               torch::Tensor changed, torch::Tensor old_cols, torch::Tensor old_vals,
                                               torch::Tensor write_rows, torch::Tensor write_w, torch::Tensor prec_rows,
                                               torch::Tensor prec_vals) {
   TORCH_CHECK(grad.is_contiguous() && grad.device().is_cpu(), "link_step: a contiguous CPU gradient table");
-  grad_read = grad_read.contiguous(), write_w = write_w.contiguous(), prec_vals = prec_vals.contiguous();
   std::vector<torch::Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "link_step_backward", [&] {
-    out = link_step_backward_impl<scalar_t>(grad, grad_read, read_rows.contiguous(), changed, old_cols, old_vals,
-                                            write_rows.contiguous(), write_w, prec_rows.contiguous(), prec_vals);
+    out = link_step_backward_impl<scalar_t>(grad, grad_weighted.contiguous(), grad_new_prec.contiguous(), read_rows.contiguous(),
+                                            read_w.contiguous(), read_vals, changed, old_cols, old_vals, write_rows.contiguous(),
+                                            write_w.contiguous(), prec_rows.contiguous(), prec_vals.contiguous());
   });
   return out;
 }
