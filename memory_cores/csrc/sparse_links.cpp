@@ -263,6 +263,10 @@ std::vector<torch::Tensor> link_step_forward_impl(torch::Tensor cols, torch::Ten
     prec.build(p.prec_rows, pv, P);
     int64_t* ch = changed_p + b * R;
     const int64_t distinct = changed_rows(p, c, ch, first);
+    for (int64_t q = 0; q < R; ++q) {  // the rows are scattered over a table larger than the cache: ask for all at once
+      __builtin_prefetch(c + ch[q] * K);
+      __builtin_prefetch(v + ch[q] * K);
+    }
     for (int64_t q = 0; q < R; ++q) {  // saved for backward: every listed row as it was
       std::copy(c + ch[q] * K, c + ch[q] * K + K, old_cols_p + (b * R + q) * K);
       std::copy(v + ch[q] * K, v + ch[q] * K + K, old_vals_p + (b * R + q) * K);
@@ -351,6 +355,7 @@ std::vector<torch::Tensor> link_step_backward_impl(torch::Tensor grad, torch::Te
       }
     // 2. The update: a changed row's old values reach the loss only through its new ones.
     const int64_t distinct = first_copies(ch, R, 2 * N, first);
+    for (int64_t i = 0; i < distinct; ++i) __builtin_prefetch(g + ch[first[i]] * K);  // as in forward
     for (int64_t i = 0; i < distinct; ++i) {
       const int64_t q = first[i], row = ch[q];
       std::copy(g + row * K, g + row * K + K, g_new.begin() + q * K);
