@@ -9,8 +9,8 @@ K_L-sparse precedence), and the DNC's read modes. One step:
 2. links and precedence updated with the write weights (differentiable,
    unlike the thesis, with SAM's sparse backward for the link values); on
    CPU the link update and the rows the read follows are one C++ call per
-   step each way (``sparse_linkage.FusedLinks``), and the merges of repeated
-   rows are C++ too (``fused_links``);
+   step each way (``sparse_linkage.FusedLinks``), and so is the read-weight
+   merge (``sparse_linkage.mix_merge``; ``fused_links``);
 3. head h reads w^r_h = π_b b_h + π_c c_h + π_f f_h, where c_h is SAM's
    top-K content weighting, f_h = L_t w^r_{h,t-1} and b_h = L_t^T w^r_{h,t-1}
    (sparse, K K_L entries each), and π_h = softmax of 3 controller outputs;
@@ -111,11 +111,8 @@ class SDNCCore(SAMCore):
         content_rows = index.search(p.queries, k)
         content_values = memory.gather(content_rows.flatten(1)).view(B, heads, k, cfg.word_size)
         content = torch.softmax(p.sharpness.unsqueeze(-1) * cosine_similarity(p.queries, content_values), -1)
-        rows = torch.cat([backward_rows, content_rows, forward_rows], -1)
-        weights = torch.cat(
-            [modes[..., 0:1] * backward, modes[..., 1:2] * content, modes[..., 2:3] * forward], -1
-        )
-        read_rows, read_weights = links_ops.merge_top(rows, weights, k, cfg.fused_links)
+        parts = [(backward_rows, backward), (content_rows, content), (forward_rows, forward)]
+        read_rows, read_weights = links_ops.mix_merge(parts, modes, k, cfg.fused_links)
         values = memory.gather(read_rows.flatten(1)).view(B, heads, k, cfg.word_size)
         read_words = (read_weights.unsqueeze(-1) * values).sum(2)
         # Usage as in SAM.

@@ -29,6 +29,7 @@ Glossary: B batch, N slots, S sparse entries, K_L entries per row.
 from __future__ import annotations
 
 import functools
+import itertools
 from pathlib import Path
 
 import torch
@@ -108,18 +109,14 @@ def _runs(keys: torch.Tensor, values: torch.Tensor):
     return run_keys, totals, starts.sum(-1, keepdim=True), run_of
 
 
-def merge_top(keys: torch.Tensor, values: torch.Tensor, keep: int, fused: bool = False):
+def merge_top(keys: torch.Tensor, values: torch.Tensor, keep: int):
     """Sum the values of repeated keys and keep the ``keep`` largest: [..., M] -> [..., keep].
 
     The structure (which keys survive, in which slot) is found without autograd by sorting
-    (O(M log M) per row; ``fused``, on CPU: by one C++ call, ``csrc/sparse_links.cpp``); the
-    values are then one scatter-add of each candidate into its slot, so backward keeps a single
-    index tensor. Fewer than ``keep`` distinct keys: the remaining slots are empty (value 0).
+    (O(M log M) per row); the values are then one scatter-add of each candidate into its slot, so
+    backward keeps a single index tensor. Fewer than ``keep`` distinct keys: the remaining slots
+    are empty (value 0).
     """
-    if fused and keys.device.type == "cpu" and fused_extension() is not None:
-        kept_keys, destination = fused_extension().merge_top_structure(keys, values.detach(), keep)
-        kept_values = values.new_zeros(*values.shape[:-1], keep + 1).scatter_add(-1, destination, values)[..., :keep]
-        return kept_keys, kept_values
     slots = min(keep, keys.shape[-1])
     with torch.no_grad():
         run_keys, totals, runs, run_of = _runs(keys, values.detach())
@@ -135,6 +132,39 @@ def merge_top(keys: torch.Tensor, values: torch.Tensor, keep: int, fused: bool =
         kept_keys = torch.cat([kept_keys, kept_keys.new_zeros(*kept_keys.shape[:-1], pad)], -1)
         kept_values = torch.cat([kept_values, kept_values.new_zeros(*kept_values.shape[:-1], pad)], -1)
     return kept_keys, kept_values
+
+
+def mix_merge(parts, modes: torch.Tensor, keep: int, fused: bool = False):
+    """Σ_g modes[..., g] * part g, as sparse vectors: parts [(rows, weights) [..., M_g]], modes [..., G];
+    repeated rows summed and the ``keep`` largest kept (``merge_top``) -> (rows, weights) [..., keep].
+
+    The SDNC's read weights from its backward, content and forward weights and read modes.
+    ``fused`` (CPU): one C++ call each way (``csrc/sparse_links.cpp``) instead of ~20 small ops.
+    """
+    rows = torch.cat([part_rows for part_rows, _ in parts], -1)
+    if fused and rows.device.type == "cpu" and fused_extension() is not None:
+        ends = list(itertools.accumulate(weights.shape[-1] for _, weights in parts))
+        return _MixMerge.apply(rows, torch.cat([weights for _, weights in parts], -1), modes, ends, keep)
+    weights = torch.cat([modes[..., g : g + 1] * part_weights for g, (_, part_weights) in enumerate(parts)], -1)
+    return merge_top(rows, weights, keep)
+
+
+class _MixMerge(torch.autograd.Function):
+    """(rows, values [..., M], modes [..., G], segment ends, keep) -> (kept rows, kept weights): ``mix_merge``."""
+
+    @staticmethod
+    def forward(ctx, rows, values, modes, ends, keep):
+        kept_rows, kept_weights, slot = fused_extension().mix_merge_forward(rows, values, modes, ends, keep)
+        ctx.save_for_backward(slot, values, modes)
+        ctx.ends = ends
+        ctx.mark_non_differentiable(kept_rows)
+        return kept_rows, kept_weights
+
+    @staticmethod
+    def backward(ctx, _grad_rows, grad_kept):
+        slot, values, modes = ctx.saved_tensors
+        grad_values, grad_modes = fused_extension().mix_merge_backward(grad_kept, slot, values, modes, ctx.ends)
+        return None, grad_values, grad_modes, None, None
 
 
 def update_precedence(precedence, write_rows, write_weights, keep: int):

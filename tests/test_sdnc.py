@@ -86,20 +86,42 @@ def test_truncated_links_keep_valid_rows(fused):
 
 
 @pytest.mark.parametrize("fused", [False, True], ids=["torch", "fused"])
-def test_merge_top_sums_repeats_and_keeps_the_largest(fused):
+def test_merge_sums_repeats_and_keeps_the_largest(fused):
+    def merge(keys, values, keep):  # one part with mode 1: merge_top itself
+        return sl.mix_merge([(keys, values)], torch.ones(1, 1), keep, fused)
+
     keys = torch.tensor([[3, 1, 3, 5, 1, 0]])
     values = torch.tensor([[0.1, 0.2, 0.3, 0.05, 0.1, 0.25]], requires_grad=True)
     # totals: key 3 -> 0.4, key 1 -> 0.3, key 0 -> 0.25, key 5 -> 0.05
-    kept_keys, kept_values = sl.merge_top(keys, values, 2, fused)
+    kept_keys, kept_values = merge(keys, values, 2)
     assert kept_keys.tolist() == [[3, 1]]
     torch.testing.assert_close(kept_values, torch.tensor([[0.4, 0.3]]))
     kept_values.sum().backward()  # each kept key's entries get its gradient, dropped ones none
     assert values.grad.tolist() == [[1.0, 1.0, 1.0, 0.0, 1.0, 0.0]]
-    kept_keys, kept_values = sl.merge_top(keys, values, 6, fused)  # room for all: the dense vector exactly
+    kept_keys, kept_values = merge(keys, values, 6)  # room for all: the dense vector exactly
     torch.testing.assert_close(dense(kept_keys, kept_values, 6), dense(keys, values, 6))
-    kept_keys, kept_values = sl.merge_top(keys[:, :3], values[:, :3], 4, fused)  # fewer keys than slots: padded
+    kept_keys, kept_values = merge(keys[:, :3], values[:, :3], 4)  # fewer keys than slots: padded
     assert kept_keys.tolist() == [[3, 1, 0, 0]]
     torch.testing.assert_close(kept_values, torch.tensor([[0.4, 0.2, 0.0, 0.0]]))
+
+
+def test_fused_mix_merge_is_the_same_function_as_the_torch_ops():
+    """Three weighted parts with many repeated rows: same rows, weights and gradients (parts and modes)."""
+    g = torch.Generator().manual_seed(4)
+    parts = [(torch.randint(0, 6, (2, 3, m), generator=g), torch.rand(2, 3, m, generator=g, dtype=torch.float64)) for m in (5, 2, 5)]
+    modes = torch.softmax(torch.randn(2, 3, 3, generator=g, dtype=torch.float64), -1)
+    results = []
+    for fused in (False, True):
+        leaves = [weights.clone().requires_grad_() for _, weights in parts] + [modes.clone().requires_grad_()]
+        rows, weights = sl.mix_merge([(r, w) for (r, _), w in zip(parts, leaves)], leaves[-1], 4, fused)
+        (weights * torch.arange(1.0, 5.0, dtype=torch.float64)).sum().backward()
+        results.append((rows, weights.detach(), [leaf.grad for leaf in leaves]))
+    (rows_torch, weights_torch, grads_torch), (rows_fused, weights_fused, grads_fused) = results
+    assert torch.equal(rows_fused, rows_torch)
+    torch.testing.assert_close(weights_fused, weights_torch, rtol=0, atol=1e-12)
+    for fused_grad, torch_grad in zip(grads_fused, grads_torch):
+        assert torch_grad.abs().sum() > 0
+        torch.testing.assert_close(fused_grad, torch_grad, rtol=0, atol=1e-12)
 
 
 def build(**extra):

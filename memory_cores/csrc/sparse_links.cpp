@@ -13,7 +13,8 @@
 // Other rows keep their entries in place. Links: left = write, right = precedence (L(i, j) += w(i) p(j));
 // the transpose: left = precedence, right = write. Backward recomputes each row's structure from its
 // saved old entries and hands each kept value's gradient to its contributions; dropped candidates get
-// none. Also here: ``merge_top_structure`` (sum repeated keys, keep the largest).
+// none. Also here: ``mix_merge`` (the read weights: modes times segments, repeated keys summed, the
+// largest kept).
 #include <torch/extension.h>
 
 #include <algorithm>
@@ -461,34 +462,69 @@ std::vector<torch::Tensor> link_step_backward(torch::Tensor grad, torch::Tensor 
   return out;
 }
 
-// merge_top's structure (sparse_linkage.py): per row of keys [*, M] with values [*, M], the distinct
-// keys by summed value, the `keep` largest first (padded with key 0), and for each entry the slot its
-// value goes to (`keep`: dropped). The values themselves are summed by the caller (differentiable).
-std::vector<torch::Tensor> merge_top_structure(torch::Tensor keys, torch::Tensor values, int64_t keep) {
-  keys = keys.contiguous(), values = values.contiguous();
-  TORCH_CHECK(keys.device().is_cpu() && values.device().is_cpu(), "merge_top_structure runs on CPU tensors");
-  const int64_t M = keys.size(-1), rows = M ? keys.numel() / M : 0;
+// mix_merge_forward(keys, values [*, M], modes [*, G], ends [G]: segment g is entries [ends[g-1], ends[g]))
+// -> (kept_keys, kept_values [*, keep], slot [*, M]): per row, weight i = values[i] * modes[segment of i];
+// equal keys' weights summed, the `keep` largest sums kept, best first (padded with (0, 0)); slot[i] is where
+// entry i went (-1: dropped). The SDNC's read weights: segments backward, content, forward; modes the π.
+std::vector<torch::Tensor> mix_merge_forward(torch::Tensor keys, torch::Tensor values, torch::Tensor modes,
+                                             std::vector<int64_t> ends, int64_t keep) {
+  keys = keys.contiguous(), values = values.contiguous(), modes = modes.contiguous();
+  TORCH_CHECK(keys.device().is_cpu() && values.device().is_cpu(), "mix_merge runs on CPU tensors");
+  const int64_t M = keys.size(-1), G = modes.size(-1), rows = M ? keys.numel() / M : 0;
+  TORCH_CHECK(static_cast<int64_t>(ends.size()) == G && ends.back() == M, "mix_merge: segment ends must end at M");
   std::vector<int64_t> kept_shape = keys.sizes().vec();
   kept_shape.back() = keep;
-  auto kept_keys = torch::zeros(kept_shape, keys.options());
-  auto destination = torch::empty_like(keys);
-  AT_DISPATCH_FLOATING_TYPES(values.scalar_type(), "merge_top_structure", [&] {
+  auto kept_keys = torch::zeros(kept_shape, keys.options()), slot = torch::empty_like(keys);
+  auto kept_values = torch::zeros(kept_shape, values.options());
+  std::vector<int64_t> segment(M);
+  for (int64_t g = 0, i = 0; g < G; ++g)
+    for (; i < ends[g]; ++i) segment[i] = g;
+  AT_DISPATCH_FLOATING_TYPES(values.scalar_type(), "mix_merge_forward", [&] {
     const int64_t* k_p = keys.data_ptr<int64_t>();
-    const scalar_t* v_p = values.data_ptr<scalar_t>();
-    int64_t *kept_p = kept_keys.data_ptr<int64_t>(), *dest_p = destination.data_ptr<int64_t>();
+    const scalar_t *v_p = values.data_ptr<scalar_t>(), *m_p = modes.data_ptr<scalar_t>();
+    int64_t *kept_p = kept_keys.data_ptr<int64_t>(), *slot_p = slot.data_ptr<int64_t>();
+    scalar_t* kv_p = kept_values.data_ptr<scalar_t>();
     MergeBuffers<scalar_t> buffers;
+    std::vector<scalar_t> weight(M);
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t* k = k_p + r * M;
-      const scalar_t* v = v_p + r * M;
-      merge_largest(M, [&](int64_t i) { return k[i]; }, [&](int64_t i) { return v[i]; }, keep, buffers, kept_p + r * keep);
-      for (int64_t i = 0; i < M; ++i) dest_p[r * M + i] = buffers.slot[i] < 0 ? keep : buffers.slot[i];  // keep: dropped
+      for (int64_t i = 0; i < M; ++i) weight[i] = v_p[r * M + i] * m_p[r * G + segment[i]];
+      merge_largest(M, [&](int64_t i) { return k[i]; }, [&](int64_t i) { return weight[i]; }, keep, buffers, kept_p + r * keep);
+      for (int64_t i = 0; i < M; ++i) {
+        slot_p[r * M + i] = buffers.slot[i];
+        if (buffers.slot[i] >= 0) kv_p[r * keep + buffers.slot[i]] += weight[i];
+      }
     }
   });
-  return {kept_keys, destination};
+  return {kept_keys, kept_values, slot};
+}
+
+// mix_merge_backward(grad_kept [*, keep], slot [*, M], values [*, M], modes [*, G], ends) -> (grad_values, grad_modes).
+std::vector<torch::Tensor> mix_merge_backward(torch::Tensor grad_kept, torch::Tensor slot, torch::Tensor values,
+                                              torch::Tensor modes, std::vector<int64_t> ends) {
+  grad_kept = grad_kept.contiguous(), values = values.contiguous(), modes = modes.contiguous();
+  const int64_t M = slot.size(-1), G = modes.size(-1), keep = grad_kept.size(-1), rows = M ? slot.numel() / M : 0;
+  auto grad_values = torch::zeros_like(values), grad_modes = torch::zeros_like(modes);
+  AT_DISPATCH_FLOATING_TYPES(values.scalar_type(), "mix_merge_backward", [&] {
+    const int64_t* s_p = slot.data_ptr<int64_t>();
+    const scalar_t *g_p = grad_kept.data_ptr<scalar_t>(), *v_p = values.data_ptr<scalar_t>(), *m_p = modes.data_ptr<scalar_t>();
+    scalar_t *gv_p = grad_values.data_ptr<scalar_t>(), *gm_p = grad_modes.data_ptr<scalar_t>();
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t g = 0, i = 0; g < G; ++g)
+        for (; i < ends[g]; ++i) {
+          const int64_t at = r * M + i;
+          if (s_p[at] < 0) continue;
+          const scalar_t gw = g_p[r * keep + s_p[at]];
+          gv_p[at] = gw * m_p[r * G + g];
+          gm_p[r * G + g] += gw * v_p[at];
+        }
+  });
+  return {grad_values, grad_modes};
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("link_step_forward", &link_step_forward, "one step of both link matrices, in place (see above)");
   m.def("link_step_backward", &link_step_backward, "its gradient");
-  m.def("merge_top_structure", &merge_top_structure, "merge_top's kept keys and each entry's slot");
+  m.def("mix_merge_forward", &mix_merge_forward, "weighted segments merged: repeated keys summed, the largest kept");
+  m.def("mix_merge_backward", &mix_merge_backward, "its gradient");
 }
