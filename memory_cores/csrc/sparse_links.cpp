@@ -18,17 +18,11 @@
 #include <torch/extension.h>
 
 #include <algorithm>
+#include <limits>
 #include <numeric>
 #include <vector>
 
 namespace {
-
-template <typename scalar_t>
-struct Candidate {
-  int64_t col;
-  scalar_t value;
-  int64_t source;  // 0..K_L-1: the row's own entry; K_L + j: new entry from right_rows[j]
-};
 
 // A sparse vector given as (keys, values) with repeats: its distinct keys, sorted, with summed values.
 template <typename scalar_t>
@@ -117,41 +111,53 @@ void merge_largest(int64_t n, KeyOf key, ValueOf value, int64_t keep, MergeBuffe
   for (int64_t i = 0; i < n; ++i) b.slot[i] = b.slot_of_run[b.run_of[i]];
 }
 
-// Buffers reused from row to row.
+// Buffers of `merged_row`, reused from row to row.
 template <typename scalar_t>
 struct Workspace {
-  std::vector<Candidate<scalar_t>> cands;
-  std::vector<int64_t> slot_of, kept_cols;
-  MergeBuffers<scalar_t> merge;
+  std::vector<int64_t> own_order, own_run, right_run, run_keys, ranked, slot_of_run, own_slot, right_slot, kept_cols;
+  std::vector<scalar_t> own_vals, run_totals, kept_vals;
 };
 
-// The candidates of one row and the slot each lands in (-1: dropped); a merged row keeps the
-// `keep` largest column totals, best first.
+// A merged row's new entries: its own K entries (decayed if the row is) and, for each distinct key c of the
+// right vector, A(row) * right(c) (0 for the self-link c == row); equal columns summed, the `keep` largest
+// totals kept, best first (ties: the smaller column first; fewer than `keep`: padded with (0, 0)). Fills
+// ws.kept_cols and ws.kept_vals, and the slot of each own entry (ws.own_slot) and right key (ws.right_slot),
+// -1 where dropped. The right vector's keys are sorted already (SummedVector): only the K own entries are sorted.
 template <typename scalar_t>
-void row_structure(int64_t row, bool decay, bool merged, const int64_t* cols, const scalar_t* vals, int64_t keep,
-                   const SummedVector<scalar_t>& write, const int64_t* right_rows, const scalar_t* right_vals, int64_t P,
-                   scalar_t left_total, Workspace<scalar_t>& ws) {
-  auto& cands = ws.cands;
-  cands.clear();
+void merged_row(int64_t row, bool decay, const int64_t* cols, const scalar_t* vals, int64_t keep,
+                const SummedVector<scalar_t>& write, const SummedVector<scalar_t>& right, scalar_t left_total,
+                Workspace<scalar_t>& ws) {
   const scalar_t w_row = decay ? write.value(row) : scalar_t(0);
+  ws.own_vals.resize(keep), ws.own_order.resize(keep), ws.own_run.resize(keep), ws.own_slot.resize(keep);
   for (int64_t k = 0; k < keep; ++k) {
-    const scalar_t factor = decay ? scalar_t(1) - w_row - write.value(cols[k]) : scalar_t(1);
-    cands.push_back({cols[k], vals[k] * factor, k});
+    ws.own_vals[k] = vals[k] * (decay ? scalar_t(1) - w_row - write.value(cols[k]) : scalar_t(1));
+    ws.own_order[k] = k;
   }
-  ws.slot_of.assign(keep + P, -1);
-  ws.kept_cols.assign(keep, 0);
-  if (!merged) {
-    for (int64_t k = 0; k < keep; ++k) ws.slot_of[k] = k, ws.kept_cols[k] = cols[k];
-    return;
+  insertion_sort(ws.own_order, [&](int64_t x, int64_t y) { return cols[x] < cols[y]; });
+  const int64_t D = right.keys.size(), none = std::numeric_limits<int64_t>::max();
+  ws.right_run.resize(D), ws.right_slot.resize(D), ws.run_keys.clear(), ws.run_totals.clear();
+  for (int64_t i = 0, d = 0; i < keep || d < D;) {  // merge the two sorted key lists into runs
+    const int64_t key = std::min(i < keep ? cols[ws.own_order[i]] : none, d < D ? right.keys[d] : none);
+    const int64_t run = ws.run_keys.size();
+    scalar_t total = 0;
+    for (; i < keep && cols[ws.own_order[i]] == key; ++i) total += ws.own_vals[ws.own_order[i]], ws.own_run[ws.own_order[i]] = run;
+    if (d < D && right.keys[d] == key) {
+      if (key != row) total += left_total * right.totals[d];
+      ws.right_run[d++] = run;
+    }
+    ws.run_keys.push_back(key), ws.run_totals.push_back(total);
   }
-  for (int64_t j = 0; j < P; ++j) {
-    const int64_t col = right_rows[j];
-    cands.push_back({col, col == row ? scalar_t(0) : left_total * right_vals[j], keep + j});
+  const int64_t runs = ws.run_keys.size();
+  ws.ranked.resize(runs);
+  for (int64_t i = 0; i < runs; ++i) ws.ranked[i] = i;
+  insertion_sort(ws.ranked, [&](int64_t x, int64_t y) { return ws.run_totals[x] > ws.run_totals[y]; });
+  ws.slot_of_run.assign(runs, -1), ws.kept_cols.assign(keep, 0), ws.kept_vals.assign(keep, scalar_t(0));
+  for (int64_t s = 0; s < keep && s < runs; ++s) {
+    ws.slot_of_run[ws.ranked[s]] = s;
+    ws.kept_cols[s] = ws.run_keys[ws.ranked[s]], ws.kept_vals[s] = ws.run_totals[ws.ranked[s]];
   }
-  const int64_t n = cands.size();
-  merge_largest(n, [&](int64_t i) { return cands[i].col; }, [&](int64_t i) { return cands[i].value; }, keep, ws.merge,
-                ws.kept_cols.data());
-  for (int64_t i = 0; i < n; ++i) ws.slot_of[cands[i].source] = ws.merge.slot[i];
+  for (int64_t k = 0; k < keep; ++k) ws.own_slot[k] = ws.slot_of_run[ws.own_run[k]];
+  for (int64_t d = 0; d < D; ++d) ws.right_slot[d] = ws.slot_of_run[ws.right_run[d]];
 }
 
 // One step of both link matrices, stored as one table [B, 2N, K]: rows [0, N) hold L (``links``),
@@ -174,6 +180,7 @@ struct StepRow {  // a changed row: its row in its matrix, its flags, and the ve
   const int64_t* right_rows;
   const scalar_t* right_vals;
   int64_t right_count;
+  const SummedVector<scalar_t>* right;  // the same vector, its distinct keys sorted
 };
 
 // Marks rows seen, without clearing a table per use: a row is seen when its stamp is the current one.
@@ -225,8 +232,8 @@ StepRow<scalar_t> step_row(const StepLists& p, int64_t storage_row, int64_t posi
   const int64_t l = (back ? prec : write).find(id);
   const scalar_t left_total = l >= 0 ? (back ? prec : write).totals[l] : scalar_t(0);
   // The first copy is the earliest position; the decayed rows are the first R - P.
-  StepRow<scalar_t> r{id, position < p.R - p.P, l >= 0, left_total, p.prec_rows, prec_vals, p.P};
-  if (back) r.right_rows = p.write_rows, r.right_vals = write_w, r.right_count = p.S;
+  StepRow<scalar_t> r{id, position < p.R - p.P, l >= 0, left_total, p.prec_rows, prec_vals, p.P, &prec};
+  if (back) r.right_rows = p.write_rows, r.right_vals = write_w, r.right_count = p.S, r.right = &write;
   return r;
 }
 
@@ -284,12 +291,9 @@ std::vector<torch::Tensor> link_step_forward_impl(torch::Tensor cols, torch::Ten
         }
         continue;
       }
-      row_structure(r.id, r.decay, r.merged, c + row * K, v + row * K, K, write, r.right_rows, r.right_vals, r.right_count,
-                    r.left_total, ws);
+      merged_row(r.id, r.decay, c + row * K, v + row * K, K, write, *r.right, r.left_total, ws);
       std::copy(ws.kept_cols.begin(), ws.kept_cols.end(), new_cols.begin() + q * K);
-      std::fill(new_vals.begin() + q * K, new_vals.begin() + q * K + K, scalar_t(0));
-      for (const auto& cand : ws.cands)
-        if (ws.slot_of[cand.source] >= 0) new_vals[q * K + ws.slot_of[cand.source]] += cand.value;
+      std::copy(ws.kept_vals.begin(), ws.kept_vals.end(), new_vals.begin() + q * K);
     }
     for (int64_t i = 0; i < distinct; ++i) {  // only now: every row was computed from the old table
       const int64_t q = first[i], row = ch[q];
@@ -385,22 +389,17 @@ std::vector<torch::Tensor> link_step_backward_impl(torch::Tensor grad, torch::Te
         for (int64_t k = 0; k < K; ++k) own_entry(k, gs_row[k]);
         continue;
       }
-      row_structure(r.id, r.decay, r.merged, cols, vals, K, write, r.right_rows, r.right_vals, r.right_count, r.left_total, ws);
+      merged_row(r.id, r.decay, cols, vals, K, write, *r.right, r.left_total, ws);
+      for (int64_t k = 0; k < K; ++k)
+        if (ws.own_slot[k] >= 0) own_entry(k, gs_row[ws.own_slot[k]]);
       const bool back = row >= N;
       SummedVector<scalar_t>& left = back ? prec : write;
       scalar_t* g_right = back ? g_write_p + b * S : g_prec_p + b * P;
-      for (const auto& cand : ws.cands) {
-        const int64_t slot = ws.slot_of[cand.source];
-        if (slot < 0) continue;
-        const scalar_t gs = gs_row[slot];
-        if (cand.source < K) {
-          own_entry(cand.source, gs);
-        } else {  // new entry: A(row) * right_vals[j], zero for a self-link
-          const int64_t j = cand.source - K;
-          if (r.right_rows[j] == r.id) continue;
-          left.add_grad(r.id, gs * r.right_vals[j]);
-          g_right[j] += gs * r.left_total;
-        }
+      for (int64_t j = 0; j < r.right_count; ++j) {  // new entry: A(row) * right_vals[j], zero for a self-link
+        const int64_t slot = ws.right_slot[r.right->find(r.right_rows[j])];
+        if (slot < 0 || r.right_rows[j] == r.id) continue;
+        left.add_grad(r.id, gs_row[slot] * r.right_vals[j]);
+        g_right[j] += gs_row[slot] * r.left_total;
       }
     }
     write.scatter_grads(p.write_rows, g_write_p + b * S, S);
