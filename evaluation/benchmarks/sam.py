@@ -13,14 +13,7 @@ the config's ``n_values``.
   unroll (loss = mean of the outputs squared), divided by T; the best of
   ``repeats`` timed unrolls. Each model first runs one untimed unroll, and
   the timed unrolls start from its final state (as training does): for
-  ``sam_faiss`` the index is built there and carried, not rebuilt. Before
-  timing (``gc_freeze``, default true), the objects alive in the process
-  (torch's modules, the models) are moved out of Python's garbage
-  collector's reach (``gc.freeze``): collection still runs during the
-  unroll, for the unroll's own objects, but its full collections no longer
-  rescan the ~300,000 objects of the imports, a cost that depends on what
-  else the process holds rather than on the model (``gc_freeze=false``
-  measures with it).
+  ``sam_faiss`` the index is built there and carried, not rebuilt.
 - ``saved_mib``: bytes of the distinct tensors autograd saves for backward
   during one T-step unroll at batch 1 (``saved_tensors_hooks``), not counting
   tensors of the initial state. This is the per-step overhead the thesis
@@ -102,7 +95,6 @@ def dense_fits(cfg, slots: int, batch: int) -> bool:
 def measure(cfg, model: str, slots: int) -> dict:
     row = {"model": model, "slots": slots, "batch_time": int(cfg.time_batch), "steps": int(cfg.steps)}
     row["load_avg_1min"] = os.getloadavg()[0]  # the machine is shared: other jobs slow every number
-    row["gc_freeze"] = bool(cfg.gc_freeze)
     dense = model == "dam"
     if dense and not dense_fits(cfg, slots, int(cfg.time_batch)):
         row["ms_per_step"] = None
@@ -134,19 +126,13 @@ def time_per_step(cfg, core, steps: int | None = None) -> float:
     with torch.no_grad():  # warm-up unroll: builds indexes, warms allocators
         _, state, _ = core(x, state, None)
     best = float("inf")
-    gc.collect()
-    if cfg.gc_freeze:
-        gc.freeze()  # see the module docstring
-    try:
-        for _ in range(int(cfg.repeats)):
-            start = time.perf_counter()
-            out, next_state, _ = core(x, state, None)
-            out.pow(2).mean().backward()
-            best = min(best, time.perf_counter() - start)
-            state = next_state.detach()
-            del out, next_state
-    finally:
-        gc.unfreeze()
+    for _ in range(int(cfg.repeats)):
+        start = time.perf_counter()
+        out, next_state, _ = core(x, state, None)
+        out.pow(2).mean().backward()
+        best = min(best, time.perf_counter() - start)
+        state = next_state.detach()
+        del out, next_state
     return 1e3 * best / steps
 
 

@@ -74,7 +74,6 @@ def measure(cfg, model: str, slots: int) -> dict:
     steps = int(cfg.dense_steps) if dense else int(cfg.steps)
     row = {"model": model, "slots": slots, "batch_time": int(cfg.time_batch), "steps_timed": steps}
     row["load_avg_1min"] = os.getloadavg()[0]  # the machine is shared: other jobs slow every number
-    row["gc_freeze"] = bool(cfg.gc_freeze)
     if dense and not dnc_fits(cfg, slots, int(cfg.time_batch)):
         row["ms_per_step"] = None
     else:
