@@ -68,14 +68,33 @@ struct SummedVector {
   }
 };
 
-// Stable, in place, no allocation: the lists sorted here hold K_L + S entries or fewer.
+// Sorts indices that start in increasing order, stably (ties keep index order), in place, without
+// allocating: insertion sort for short lists (most here hold K_L + S entries or fewer), std::sort with the
+// index as tie-break for longer ones (the read-weight merge: K (2 K_L + 1) entries per head).
 template <typename Less>
-void insertion_sort(std::vector<int64_t>& items, Less less) {
+void stable_index_sort(std::vector<int64_t>& items, Less less) {
+  if (items.size() > 32) {
+    std::sort(items.begin(), items.end(), [&](int64_t x, int64_t y) { return less(x, y) || (!less(y, x) && x < y); });
+    return;
+  }
   for (size_t i = 1; i < items.size(); ++i) {
     const int64_t item = items[i];
     size_t j = i;
     for (; j > 0 && less(item, items[j - 1]); --j) items[j] = items[j - 1];
     items[j] = item;
+  }
+}
+
+// The (up to) `keep` runs with the largest totals, best first, ties to the earlier run: what a stable
+// descending sort of all runs would put first, in O(runs * keep).
+template <typename scalar_t>
+void top_runs(const std::vector<scalar_t>& totals, int64_t keep, std::vector<int64_t>& ranked) {
+  ranked.clear();
+  for (int64_t r = 0; r < static_cast<int64_t>(totals.size()); ++r) {
+    if (static_cast<int64_t>(ranked.size()) == keep && !(totals[r] > totals[ranked.back()])) continue;
+    if (static_cast<int64_t>(ranked.size()) < keep) ranked.push_back(r);
+    else ranked.back() = r;
+    for (size_t j = ranked.size() - 1; j > 0 && totals[ranked[j]] > totals[ranked[j - 1]]; --j) std::swap(ranked[j], ranked[j - 1]);
   }
 }
 
@@ -92,8 +111,8 @@ template <typename scalar_t, typename KeyOf, typename ValueOf>
 void merge_largest(int64_t n, KeyOf key, ValueOf value, int64_t keep, MergeBuffers<scalar_t>& b, int64_t* kept) {
   b.order.resize(n);
   for (int64_t i = 0; i < n; ++i) b.order[i] = i;
-  insertion_sort(b.order, [&](int64_t x, int64_t y) { return key(x) < key(y); });
-  b.run_of.resize(n), b.run_keys.clear(), b.run_totals.clear();
+  stable_index_sort(b.order, [&](int64_t x, int64_t y) { return key(x) < key(y); });
+  b.run_of.resize(n), b.run_keys.clear(), b.run_totals.clear(), b.run_keys.reserve(n), b.run_totals.reserve(n);
   for (int64_t i = 0; i < n; ++i) {
     const int64_t e = b.order[i];
     if (i == 0 || key(e) != b.run_keys.back()) b.run_keys.push_back(key(e)), b.run_totals.push_back(0);
@@ -101,12 +120,10 @@ void merge_largest(int64_t n, KeyOf key, ValueOf value, int64_t keep, MergeBuffe
     b.run_of[e] = b.run_keys.size() - 1;
   }
   const int64_t runs = b.run_keys.size();
-  b.ranked.resize(runs);
-  for (int64_t i = 0; i < runs; ++i) b.ranked[i] = i;
-  insertion_sort(b.ranked, [&](int64_t x, int64_t y) { return b.run_totals[x] > b.run_totals[y]; });
+  top_runs(b.run_totals, keep, b.ranked);
   b.slot_of_run.assign(runs, -1);
   std::fill(kept, kept + keep, 0);
-  for (int64_t s = 0; s < keep && s < runs; ++s) b.slot_of_run[b.ranked[s]] = s, kept[s] = b.run_keys[b.ranked[s]];
+  for (int64_t s = 0; s < static_cast<int64_t>(b.ranked.size()); ++s) b.slot_of_run[b.ranked[s]] = s, kept[s] = b.run_keys[b.ranked[s]];
   b.slot.resize(n);
   for (int64_t i = 0; i < n; ++i) b.slot[i] = b.slot_of_run[b.run_of[i]];
 }
@@ -133,9 +150,10 @@ void merged_row(int64_t row, bool decay, const int64_t* cols, const scalar_t* va
     ws.own_vals[k] = vals[k] * (decay ? scalar_t(1) - w_row - write.value(cols[k]) : scalar_t(1));
     ws.own_order[k] = k;
   }
-  insertion_sort(ws.own_order, [&](int64_t x, int64_t y) { return cols[x] < cols[y]; });
+  stable_index_sort(ws.own_order, [&](int64_t x, int64_t y) { return cols[x] < cols[y]; });
   const int64_t D = right.keys.size(), none = std::numeric_limits<int64_t>::max();
   ws.right_run.resize(D), ws.right_slot.resize(D), ws.run_keys.clear(), ws.run_totals.clear();
+  ws.run_keys.reserve(keep + D), ws.run_totals.reserve(keep + D);
   for (int64_t i = 0, d = 0; i < keep || d < D;) {  // merge the two sorted key lists into runs
     const int64_t key = std::min(i < keep ? cols[ws.own_order[i]] : none, d < D ? right.keys[d] : none);
     const int64_t run = ws.run_keys.size();
@@ -148,9 +166,7 @@ void merged_row(int64_t row, bool decay, const int64_t* cols, const scalar_t* va
     ws.run_keys.push_back(key), ws.run_totals.push_back(total);
   }
   const int64_t runs = ws.run_keys.size();
-  ws.ranked.resize(runs);
-  for (int64_t i = 0; i < runs; ++i) ws.ranked[i] = i;
-  insertion_sort(ws.ranked, [&](int64_t x, int64_t y) { return ws.run_totals[x] > ws.run_totals[y]; });
+  top_runs(ws.run_totals, keep, ws.ranked);
   ws.slot_of_run.assign(runs, -1), ws.kept_cols.assign(keep, 0), ws.kept_vals.assign(keep, scalar_t(0));
   for (int64_t s = 0; s < keep && s < runs; ++s) {
     ws.slot_of_run[ws.ranked[s]] = s;
@@ -252,14 +268,14 @@ std::vector<torch::Tensor> link_step_forward_impl(torch::Tensor cols, torch::Ten
   scalar_t *weighted_p = weighted.data_ptr<scalar_t>(), *new_pv_p = new_prec_vals.data_ptr<scalar_t>();
   int64_t* new_pr_p = new_prec_rows.data_ptr<int64_t>();
   const scalar_t* rw_p = read_w.data_ptr<scalar_t>();
-  MergeBuffers<scalar_t> merge;
+  thread_local MergeBuffers<scalar_t> merge;  // thread_local: kept from call to call, so warm calls do not allocate
   int64_t *cols_p = cols.data_ptr<int64_t>(), *changed_p = changed.data_ptr<int64_t>();
   int64_t *old_cols_p = old_cols.data_ptr<int64_t>(), *read_cols_p = read_cols.data_ptr<int64_t>();
   scalar_t *vals_p = vals.data_ptr<scalar_t>(), *old_vals_p = old_vals.data_ptr<scalar_t>(), *read_vals_p = read_vals.data_ptr<scalar_t>();
   const int64_t *wr_p = write_rows.data_ptr<int64_t>(), *pr_p = prec_rows.data_ptr<int64_t>(), *rr_p = read_rows.data_ptr<int64_t>();
   const scalar_t *ww_p = write_w.data_ptr<scalar_t>(), *pv_p = prec_vals.data_ptr<scalar_t>();
   SummedVector<scalar_t> write(N), prec(N);
-  Workspace<scalar_t> ws;
+  thread_local Workspace<scalar_t> ws;
   std::vector<int64_t> first, new_cols(R * K);
   std::vector<scalar_t> new_vals(R * K);
   for (int64_t b = 0; b < B; ++b) {
@@ -275,12 +291,11 @@ std::vector<torch::Tensor> link_step_forward_impl(torch::Tensor cols, torch::Ten
       __builtin_prefetch(c + ch[q] * K);
       __builtin_prefetch(v + ch[q] * K);
     }
-    for (int64_t q = 0; q < R; ++q) {  // saved for backward: every listed row as it was
-      std::copy(c + ch[q] * K, c + ch[q] * K + K, old_cols_p + (b * R + q) * K);
-      std::copy(v + ch[q] * K, v + ch[q] * K + K, old_vals_p + (b * R + q) * K);
-    }
     for (int64_t i = 0; i < distinct; ++i) {
       const int64_t q = first[i], row = ch[q];
+      // saved for backward, which reads first copies only (repeats' rows are left unset)
+      std::copy(c + row * K, c + row * K + K, old_cols_p + (b * R + q) * K);
+      std::copy(v + row * K, v + row * K + K, old_vals_p + (b * R + q) * K);
       const auto r = step_row(p, row, q, write, prec, ww, pv);
       if (!r.merged) {  // decayed only (most rows): the entries stay where they are
         const scalar_t w_row = write.value(r.id);
@@ -330,7 +345,7 @@ std::vector<torch::Tensor> link_step_backward_impl(torch::Tensor grad, torch::Te
   scalar_t* g_read_w_p = g_read_w.data_ptr<scalar_t>();
   const scalar_t *rw_p = read_w.data_ptr<scalar_t>(), *read_vals_p = read_vals.data_ptr<scalar_t>();
   const scalar_t* g_new_prec_p = grad_new_prec.data_ptr<scalar_t>();
-  MergeBuffers<scalar_t> merge;
+  thread_local MergeBuffers<scalar_t> merge;  // thread_local: kept from call to call, so warm calls do not allocate
   std::vector<int64_t> kept(P);
   scalar_t *g_p = grad.data_ptr<scalar_t>(), *g_write_p = g_write.data_ptr<scalar_t>(), *g_prec_p = g_prec.data_ptr<scalar_t>();
   const scalar_t *gr_p = grad_weighted.data_ptr<scalar_t>(), *old_vals_p = old_vals.data_ptr<scalar_t>();
@@ -338,7 +353,7 @@ std::vector<torch::Tensor> link_step_backward_impl(torch::Tensor grad, torch::Te
   const int64_t *wr_p = write_rows.data_ptr<int64_t>(), *pr_p = prec_rows.data_ptr<int64_t>();
   const scalar_t *ww_p = write_w.data_ptr<scalar_t>(), *pv_p = prec_vals.data_ptr<scalar_t>();
   SummedVector<scalar_t> write(N), prec(N);
-  Workspace<scalar_t> ws;
+  thread_local Workspace<scalar_t> ws;
   std::vector<int64_t> first;
   std::vector<scalar_t> g_new(R * K);
   for (int64_t b = 0; b < B; ++b) {
@@ -483,7 +498,7 @@ std::vector<torch::Tensor> mix_merge_forward(torch::Tensor keys, torch::Tensor v
     const scalar_t *v_p = values.data_ptr<scalar_t>(), *m_p = modes.data_ptr<scalar_t>();
     int64_t *kept_p = kept_keys.data_ptr<int64_t>(), *slot_p = slot.data_ptr<int64_t>();
     scalar_t* kv_p = kept_values.data_ptr<scalar_t>();
-    MergeBuffers<scalar_t> buffers;
+    thread_local MergeBuffers<scalar_t> buffers;
     std::vector<scalar_t> weight(M);
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t* k = k_p + r * M;
