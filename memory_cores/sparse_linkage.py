@@ -24,6 +24,11 @@ b(j) = Σ_s links(s, j) a(s): K_L entries per row of a, O(K K_L).
 Unlike the thesis (which, for simplicity, passed no gradient through the
 links), the links here are differentiable in the write weights and the
 precedence, so the SDNC's gradient matches finite differences.
+
+Two implementations of one step (update, directional weights, p_t) share the
+interface of ``open_links``: ``TorchLinks`` (PyTorch ops; the reference, and
+what runs on CUDA) and ``FusedLinks`` (CPU: one C++ call each way,
+``csrc/sparse_links.cpp``); ``mix_merge`` likewise for the read weights.
 Glossary: B batch, N slots, S sparse entries, K_L entries per row.
 """
 from __future__ import annotations

@@ -28,7 +28,7 @@
 #            journeyed, travelled], [got, grabbed, took], [dropped, discarded, left]; each training story
 #            gets its own mapping, so its events keep their meaning), seeds 0 and 1. Decided before running:
 #            this configuration counts as solving qa2 only if both seeds' declared errors are under 5%.
-#            Run with 4200 seconds.
+#            Run with 4200 seconds. Result: 5.1% and 5.3% declared (last averages 4.9 / 6.9%): not solved.
 #   Every stage was then also evaluated with its last weights:
 #     memrl eval checkpoint=<run> eval.weights=last eval.batch_size=128 eval.out=<run>/eval_last
 set -e
