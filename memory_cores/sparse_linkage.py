@@ -300,7 +300,7 @@ class FusedLinks:
 
     def reset(self, envs: torch.Tensor) -> None:
         self.cols.masked_fill_(envs.view(-1, 1, 1), 0)
-        self.values.reset(envs, torch.zeros(self.cols.shape[1:], dtype=self.values._like.dtype, device=envs.device))
+        self.values.reset(envs, torch.zeros(self.cols.shape[1:], dtype=self.values.memory.dtype, device=envs.device))
 
     def final(self):
         values, slots = self.values.final(), self.slots
