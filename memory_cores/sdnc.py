@@ -40,7 +40,7 @@ from .sam import SAMConfig, SAMCore
 @dataclass
 class SDNCConfig(SAMConfig):
     link_entries: int = 8  # K_L: non-zeros kept per row of the sparse link matrices and in the precedence
-    fused_links: bool = True  # on CPU, each step's link update and directional reads as one C++ op (built on first use); false: PyTorch ops
+    fused_links: bool = True  # on CPU, each step's links (update, directional reads, precedence) and read merge as C++ ops (built on first use); false: PyTorch ops
 
 
 @register("sdnc", SDNCConfig)

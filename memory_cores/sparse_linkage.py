@@ -39,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from .sparse_access import DenseGradientMemory, SparseMemory
+from .sparse_access import DenseGradientMemory, SparseMemory, _no_token_grad
 
 
 class LinkMatrix:
@@ -345,7 +345,7 @@ class _LinkStep(torch.autograd.Function):
         grad_write, grad_prec, grad_read = fused_extension().link_step_backward(
             table, grad_weights, grad_prec_values, *ctx.saved_tensors
         )
-        return torch.zeros_like(grad_token), None, None, grad_write, None, grad_prec, None, grad_read, None
+        return _no_token_grad(grad_token), None, None, grad_write, None, grad_prec, None, grad_read, None
 
 
 @functools.cache

@@ -10,7 +10,7 @@ import torch
 
 import memory_cores
 from memory_cores.addressing import LeastRecentlyUsed, accessed_rows, cosine_similarity
-from memory_cores.sparse_access import SparseMemory
+from memory_cores.sparse_access import DenseGradientMemory, SparseMemory
 
 T, B, INPUT = 10, 3, 5
 SMALL = dict(slots=12, word_size=4, heads=2, controller_size=8, output_size=6)
@@ -88,8 +88,10 @@ def test_sam_gradient_matches_finite_differences():
     assert torch.autograd.gradcheck(loss, (x, memory0), eps=1e-6, atol=1e-5, fast_mode=True)
 
 
-def test_sparse_memory_ops_match_dense_loop():
-    """gather/write/reset through SparseMemory against the same ops written densely with autograd."""
+@pytest.mark.parametrize("tape", [SparseMemory, DenseGradientMemory])
+def test_sparse_memory_ops_match_dense_loop(tape):
+    """gather/write/reset through SparseMemory (compact or dense gradient table) against the same ops
+    written densely with autograd."""
     g = torch.Generator().manual_seed(3)
     n, w = 7, 3
     memory0 = torch.randn(2, n, w, generator=g, dtype=torch.float64, requires_grad=True)
@@ -103,7 +105,7 @@ def test_sparse_memory_ops_match_dense_loop():
     envs = torch.tensor([False, True])
     initial = torch.randn(n, w, generator=g, dtype=torch.float64)
 
-    sparse = SparseMemory(memory0, record=True)
+    sparse = tape(memory0, record=True)
     sparse_reads = []
     for i, (rows, weights, word, erase, reads) in enumerate(steps):
         sparse.write(rows, weights, word, erase)

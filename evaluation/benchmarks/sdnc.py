@@ -34,7 +34,7 @@ from . import benchmark
 from .sam import MIB, add_ratios, measure_all, memory_use, time_per_step
 
 # sdnc: exact top-K (the thesis' "linear KNN"); sdnc_faiss: SAM's faiss index; sdnc_unfused: sdnc with
-# its link update as PyTorch ops instead of the fused C++ op; sam: the SDNC without its links and read
+# its link step and read merge as PyTorch ops instead of the fused C++ ones; sam: the SDNC without its links and read
 # modes (same controller, heads, K, exact top-K): the floor of the SDNC's step time here.
 MODELS = ("sdnc", "sdnc_faiss", "sdnc_unfused", "dnc", "sam")
 

@@ -39,7 +39,7 @@ struct SummedVector {
   void build(const int64_t* k, const scalar_t* v, int64_t n) {
     for (int64_t key : keys) bits[key >> 6] = 0;  // clear the previous build's bits: O(n), not O(slots)
     pairs.resize(n);
-    for (int64_t i = 0; i < n; ++i) pairs[i] = {k[i], v ? v[i] : scalar_t(0)};
+    for (int64_t i = 0; i < n; ++i) pairs[i] = {k[i], v[i]};
     std::sort(pairs.begin(), pairs.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     keys.clear(), totals.clear();
     for (const auto& [key, value] : pairs) {
@@ -175,6 +175,25 @@ void merged_row(int64_t row, bool decay, const int64_t* cols, const scalar_t* va
   for (int64_t k = 0; k < keep; ++k) ws.own_slot[k] = ws.slot_of_run[ws.own_run[k]];
   for (int64_t d = 0; d < D; ++d) ws.right_slot[d] = ws.slot_of_run[ws.right_run[d]];
 }
+
+// p_t = (1 - sum w) p_{t-1} + w with the K_L largest kept, as a merge of P + S entries: p's, then w's.
+// `structure` fills merge.slot (where each entry went) and the kept rows; forward and backward share it.
+template <typename scalar_t>
+struct PrecedenceMerge {
+  const int64_t *prec_rows, *write_rows;
+  const scalar_t *prec_vals, *write_w;
+  int64_t P, S;
+  scalar_t kept_share;  // 1 - sum w: the share of p_{t-1} that stays
+
+  PrecedenceMerge(const int64_t* pr, const scalar_t* pv, const int64_t* wr, const scalar_t* ww, int64_t P, int64_t S)
+      : prec_rows(pr), write_rows(wr), prec_vals(pv), write_w(ww), P(P), S(S),
+        kept_share(scalar_t(1) - std::accumulate(ww, ww + S, scalar_t(0))) {}
+  int64_t key(int64_t i) const { return i < P ? prec_rows[i] : write_rows[i - P]; }
+  scalar_t value(int64_t i) const { return i < P ? kept_share * prec_vals[i] : write_w[i - P]; }
+  void structure(MergeBuffers<scalar_t>& merge, int64_t* kept) const {
+    merge_largest(P + S, [&](int64_t i) { return key(i); }, [&](int64_t i) { return value(i); }, P, merge, kept);
+  }
+};
 
 // One step of both link matrices, stored as one table [B, 2N, K]: rows [0, N) hold L (``links``),
 // rows [N, 2N) its transpose (``back``). The rows changed this step, in this order (storage rows):
@@ -322,13 +341,10 @@ std::vector<torch::Tensor> link_step_forward_impl(torch::Tensor cols, torch::Ten
         std::copy(v + row * K, v + row * K + K, read_vals_p + out);
         for (int64_t k = 0; k < K; ++k) weighted_p[out + k] = v[row * K + k] * rw_p[b * Q + q];
       }
-    // p_t = (1 - sum w) p_{t-1} + w, the K_L largest kept (entries: p's, then w's)
-    const scalar_t kept_share = scalar_t(1) - std::accumulate(ww, ww + S, scalar_t(0));
-    auto key = [&](int64_t i) { return i < P ? p.prec_rows[i] : p.write_rows[i - P]; };
-    auto value = [&](int64_t i) { return i < P ? kept_share * pv[i] : ww[i - P]; };
-    merge_largest(P + S, key, value, P, merge, new_pr_p + b * P);
+    const PrecedenceMerge<scalar_t> precedence(p.prec_rows, pv, p.write_rows, ww, P, S);
+    precedence.structure(merge, new_pr_p + b * P);
     for (int64_t i = 0; i < P + S; ++i)
-      if (merge.slot[i] >= 0) new_pv_p[b * P + merge.slot[i]] += value(i);
+      if (merge.slot[i] >= 0) new_pv_p[b * P + merge.slot[i]] += precedence.value(i);
   }
   return {changed, old_cols, old_vals, read_cols, read_vals, weighted, new_prec_rows, new_prec_vals};
 }
@@ -419,18 +435,15 @@ std::vector<torch::Tensor> link_step_backward_impl(torch::Tensor grad, torch::Te
     }
     write.scatter_grads(p.write_rows, g_write_p + b * S, S);
     prec.scatter_grads(p.prec_rows, g_prec_p + b * P, P);
-    // 3. The precedence p_t = (1 - sum w) p_{t-1} + w, K_L largest kept: its structure again, then each kept
-    //    slot's gradient to the entries that went into it.
-    const scalar_t kept_share = scalar_t(1) - std::accumulate(ww, ww + S, scalar_t(0));
-    auto key = [&](int64_t i) { return i < P ? p.prec_rows[i] : p.write_rows[i - P]; };
-    auto value = [&](int64_t i) { return i < P ? kept_share * pv[i] : ww[i - P]; };
-    merge_largest(P + S, key, value, P, merge, kept.data());
+    // 3. The precedence: its structure again, then each kept slot's gradient to the entries that went into it.
+    const PrecedenceMerge<scalar_t> precedence(p.prec_rows, pv, p.write_rows, ww, P, S);
+    precedence.structure(merge, kept.data());
     const scalar_t* gp = g_new_prec_p + b * P;
     scalar_t to_share = 0;  // d loss / d (1 - sum w)
     for (int64_t i = 0; i < P + S; ++i) {
       if (merge.slot[i] < 0) continue;
       const scalar_t gs = gp[merge.slot[i]];
-      if (i < P) g_prec_p[b * P + i] += gs * kept_share, to_share += gs * pv[i];
+      if (i < P) g_prec_p[b * P + i] += gs * precedence.kept_share, to_share += gs * pv[i];
       else g_write_p[b * S + i - P] += gs;
     }
     for (int64_t i = 0; i < S; ++i) g_write_p[b * S + i] -= to_share;
