@@ -86,15 +86,23 @@ void stable_index_sort(std::vector<int64_t>& items, Less less) {
 }
 
 // The (up to) `keep` runs with the largest totals, best first, ties to the earlier run: what a stable
-// descending sort of all runs would put first, in O(runs * keep).
+// descending sort of all runs would put first, in O(runs * keep). `best` holds the kept totals beside
+// `ranked`, so the insertion compares values in one array instead of looking each up through its run.
 template <typename scalar_t>
-void top_runs(const std::vector<scalar_t>& totals, int64_t keep, std::vector<int64_t>& ranked) {
-  ranked.clear();
-  for (int64_t r = 0; r < static_cast<int64_t>(totals.size()); ++r) {
-    if (static_cast<int64_t>(ranked.size()) == keep && !(totals[r] > totals[ranked.back()])) continue;
-    if (static_cast<int64_t>(ranked.size()) < keep) ranked.push_back(r);
-    else ranked.back() = r;
-    for (size_t j = ranked.size() - 1; j > 0 && totals[ranked[j]] > totals[ranked[j - 1]]; --j) std::swap(ranked[j], ranked[j - 1]);
+void top_runs(const std::vector<scalar_t>& totals, int64_t keep, std::vector<int64_t>& ranked, std::vector<scalar_t>& best) {
+  const int64_t runs = totals.size(), m = std::min(keep, runs);
+  ranked.resize(m), best.resize(m);
+  int64_t size = 0;
+  for (int64_t r = 0; r < runs; ++r) {
+    const scalar_t total = totals[r];
+    if (size == m) {
+      if (!(total > best[m - 1])) continue;
+    } else {
+      ++size;
+    }
+    int64_t j = size - 1;
+    for (; j > 0 && total > best[j - 1]; --j) best[j] = best[j - 1], ranked[j] = ranked[j - 1];
+    best[j] = total, ranked[j] = r;
   }
 }
 
@@ -102,7 +110,7 @@ void top_runs(const std::vector<scalar_t>& totals, int64_t keep, std::vector<int
 template <typename scalar_t>
 struct MergeBuffers {
   std::vector<int64_t> order, run_of, run_keys, ranked, slot_of_run, slot;
-  std::vector<scalar_t> run_totals;
+  std::vector<scalar_t> run_totals, best;
 };
 
 // Sum the values of entries 0..n-1 with equal keys and keep the `keep` largest sums, best first:
@@ -120,7 +128,7 @@ void merge_largest(int64_t n, KeyOf key, ValueOf value, int64_t keep, MergeBuffe
     b.run_of[e] = b.run_keys.size() - 1;
   }
   const int64_t runs = b.run_keys.size();
-  top_runs(b.run_totals, keep, b.ranked);
+  top_runs(b.run_totals, keep, b.ranked, b.best);
   b.slot_of_run.assign(runs, -1);
   std::fill(kept, kept + keep, 0);
   for (int64_t s = 0; s < static_cast<int64_t>(b.ranked.size()); ++s) b.slot_of_run[b.ranked[s]] = s, kept[s] = b.run_keys[b.ranked[s]];
@@ -132,7 +140,7 @@ void merge_largest(int64_t n, KeyOf key, ValueOf value, int64_t keep, MergeBuffe
 template <typename scalar_t>
 struct Workspace {
   std::vector<int64_t> own_order, own_run, right_run, run_keys, ranked, slot_of_run, own_slot, right_slot, kept_cols;
-  std::vector<scalar_t> own_vals, run_totals, kept_vals;
+  std::vector<scalar_t> own_vals, run_totals, kept_vals, best;
 };
 
 // A merged row's new entries: its own K entries (decayed if the row is) and, for each distinct key c of the
@@ -166,7 +174,7 @@ void merged_row(int64_t row, bool decay, const int64_t* cols, const scalar_t* va
     ws.run_keys.push_back(key), ws.run_totals.push_back(total);
   }
   const int64_t runs = ws.run_keys.size();
-  top_runs(ws.run_totals, keep, ws.ranked);
+  top_runs(ws.run_totals, keep, ws.ranked, ws.best);
   ws.slot_of_run.assign(runs, -1), ws.kept_cols.assign(keep, 0), ws.kept_vals.assign(keep, scalar_t(0));
   for (int64_t s = 0; s < keep && s < runs; ++s) {
     ws.slot_of_run[ws.ranked[s]] = s;
