@@ -31,8 +31,9 @@ struct SummedVector {
   std::vector<scalar_t> totals;
   std::vector<scalar_t> grads;  // backward: d loss / d total, per distinct key
   std::vector<uint64_t> bits;   // one bit per slot: most lookups are of absent keys, answered without a search
-
-  explicit SummedVector(int64_t slots) : bits(slots / 64 + 1, 0) {}
+  void fit(int64_t slots) {  // bits for keys < slots; only grows, so every key of the last build still has its bit
+    if (static_cast<int64_t>(bits.size()) < slots / 64 + 1) bits.resize(slots / 64 + 1, 0);
+  }
 
   std::vector<std::pair<int64_t, scalar_t>> pairs;  // build's buffer
 
@@ -242,9 +243,8 @@ struct SeenRows {
 };
 
 // The positions of the first copy of each distinct row of rows [R] (< table_rows), in order, into `first`
-// (returns how many). O(R): the stamps live as long as the thread, so no O(table_rows) work per call.
-inline int64_t first_copies(const int64_t* rows, int64_t R, int64_t table_rows, std::vector<int64_t>& first) {
-  thread_local SeenRows seen;
+// (returns how many). O(R): `seen`'s stamps are kept from call to call, so no O(table_rows) work per call.
+inline int64_t first_copies(const int64_t* rows, int64_t R, int64_t table_rows, std::vector<int64_t>& first, SeenRows& seen) {
   seen.start(table_rows);
   first.resize(R);
   int64_t n = 0;
@@ -254,7 +254,7 @@ inline int64_t first_copies(const int64_t* rows, int64_t R, int64_t table_rows, 
 }
 
 // The changed rows of one env into `changed` [R] (storage rows), and their first copies (see first_copies).
-inline int64_t changed_rows(const StepLists& p, const int64_t* cols, int64_t* changed, std::vector<int64_t>& first) {
+inline int64_t changed_rows(const StepLists& p, const int64_t* cols, int64_t* changed, std::vector<int64_t>& first, SeenRows& seen) {
   const int64_t N = p.slots, K = p.K, S = p.S;
   int64_t q = 0;
   for (int64_t i = 0; i < S; ++i) changed[q++] = p.write_rows[i];
@@ -264,7 +264,7 @@ inline int64_t changed_rows(const StepLists& p, const int64_t* cols, int64_t* ch
   for (int64_t i = 0; i < S; ++i)
     for (int64_t k = 0; k < K; ++k) changed[q++] = N + cols[p.write_rows[i] * K + k];
   for (int64_t i = 0; i < p.P; ++i) changed[q++] = N + p.prec_rows[i];
-  return first_copies(changed, p.R, 2 * N, first);
+  return first_copies(changed, p.R, 2 * N, first, seen);
 }
 
 template <typename scalar_t>
@@ -279,6 +279,24 @@ StepRow<scalar_t> step_row(const StepLists& p, int64_t storage_row, int64_t posi
   if (back) r.right_rows = p.write_rows, r.right_vals = write_w, r.right_count = p.S, r.right = &write;
   return r;
 }
+
+// What a link step reuses from call to call, per thread and dtype, so that warm calls do not allocate.
+// Fetched once per call: in a shared library every use of a thread_local costs a call for its address.
+template <typename scalar_t>
+struct StepScratch {
+  MergeBuffers<scalar_t> merge;
+  Workspace<scalar_t> ws;
+  SummedVector<scalar_t> write, prec;
+  std::vector<int64_t> first, new_cols, kept;
+  std::vector<scalar_t> new_vals, g_new;
+  SeenRows seen;
+
+  static StepScratch& get(int64_t slots) {
+    thread_local StepScratch scratch;
+    scratch.write.fit(slots), scratch.prec.fit(slots);
+    return scratch;
+  }
+};
 
 template <typename scalar_t>
 std::vector<torch::Tensor> link_step_forward_impl(torch::Tensor cols, torch::Tensor vals, torch::Tensor write_rows,
@@ -295,16 +313,17 @@ std::vector<torch::Tensor> link_step_forward_impl(torch::Tensor cols, torch::Ten
   scalar_t *weighted_p = weighted.data_ptr<scalar_t>(), *new_pv_p = new_prec_vals.data_ptr<scalar_t>();
   int64_t* new_pr_p = new_prec_rows.data_ptr<int64_t>();
   const scalar_t* rw_p = read_w.data_ptr<scalar_t>();
-  thread_local MergeBuffers<scalar_t> merge;  // thread_local: kept from call to call, so warm calls do not allocate
+  auto& scratch = StepScratch<scalar_t>::get(N);
+  auto &merge = scratch.merge, &ws = scratch.ws;
+  auto &write = scratch.write, &prec = scratch.prec;
+  auto &first = scratch.first, &new_cols = scratch.new_cols;
+  auto& new_vals = scratch.new_vals;
+  new_cols.resize(R * K), new_vals.resize(R * K);
   int64_t *cols_p = cols.data_ptr<int64_t>(), *changed_p = changed.data_ptr<int64_t>();
   int64_t *old_cols_p = old_cols.data_ptr<int64_t>(), *read_cols_p = read_cols.data_ptr<int64_t>();
   scalar_t *vals_p = vals.data_ptr<scalar_t>(), *old_vals_p = old_vals.data_ptr<scalar_t>(), *read_vals_p = read_vals.data_ptr<scalar_t>();
   const int64_t *wr_p = write_rows.data_ptr<int64_t>(), *pr_p = prec_rows.data_ptr<int64_t>(), *rr_p = read_rows.data_ptr<int64_t>();
   const scalar_t *ww_p = write_w.data_ptr<scalar_t>(), *pv_p = prec_vals.data_ptr<scalar_t>();
-  SummedVector<scalar_t> write(N), prec(N);
-  thread_local Workspace<scalar_t> ws;
-  std::vector<int64_t> first, new_cols(R * K);
-  std::vector<scalar_t> new_vals(R * K);
   for (int64_t b = 0; b < B; ++b) {
     int64_t* c = cols_p + b * 2 * N * K;
     scalar_t* v = vals_p + b * 2 * N * K;
@@ -313,7 +332,7 @@ std::vector<torch::Tensor> link_step_forward_impl(torch::Tensor cols, torch::Ten
     write.build(p.write_rows, ww, S);
     prec.build(p.prec_rows, pv, P);
     int64_t* ch = changed_p + b * R;
-    const int64_t distinct = changed_rows(p, c, ch, first);
+    const int64_t distinct = changed_rows(p, c, ch, first, scratch.seen);
     for (int64_t q = 0; q < R; ++q) {  // the rows are scattered over a table larger than the cache: ask for all at once
       __builtin_prefetch(c + ch[q] * K);
       __builtin_prefetch(v + ch[q] * K);
@@ -369,17 +388,17 @@ std::vector<torch::Tensor> link_step_backward_impl(torch::Tensor grad, torch::Te
   scalar_t* g_read_w_p = g_read_w.data_ptr<scalar_t>();
   const scalar_t *rw_p = read_w.data_ptr<scalar_t>(), *read_vals_p = read_vals.data_ptr<scalar_t>();
   const scalar_t* g_new_prec_p = grad_new_prec.data_ptr<scalar_t>();
-  thread_local MergeBuffers<scalar_t> merge;  // thread_local: kept from call to call, so warm calls do not allocate
-  std::vector<int64_t> kept(P);
+  auto& scratch = StepScratch<scalar_t>::get(N);
+  auto &merge = scratch.merge, &ws = scratch.ws;
+  auto &write = scratch.write, &prec = scratch.prec;
+  auto &first = scratch.first, &kept = scratch.kept;
   scalar_t *g_p = grad.data_ptr<scalar_t>(), *g_write_p = g_write.data_ptr<scalar_t>(), *g_prec_p = g_prec.data_ptr<scalar_t>();
   const scalar_t *gr_p = grad_weighted.data_ptr<scalar_t>(), *old_vals_p = old_vals.data_ptr<scalar_t>();
   const int64_t *rr_p = read_rows.data_ptr<int64_t>(), *ch_p = changed.data_ptr<int64_t>(), *old_cols_p = old_cols.data_ptr<int64_t>();
   const int64_t *wr_p = write_rows.data_ptr<int64_t>(), *pr_p = prec_rows.data_ptr<int64_t>();
   const scalar_t *ww_p = write_w.data_ptr<scalar_t>(), *pv_p = prec_vals.data_ptr<scalar_t>();
-  SummedVector<scalar_t> write(N), prec(N);
-  thread_local Workspace<scalar_t> ws;
-  std::vector<int64_t> first;
-  std::vector<scalar_t> g_new(R * K);
+  auto& g_new = scratch.g_new;
+  kept.resize(P), g_new.resize(R * K);
   for (int64_t b = 0; b < B; ++b) {
     scalar_t* g = g_p + b * 2 * N * K;
     const StepLists p{N, K, S, P, R, wr_p + b * S, pr_p + b * P};
@@ -398,7 +417,7 @@ std::vector<torch::Tensor> link_step_backward_impl(torch::Tensor grad, torch::Te
         }
       }
     // 2. The update: a changed row's old values reach the loss only through its new ones.
-    const int64_t distinct = first_copies(ch, R, 2 * N, first);
+    const int64_t distinct = first_copies(ch, R, 2 * N, first, scratch.seen);
     for (int64_t i = 0; i < distinct; ++i) __builtin_prefetch(g + ch[first[i]] * K);  // as in forward
     for (int64_t i = 0; i < distinct; ++i) {
       const int64_t q = first[i], row = ch[q];
@@ -519,7 +538,8 @@ std::vector<torch::Tensor> mix_merge_forward(torch::Tensor keys, torch::Tensor v
     const scalar_t *v_p = values.data_ptr<scalar_t>(), *m_p = modes.data_ptr<scalar_t>();
     int64_t *kept_p = kept_keys.data_ptr<int64_t>(), *slot_p = slot.data_ptr<int64_t>();
     scalar_t* kv_p = kept_values.data_ptr<scalar_t>();
-    thread_local MergeBuffers<scalar_t> buffers;
+    thread_local MergeBuffers<scalar_t> buffers_tls;
+    auto& buffers = buffers_tls;  // one lookup of the thread_local, not one per row
     std::vector<scalar_t> weight(M);
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t* k = k_p + r * M;
