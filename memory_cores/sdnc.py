@@ -6,15 +6,15 @@ O(1) saved per step) plus the DNC's temporal links, kept sparse
 K_L-sparse precedence), and the DNC's read modes. One step:
 
 1. controller; write as in SAM (previously read rows and the LRU row);
-2. links and precedence updated with the write weights (differentiable,
-   unlike the thesis, with SAM's sparse backward for the link values); on
-   CPU the link update and the rows the read follows are one C++ call per
-   step each way (``sparse_linkage.FusedLinks``), and so is the read-weight
-   merge (``sparse_linkage.mix_merge``; ``fused_links``);
-3. head h reads w^r_h = π_b b_h + π_c c_h + π_f f_h, where c_h is SAM's
-   top-K content weighting, f_h = L_t w^r_{h,t-1} and b_h = L_t^T w^r_{h,t-1}
-   (sparse, K K_L entries each), and π_h = softmax of 3 controller outputs;
-   repeated rows add up and the K largest weights are kept (not renormalised);
+2. c_h, SAM's top-K content weighting of head h;
+3. links and precedence updated with the write weights (differentiable,
+   unlike the thesis, with SAM's sparse backward for the link values), and
+   head h reads w^r_h = π_b b_h + π_c c_h + π_f f_h, where
+   f_h = L_t w^r_{h,t-1} and b_h = L_t^T w^r_{h,t-1} (sparse, K K_L entries
+   each) and π_h = softmax of 3 controller outputs; repeated rows add up and
+   the K largest weights are kept (not renormalised). On CPU this whole
+   step of the links is one C++ call each way (``sparse_linkage.FusedLinks``;
+   ``fused_links``);
 4. r_h = Σ_k w^r_h(s_k) M_t(s_k); usage; y_t = Linear([h_t, r_t]).
 
 Extra state over ``sam``: ``links_cols``, ``links_values``, ``back_cols``,
@@ -40,7 +40,7 @@ from .sam import SAMConfig, SAMCore
 @dataclass
 class SDNCConfig(SAMConfig):
     link_entries: int = 8  # K_L: non-zeros kept per row of the sparse link matrices and in the precedence
-    fused_links: bool = True  # on CPU, each step's links (update, directional reads, precedence) and read merge as C++ ops (built on first use); false: PyTorch ops
+    fused_links: bool = True  # on CPU, each step's links (update, precedence, directional reads and the read merge) as one C++ op (built on first use); false: PyTorch ops
 
 
 @register("sdnc", SDNCConfig)
@@ -102,17 +102,16 @@ class SDNCCore(SAMCore):
         write_weights = sparse_write_weights(p, small["read_weights"])
         memory.write(write_rows, write_weights, p.write_word, erase_rows=least_used)
         index.update(write_rows)
-        # Links with p_{t-1}, the directional weights of the previous read through L_t, and p_t.
-        forward_rows, forward, backward_rows, backward, precedence = unroll.links.step(
-            (small["precedence_rows"], small["precedence_values"]), write_rows, write_weights,
-            small["read_rows"], small["read_weights"],
-        )
-        # Read weights: content, forward and backward, mixed by the read modes, K largest kept.
+        # Content weights as in SAM.
         content_rows = index.search(p.queries, k)
         content_values = memory.gather(content_rows.flatten(1)).view(B, heads, k, cfg.word_size)
         content = torch.softmax(p.sharpness.unsqueeze(-1) * cosine_similarity(p.queries, content_values), -1)
-        parts = [(backward_rows, backward), (content_rows, content), (forward_rows, forward)]
-        read_rows, read_weights = links_ops.mix_merge(parts, modes, k, cfg.fused_links)
+        # Links with p_{t-1}, then the read weights: the previous read through L_t (forward and backward)
+        # and the content weights, mixed by the read modes, K largest kept; and p_t.
+        read_rows, read_weights, precedence = unroll.links.read(
+            (small["precedence_rows"], small["precedence_values"]), write_rows, write_weights,
+            small["read_rows"], small["read_weights"], (content_rows, content), modes, k,
+        )
         values = memory.gather(read_rows.flatten(1)).view(B, heads, k, cfg.word_size)
         read_words = (read_weights.unsqueeze(-1) * values).sum(2)
         # Usage as in SAM.

@@ -25,16 +25,16 @@ Unlike the thesis (which, for simplicity, passed no gradient through the
 links), the links here are differentiable in the write weights and the
 precedence, so the SDNC's gradient matches finite differences.
 
-Two implementations of one step (update, directional weights, p_t) share the
-interface of ``open_links``: ``TorchLinks`` (PyTorch ops; the reference, and
-what runs on CUDA) and ``FusedLinks`` (CPU: one C++ call each way,
-``csrc/sparse_links.cpp``); ``mix_merge`` likewise for the read weights.
+Two implementations of one step (update, p_t, and the read weights: the
+directional weights mixed with the content weights by the read modes,
+``mix_merge``) share the interface of ``open_links``: ``TorchLinks`` (PyTorch
+ops; the reference, and what runs on CUDA) and ``FusedLinks`` (CPU: one C++
+call each way, ``csrc/sparse_links.cpp``).
 Glossary: B batch, N slots, S sparse entries, K_L entries per row.
 """
 from __future__ import annotations
 
 import functools
-import itertools
 from pathlib import Path
 
 import torch
@@ -139,37 +139,15 @@ def merge_top(keys: torch.Tensor, values: torch.Tensor, keep: int):
     return kept_keys, kept_values
 
 
-def mix_merge(parts, modes: torch.Tensor, keep: int, fused: bool = False):
+def mix_merge(parts, modes: torch.Tensor, keep: int):
     """Σ_g modes[..., g] * part g, as sparse vectors: parts [(rows, weights) [..., M_g]], modes [..., G];
     repeated rows summed and the ``keep`` largest kept (``merge_top``) -> (rows, weights) [..., keep].
 
     The SDNC's read weights from its backward, content and forward weights and read modes.
-    ``fused`` (CPU): one C++ call each way (``csrc/sparse_links.cpp``) instead of ~20 small ops.
     """
     rows = torch.cat([part_rows for part_rows, _ in parts], -1)
-    if fused and rows.device.type == "cpu" and fused_extension() is not None:
-        ends = list(itertools.accumulate(weights.shape[-1] for _, weights in parts))
-        return _MixMerge.apply(rows, torch.cat([weights for _, weights in parts], -1), modes, ends, keep)
     weights = torch.cat([modes[..., g : g + 1] * part_weights for g, (_, part_weights) in enumerate(parts)], -1)
     return merge_top(rows, weights, keep)
-
-
-class _MixMerge(torch.autograd.Function):
-    """(rows, values [..., M], modes [..., G], segment ends, keep) -> (kept rows, kept weights): ``mix_merge``."""
-
-    @staticmethod
-    def forward(ctx, rows, values, modes, ends, keep):
-        kept_rows, kept_weights, slot = fused_extension().mix_merge_forward(rows, values, modes, ends, keep)
-        ctx.save_for_backward(slot, values, modes)
-        ctx.ends = ends
-        ctx.mark_non_differentiable(kept_rows)
-        return kept_rows, kept_weights
-
-    @staticmethod
-    def backward(ctx, _grad_rows, grad_kept):
-        slot, values, modes = ctx.saved_tensors
-        grad_values, grad_modes = fused_extension().mix_merge_backward(grad_kept, slot, values, modes, ctx.ends)
-        return None, grad_values, grad_modes, None, None
 
 
 def update_precedence(precedence, write_rows, write_weights, keep: int):
@@ -242,13 +220,16 @@ class TorchLinks:
         self.links = LinkMatrix(*links, record, in_place)
         self.back = LinkMatrix(*back, record, in_place)
 
-    def step(self, precedence, write_rows, write_weights, read_rows, read_weights):
-        """L_{t-1} -> L_t (``update_links_``, with p_{t-1}), the directional weights of the previous read
-        (``directional_weights``) and p_t (``update_precedence``): (forward_rows, forward, backward_rows,
-        backward) [B, H, K K_L] and p_t = (rows, values) [B, K_L]."""
+    def read(self, precedence, write_rows, write_weights, read_rows, read_weights, content, modes, keep: int):
+        """One step: L_{t-1} -> L_t (``update_links_``, with p_{t-1} = precedence (rows, values) [B, K_L] and
+        the write (rows, weights) [B, S]); the directional weights of the previous read (read_rows,
+        read_weights) [B, H, K] through L_t (``directional_weights``); the read weights, π_b b + π_c c + π_f f
+        with content = (rows, weights) [B, H, K_c] and modes π [B, H, 3], ``keep`` largest (``mix_merge``);
+        p_t (``update_precedence``). Returns (rows, weights) [B, H, keep] and p_t."""
         update_links_(self.links, self.back, precedence, write_rows, write_weights)
-        directional = directional_weights(self.links, self.back, read_rows, read_weights)
-        return *directional, update_precedence(precedence, write_rows, write_weights, self.links.cols.shape[-1])
+        forward_rows, forward, backward_rows, backward = directional_weights(self.links, self.back, read_rows, read_weights)
+        read = mix_merge([(backward_rows, backward), content, (forward_rows, forward)], modes, keep)
+        return *read, update_precedence(precedence, write_rows, write_weights, self.links.cols.shape[-1])
 
     def reset(self, envs: torch.Tensor) -> None:
         """Empty both matrices of envs ``envs`` (bool [B])."""
@@ -284,19 +265,16 @@ class FusedLinks:
         self.cols = torch.cat([links[0], back[0]], 1).long()
         self.values = DenseGradientMemory(torch.cat([links[1], back[1]], 1), record, in_place=True)  # cat copied
 
-    def step(self, precedence, write_rows, write_weights, read_rows, read_weights):
-        """As ``TorchLinks.step``."""
+    def read(self, precedence, write_rows, write_weights, read_rows, read_weights, content, modes, keep: int):
+        """As ``TorchLinks.read``."""
         batch, heads, k = read_rows.shape
-        read = (read_rows.reshape(batch, heads * k), read_weights.reshape(batch, heads * k))
-        args = (self.cols, write_rows, write_weights, *precedence, *read)
+        previous = (read_rows.reshape(batch, heads * k), read_weights.reshape(batch, heads * k))
+        args = (self.cols, write_rows, write_weights, *precedence, *previous, *content, modes, keep)
         if self.record:
-            read_cols, weights, prec_rows, prec_values = self.values.chain(_LinkStep, *args)
+            rows, weights, prec_rows, prec_values = self.values.chain(_LinkStep, *args)
         else:
-            outputs = fused_extension().link_step_forward(self.cols, self.values.memory, *args[1:])
-            read_cols, weights, prec_rows, prec_values = outputs[3], *outputs[5:]
-        forward_rows, backward_rows = read_cols.view(batch, 2, heads, -1).unbind(1)
-        forward, backward = weights.view(batch, 2, heads, -1).unbind(1)
-        return forward_rows, forward, backward_rows, backward, (prec_rows, prec_values)
+            rows, weights, prec_rows, prec_values = fused_extension().link_step_forward(self.cols, self.values.memory, *args[1:])[5:]
+        return rows, weights, (prec_rows, prec_values)
 
     def reset(self, envs: torch.Tensor) -> None:
         self.cols.masked_fill_(envs.view(-1, 1, 1), 0)
@@ -320,32 +298,36 @@ def open_links(links, back, record: bool, in_place: bool = False, fused: bool = 
 
 
 class _LinkStep(torch.autograd.Function):
-    """(token, cols, write_rows, write_weights, prec_rows, prec_values, read_rows, read_weights, tape) ->
-    (read_cols, weights [B, 2, Q, K_L], p_t rows, p_t values [B, K_L], token): ``FusedLinks.step``'s
-    operation on its values (``tape``); ``csrc/sparse_links.cpp``'s link_step_forward/backward."""
+    """(token, cols, write_rows, write_weights, prec_rows, prec_values, read_rows, read_weights, content_rows,
+    content_weights, modes, keep, tape) -> (read rows, read weights [B, H, keep], p_t rows, p_t values [B, K_L],
+    token): ``FusedLinks.read``'s operation on its values (``tape``); ``csrc/sparse_links.cpp``'s
+    link_step_forward/backward."""
 
     @staticmethod
-    def forward(ctx, token, cols, write_rows, write_weights, prec_rows, prec_values, read_rows, read_weights, tape):
+    def forward(ctx, token, cols, write_rows, write_weights, prec_rows, prec_values, read_rows, read_weights,
+                content_rows, content_weights, modes, keep, tape):
         ctx.tape, ctx.position = tape, tape._position()
-        changed, old_cols, old_values, read_cols, read_values, weights, new_prec_rows, new_prec_values = (
+        changed, old_cols, old_values, read_values, slot, rows, weights, new_prec_rows, new_prec_values = (
             fused_extension().link_step_forward(
-                cols, tape.memory, write_rows, write_weights, prec_rows, prec_values, read_rows, read_weights
+                cols, tape.memory, write_rows, write_weights, prec_rows, prec_values, read_rows, read_weights,
+                content_rows, content_weights, modes, keep,
             )
         )
-        ctx.save_for_backward(read_rows, read_weights, read_values, changed, old_cols, old_values, write_rows,
-                              write_weights, prec_rows, prec_values)
-        ctx.mark_non_differentiable(read_cols, new_prec_rows)
-        return read_cols, weights, new_prec_rows, new_prec_values, token.clone()
+        ctx.save_for_backward(read_rows, read_weights, read_values, slot, content_weights, modes, changed, old_cols,
+                              old_values, write_rows, write_weights, prec_rows, prec_values)
+        ctx.mark_non_differentiable(rows, new_prec_rows)
+        return rows, weights, new_prec_rows, new_prec_values, token.clone()
 
     @staticmethod
-    def backward(ctx, _grad_cols, grad_weights, _grad_prec_rows, grad_prec_values, grad_token):
+    def backward(ctx, _grad_rows, grad_weights, _grad_prec_rows, grad_prec_values, grad_token):
         tape = ctx.tape
         tape._begin(ctx.position)
         table = tape._compact_grad().view(tape._shape)  # dL/d values after the step -> before it, in place
-        grad_write, grad_prec, grad_read = fused_extension().link_step_backward(
+        grad_write, grad_prec, grad_read, grad_content, grad_modes = fused_extension().link_step_backward(
             table, grad_weights, grad_prec_values, *ctx.saved_tensors
         )
-        return _no_token_grad(grad_token), None, None, grad_write, None, grad_prec, None, grad_read, None
+        return (_no_token_grad(grad_token), None, None, grad_write, None, grad_prec, None, grad_read, None, grad_content,
+                grad_modes, None, None)
 
 
 @functools.cache

@@ -46,27 +46,32 @@ def link_matrices(per_row, fused):
     return links
 
 
+def random_read(generator, heads=2, k=3):
+    """(rows, weights) [B, heads, k], rows may repeat."""
+    return torch.randint(0, N, (B, heads, k), generator=generator), torch.rand(B, heads, k, generator=generator, dtype=torch.float64)
+
+
 @pytest.mark.parametrize("fused", [False, True], ids=["torch", "fused"])
 def test_sparse_links_with_every_entry_kept_equal_the_dnc_links(fused):
-    """K_L = N: links, their transpose, precedence and directional weights equal the dense DNC's."""
+    """K_L = N: links, their transpose, precedence and the read weights π_b b + π_c c + π_f f equal the dense DNC's."""
     g = torch.Generator().manual_seed(0)
     links = link_matrices(N, fused)
     precedence = sl.empty_precedence(B, N, torch.float64)
     dense_links, dense_precedence = torch.zeros(B, N, N, dtype=torch.float64), torch.zeros(B, N, dtype=torch.float64)
     for rows, weights in random_writes(6, g):
         write = dense(rows, weights)
-        read_rows = torch.randint(0, N, (B, 2, 3), generator=g)
-        read_weights = torch.rand(B, 2, 3, generator=g, dtype=torch.float64)
-        f_rows, f, b_rows, b, precedence = links.step(precedence, rows, weights, read_rows, read_weights)
+        previous, content = random_read(g), random_read(g)
+        modes = torch.softmax(torch.randn(B, 2, 3, generator=g, dtype=torch.float64), -1)
+        read_rows, read_weights, precedence = links.read(precedence, rows, weights, *previous, content, modes, N)
         dense_links = tl.update_links(dense_links, dense_precedence, write)
         dense_precedence = tl.update_precedence(dense_precedence, write)
         sparse_links, sparse_back = links.dense()
         torch.testing.assert_close(sparse_links, dense_links, rtol=0, atol=1e-12)
         torch.testing.assert_close(sparse_back, dense_links.transpose(1, 2), rtol=0, atol=1e-12)
         torch.testing.assert_close(dense(*precedence), dense_precedence, rtol=0, atol=1e-12)
-        dense_f, dense_b = tl.directional_weights(dense_links, dense(read_rows, read_weights))
-        torch.testing.assert_close(dense(f_rows, f), dense_f, rtol=0, atol=1e-12)
-        torch.testing.assert_close(dense(b_rows, b), dense_b, rtol=0, atol=1e-12)
+        dense_f, dense_b = tl.directional_weights(dense_links, dense(*previous))
+        expected = modes[..., :1] * dense_b + modes[..., 1:2] * dense(*content) + modes[..., 2:] * dense_f
+        torch.testing.assert_close(dense(read_rows, read_weights), expected, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("fused", [False, True], ids=["torch", "fused"])
@@ -76,8 +81,9 @@ def test_truncated_links_keep_valid_rows(fused):
     links = link_matrices(2, fused)
     precedence = sl.empty_precedence(B, 2, torch.float64)
     no_read = torch.zeros(B, 1, 1, dtype=torch.long), torch.zeros(B, 1, 1, dtype=torch.float64)
+    modes = torch.full((B, 1, 3), 1 / 3, dtype=torch.float64)
     for rows, weights in random_writes(8, g):
-        precedence = links.step(precedence, rows, weights, *no_read)[-1]
+        precedence = links.read(precedence, rows, weights, *no_read, no_read, modes, 1)[-1]
     for full in links.dense():
         assert (full >= 0).all() and full.sum(-1).max() <= 1 + 1e-9
         assert torch.diagonal(full, dim1=1, dim2=2).abs().max() == 0
@@ -85,10 +91,9 @@ def test_truncated_links_keep_valid_rows(fused):
         assert full.sum() > 0
 
 
-@pytest.mark.parametrize("fused", [False, True], ids=["torch", "fused"])
-def test_merge_sums_repeats_and_keeps_the_largest(fused):
+def test_merge_sums_repeats_and_keeps_the_largest():
     def merge(keys, values, keep):  # one part with mode 1: merge_top itself
-        return sl.mix_merge([(keys, values)], torch.ones(1, 1), keep, fused)
+        return sl.mix_merge([(keys, values)], torch.ones(1, 1), keep)
 
     keys = torch.tensor([[3, 1, 3, 5, 1, 0]])
     values = torch.tensor([[0.1, 0.2, 0.3, 0.05, 0.1, 0.25]], requires_grad=True)
@@ -105,23 +110,47 @@ def test_merge_sums_repeats_and_keeps_the_largest(fused):
     torch.testing.assert_close(kept_values, torch.tensor([[0.4, 0.2, 0.0, 0.0]]))
 
 
-def test_fused_mix_merge_is_the_same_function_as_the_torch_ops():
-    """Three weighted parts with many repeated rows: same rows, weights and gradients (parts and modes)."""
-    g = torch.Generator().manual_seed(4)
-    parts = [(torch.randint(0, 6, (2, 3, m), generator=g), torch.rand(2, 3, m, generator=g, dtype=torch.float64)) for m in (5, 2, 5)]
-    modes = torch.softmax(torch.randn(2, 3, 3, generator=g, dtype=torch.float64), -1)
+@pytest.mark.parametrize("per_row", [2, N])
+def test_fused_links_read_is_the_same_function_as_the_torch_ops(per_row):
+    """Five recorded steps on few rows (many repeats, truncated merges): the same read rows, weights, p_t and
+    links, and the same gradients of every input (write and previous-read weights, content weights, modes,
+    p_0 and the initial link values)."""
     results = []
     for fused in (False, True):
-        leaves = [weights.clone().requires_grad_() for _, weights in parts] + [modes.clone().requires_grad_()]
-        rows, weights = sl.mix_merge([(r, w) for (r, _), w in zip(parts, leaves)], leaves[-1], 4, fused)
-        (weights * torch.arange(1.0, 5.0, dtype=torch.float64)).sum().backward()
-        results.append((rows, weights.detach(), [leaf.grad for leaf in leaves]))
-    (rows_torch, weights_torch, grads_torch), (rows_fused, weights_fused, grads_fused) = results
-    assert torch.equal(rows_fused, rows_torch)
-    torch.testing.assert_close(weights_fused, weights_torch, rtol=0, atol=1e-12)
-    for fused_grad, torch_grad in zip(grads_fused, grads_torch):
-        assert torch_grad.abs().sum() > 0
-        torch.testing.assert_close(fused_grad, torch_grad, rtol=0, atol=1e-12)
+        g = torch.Generator().manual_seed(4)
+        initial = [[torch.randint(0, N, (B, N, per_row), generator=g),
+                    torch.rand(B, N, per_row, generator=g, dtype=torch.float64).requires_grad_()] for _ in range(2)]
+        prec = (torch.randint(0, N, (B, per_row), generator=g), torch.rand(B, per_row, generator=g, dtype=torch.float64).requires_grad_())
+        leaves = [initial[0][1], initial[1][1], prec[1]]
+        links = sl.open_links(*initial, record=True, fused=fused)
+        assert isinstance(links, sl.FusedLinks if fused else sl.TorchLinks)
+        rows, weights = random_read(g)
+        weights.requires_grad_()
+        leaves.append(weights)
+        loss, outputs = 0, []
+        for write_rows, write_weights in random_writes(5, g):
+            content_rows, content_weights = random_read(g)
+            modes = torch.softmax(torch.randn(B, 2, 3, generator=g, dtype=torch.float64), -1)
+            step_leaves = [write_weights.requires_grad_(), content_weights.requires_grad_(), modes.requires_grad_()]
+            leaves += step_leaves
+            rows, weights, prec = links.read(prec, write_rows, write_weights, rows, weights, (content_rows, content_weights), modes, 3)
+            outputs.append((rows, weights.detach(), prec[0], prec[1].detach()))
+            loss = loss + (weights * torch.arange(1.0, 4.0, dtype=torch.float64)).sum() + prec[1].pow(2).sum()
+        (cols_l, values_l), (cols_b, values_b) = links.final()
+        loss = loss + values_l.pow(2).sum() + values_b.sum()
+        loss.backward()
+        results.append((outputs, [sl.densify(cols_l, values_l.detach(), N), sl.densify(cols_b, values_b.detach(), N)],
+                        [leaf.grad for leaf in leaves]))
+    (out_torch, links_torch, grads_torch), (out_fused, links_fused, grads_fused) = results
+    for step_torch, step_fused in zip(out_torch, out_fused):
+        assert torch.equal(step_fused[0], step_torch[0]) and torch.equal(step_fused[2], step_torch[2])
+        torch.testing.assert_close(step_fused[1], step_torch[1], rtol=0, atol=1e-12)
+        torch.testing.assert_close(step_fused[3], step_torch[3], rtol=0, atol=1e-12)
+    for fused_matrix, torch_matrix in zip(links_fused, links_torch):
+        torch.testing.assert_close(fused_matrix, torch_matrix, rtol=0, atol=1e-12)
+    for i, (fused_grad, torch_grad) in enumerate(zip(grads_fused, grads_torch)):
+        assert torch_grad is not None and torch_grad.abs().sum() > 0, f"leaf {i} got no gradient"
+        torch.testing.assert_close(fused_grad, torch_grad, rtol=0, atol=1e-12, msg=f"leaf {i}")
 
 
 def build(**extra):

@@ -1,9 +1,10 @@
 // The Sparse DNC's sparse-link operations as single CPU calls (memory_cores/sparse_linkage.py holds
 // the PyTorch version, the reference, also what runs on CUDA; thesis eq. 3.15-3.20). There, one step's
-// link update is hundreds of small tensor ops, forward and backward; here it is one call each way.
+// link update and read weights are hundreds of small tensor ops, forward and backward; here they are
+// one call each way.
 //
-// link_step_forward / link_step_backward: one step of both sparse link matrices (see their comments
-// below). Per changed row r with entries (cols, vals) [K_L]:
+// link_step_forward / link_step_backward: one step of both sparse link matrices, then the read weights
+// (see their comments below). Per changed row r with entries (cols, vals) [K_L]:
 //   1. if r is decayed: every entry (r, c) is scaled by 1 - W(r) - W(c), W(x) the summed write weight
 //      of row x;
 //   2. if r is among the rows of the `left` vector: candidates (c, A(r) * right_vals[j]) for
@@ -13,8 +14,8 @@
 // Other rows keep their entries in place. Links: left = write, right = precedence (L(i, j) += w(i) p(j));
 // the transpose: left = precedence, right = write. Backward recomputes each row's structure from its
 // saved old entries and hands each kept value's gradient to its contributions; dropped candidates get
-// none. Also here: ``mix_merge`` (the read weights: modes times segments, repeated keys summed, the
-// largest kept).
+// none. Then the read weights of each head (ReadMerge): its backward, content and forward weights times
+// its read modes, repeated rows summed, the largest kept (``sparse_linkage.mix_merge`` in PyTorch).
 #include <torch/extension.h>
 
 #include <algorithm>
@@ -288,7 +289,7 @@ struct StepScratch {
   Workspace<scalar_t> ws;
   SummedVector<scalar_t> write, prec;
   std::vector<int64_t> first, new_cols, kept;
-  std::vector<scalar_t> new_vals, g_new;
+  std::vector<scalar_t> new_vals, g_new, g_read;
   SeenRows seen;
 
   static StepScratch& get(int64_t slots) {
@@ -298,19 +299,53 @@ struct StepScratch {
   }
 };
 
+// The read merge of head h of env b: M = 2 Kp K_L + Kc entries in three segments, weighted by the head's
+// modes: 0 backward (the links rows of the head's Kp previously read rows: b = L^T w^r_{t-1}), 1 content (its Kc
+// rows), 2 forward (their back rows: f = L w^r_{t-1}). The directional entries are the read rows' values after
+// the update times the read weight of their row; `flat` is their index in the [B, 2, Q, K_L] read arrays.
+template <typename scalar_t>
+struct ReadMerge {
+  const int64_t* read_cols;      // [B, 2, Q, K_L]
+  const scalar_t* read_vals;     // [B, 2, Q, K_L]
+  const scalar_t* read_w;        // [B, Q]
+  const int64_t* content_rows;   // [B, H, Kc]
+  const scalar_t* content_w;     // [B, H, Kc]
+  const scalar_t* modes;         // [B, H, 3]
+  int64_t b, h, H, Q, Kp, KL, Kc;
+
+  int64_t size() const { return 2 * Kp * KL + Kc; }
+  int64_t segment(int64_t i) const { return i < Kp * KL ? 0 : i < Kp * KL + Kc ? 1 : 2; }
+  int64_t content_at(int64_t i) const { return (b * H + h) * Kc + i - Kp * KL; }
+  int64_t flat(int64_t i) const {  // directional entries only
+    const int64_t seg = segment(i), m = seg == 0 ? 1 : 0, d = seg == 0 ? i : i - Kp * KL - Kc;
+    return ((b * 2 + m) * Q + h * Kp + d / KL) * KL + d % KL;
+  }
+  int64_t read_q(int64_t i) const { return b * Q + (flat(i) / KL) % Q; }
+  int64_t key(int64_t i) const { return segment(i) == 1 ? content_rows[content_at(i)] : read_cols[flat(i)]; }
+  scalar_t value(int64_t i) const {  // before the mode
+    return segment(i) == 1 ? content_w[content_at(i)] : read_vals[flat(i)] * read_w[read_q(i)];
+  }
+  scalar_t mode(int64_t i) const { return modes[(b * H + h) * 3 + segment(i)]; }
+  scalar_t weight(int64_t i) const { return value(i) * mode(i); }
+};
+
 template <typename scalar_t>
 std::vector<torch::Tensor> link_step_forward_impl(torch::Tensor cols, torch::Tensor vals, torch::Tensor write_rows,
                                                   torch::Tensor write_w, torch::Tensor prec_rows, torch::Tensor prec_vals,
-                                                  torch::Tensor read_rows, torch::Tensor read_w) {
+                                                  torch::Tensor read_rows, torch::Tensor read_w, torch::Tensor content_rows,
+                                                  torch::Tensor content_w, torch::Tensor modes, int64_t keep) {
   const int64_t B = cols.size(0), N = cols.size(1) / 2, K = cols.size(2);
   const int64_t S = write_rows.size(1), P = prec_rows.size(1), Q = read_rows.size(1);
+  const int64_t H = content_rows.size(1), Kc = content_rows.size(2), Kp = Q / H, M = 2 * Kp * K + Kc;
   const int64_t R = 2 * S * (K + 1) + P;
   auto changed = torch::empty({B, R}, cols.options());
   auto old_cols = torch::empty({B, R, K}, cols.options()), old_vals = torch::empty({B, R, K}, vals.options());
   auto read_cols = torch::empty({B, 2, Q, K}, cols.options()), read_vals = torch::empty({B, 2, Q, K}, vals.options());
-  auto weighted = torch::empty({B, 2, Q, K}, vals.options());
+  auto kept_rows = torch::zeros({B, H, keep}, cols.options()), kept_w = torch::zeros({B, H, keep}, vals.options());
+  auto slot = torch::empty({B, H, M}, cols.options());
   auto new_prec_rows = torch::empty({B, P}, cols.options()), new_prec_vals = torch::zeros({B, P}, vals.options());
-  scalar_t *weighted_p = weighted.data_ptr<scalar_t>(), *new_pv_p = new_prec_vals.data_ptr<scalar_t>();
+  scalar_t *new_pv_p = new_prec_vals.data_ptr<scalar_t>(), *kept_w_p = kept_w.data_ptr<scalar_t>();
+  int64_t *kept_rows_p = kept_rows.data_ptr<int64_t>(), *slot_p = slot.data_ptr<int64_t>();
   int64_t* new_pr_p = new_prec_rows.data_ptr<int64_t>();
   const scalar_t* rw_p = read_w.data_ptr<scalar_t>();
   auto& scratch = StepScratch<scalar_t>::get(N);
@@ -324,6 +359,8 @@ std::vector<torch::Tensor> link_step_forward_impl(torch::Tensor cols, torch::Ten
   scalar_t *vals_p = vals.data_ptr<scalar_t>(), *old_vals_p = old_vals.data_ptr<scalar_t>(), *read_vals_p = read_vals.data_ptr<scalar_t>();
   const int64_t *wr_p = write_rows.data_ptr<int64_t>(), *pr_p = prec_rows.data_ptr<int64_t>(), *rr_p = read_rows.data_ptr<int64_t>();
   const scalar_t *ww_p = write_w.data_ptr<scalar_t>(), *pv_p = prec_vals.data_ptr<scalar_t>();
+  const int64_t* cr_p = content_rows.data_ptr<int64_t>();
+  const scalar_t *cw_p = content_w.data_ptr<scalar_t>(), *modes_p = modes.data_ptr<scalar_t>();
   for (int64_t b = 0; b < B; ++b) {
     int64_t* c = cols_p + b * 2 * N * K;
     scalar_t* v = vals_p + b * 2 * N * K;
@@ -366,26 +403,39 @@ std::vector<torch::Tensor> link_step_forward_impl(torch::Tensor cols, torch::Ten
         const int64_t row = (m == 0 ? N : 0) + rr_p[b * Q + q], out = ((b * 2 + m) * Q + q) * K;
         std::copy(c + row * K, c + row * K + K, read_cols_p + out);
         std::copy(v + row * K, v + row * K + K, read_vals_p + out);
-        for (int64_t k = 0; k < K; ++k) weighted_p[out + k] = v[row * K + k] * rw_p[b * Q + q];
       }
+    for (int64_t h = 0; h < H; ++h) {  // the read weights: each head's three segments merged
+      const ReadMerge<scalar_t> read{read_cols_p, read_vals_p, rw_p, cr_p, cw_p, modes_p, b, h, H, Q, Kp, K, Kc};
+      merge_largest(M, [&](int64_t i) { return read.key(i); }, [&](int64_t i) { return read.weight(i); }, keep, merge,
+                    kept_rows_p + (b * H + h) * keep);
+      for (int64_t i = 0; i < M; ++i) {
+        slot_p[(b * H + h) * M + i] = merge.slot[i];
+        if (merge.slot[i] >= 0) kept_w_p[(b * H + h) * keep + merge.slot[i]] += read.weight(i);
+      }
+    }
     const PrecedenceMerge<scalar_t> precedence(p.prec_rows, pv, p.write_rows, ww, P, S);
     precedence.structure(merge, new_pr_p + b * P);
     for (int64_t i = 0; i < P + S; ++i)
       if (merge.slot[i] >= 0) new_pv_p[b * P + merge.slot[i]] += precedence.value(i);
   }
-  return {changed, old_cols, old_vals, read_cols, read_vals, weighted, new_prec_rows, new_prec_vals};
+  return {changed, old_cols, old_vals, read_vals, slot, kept_rows, kept_w, new_prec_rows, new_prec_vals};
 }
 
 template <typename scalar_t>
-std::vector<torch::Tensor> link_step_backward_impl(torch::Tensor grad, torch::Tensor grad_weighted, torch::Tensor grad_new_prec,
+std::vector<torch::Tensor> link_step_backward_impl(torch::Tensor grad, torch::Tensor grad_kept, torch::Tensor grad_new_prec,
                                                    torch::Tensor read_rows, torch::Tensor read_w, torch::Tensor read_vals,
+                                                   torch::Tensor slot, torch::Tensor content_w, torch::Tensor modes,
                                                    torch::Tensor changed, torch::Tensor old_cols, torch::Tensor old_vals,
                                                    torch::Tensor write_rows, torch::Tensor write_w, torch::Tensor prec_rows,
                                                    torch::Tensor prec_vals) {
   const int64_t B = old_cols.size(0), R = old_cols.size(1), K = old_cols.size(2), N = grad.size(1) / 2;
   const int64_t S = write_rows.size(1), P = prec_rows.size(1), Q = read_rows.size(1);
+  const int64_t H = content_w.size(1), Kc = content_w.size(2), Kp = Q / H, M = slot.size(2), keep = grad_kept.size(2);
   auto g_write = torch::zeros_like(write_w), g_prec = torch::zeros_like(prec_vals), g_read_w = torch::zeros_like(read_w);
-  scalar_t* g_read_w_p = g_read_w.data_ptr<scalar_t>();
+  auto g_content = torch::zeros_like(content_w), g_modes = torch::zeros_like(modes);
+  scalar_t *g_read_w_p = g_read_w.data_ptr<scalar_t>(), *g_content_p = g_content.data_ptr<scalar_t>(), *g_modes_p = g_modes.data_ptr<scalar_t>();
+  const int64_t* slot_p = slot.data_ptr<int64_t>();
+  const scalar_t *g_kept_p = grad_kept.data_ptr<scalar_t>(), *cw_p = content_w.data_ptr<scalar_t>(), *modes_p = modes.data_ptr<scalar_t>();
   const scalar_t *rw_p = read_w.data_ptr<scalar_t>(), *read_vals_p = read_vals.data_ptr<scalar_t>();
   const scalar_t* g_new_prec_p = grad_new_prec.data_ptr<scalar_t>();
   auto& scratch = StepScratch<scalar_t>::get(N);
@@ -393,23 +443,37 @@ std::vector<torch::Tensor> link_step_backward_impl(torch::Tensor grad, torch::Te
   auto &write = scratch.write, &prec = scratch.prec;
   auto &first = scratch.first, &kept = scratch.kept;
   scalar_t *g_p = grad.data_ptr<scalar_t>(), *g_write_p = g_write.data_ptr<scalar_t>(), *g_prec_p = g_prec.data_ptr<scalar_t>();
-  const scalar_t *gr_p = grad_weighted.data_ptr<scalar_t>(), *old_vals_p = old_vals.data_ptr<scalar_t>();
+  const scalar_t* old_vals_p = old_vals.data_ptr<scalar_t>();
   const int64_t *rr_p = read_rows.data_ptr<int64_t>(), *ch_p = changed.data_ptr<int64_t>(), *old_cols_p = old_cols.data_ptr<int64_t>();
   const int64_t *wr_p = write_rows.data_ptr<int64_t>(), *pr_p = prec_rows.data_ptr<int64_t>();
   const scalar_t *ww_p = write_w.data_ptr<scalar_t>(), *pv_p = prec_vals.data_ptr<scalar_t>();
-  auto& g_new = scratch.g_new;
-  kept.resize(P), g_new.resize(R * K);
+  auto &g_new = scratch.g_new, &g_read = scratch.g_read;
+  kept.resize(P), g_new.resize(R * K), g_read.resize(2 * Q * K);
   for (int64_t b = 0; b < B; ++b) {
     scalar_t* g = g_p + b * 2 * N * K;
     const StepLists p{N, K, S, P, R, wr_p + b * S, pr_p + b * P};
     const scalar_t *ww = ww_p + b * S, *pv = pv_p + b * P;
     const int64_t* ch = ch_p + b * R;
+    // 0. The read merge: each kept slot's gradient to the entries summed into it (times their mode: the
+    //    directional ones into g_read [2, Q, K_L], as the read arrays) and to the modes.
+    std::fill(g_read.begin(), g_read.end(), scalar_t(0));
+    for (int64_t h = 0; h < H; ++h) {
+      const ReadMerge<scalar_t> read{nullptr, read_vals_p, rw_p, nullptr, cw_p, modes_p, b, h, H, Q, Kp, K, Kc};  // no keys needed
+      for (int64_t i = 0; i < M; ++i) {
+        const int64_t s = slot_p[(b * H + h) * M + i];
+        if (s < 0) continue;
+        const scalar_t g_kept = g_kept_p[(b * H + h) * keep + s];
+        g_modes_p[(b * H + h) * 3 + read.segment(i)] += g_kept * read.value(i);
+        if (read.segment(i) == 1) g_content_p[read.content_at(i)] += g_kept * read.mode(i);
+        else g_read[read.flat(i) - b * 2 * Q * K] = g_kept * read.mode(i);
+      }
+    }
     // 1. The directional reads (values times the read weight) came after the update: their gradient
     //    lands on the rows read and on the read weights.
     for (int64_t m = 0; m < 2; ++m)
       for (int64_t q = 0; q < Q; ++q) {
         const int64_t row = (m == 0 ? N : 0) + rr_p[b * Q + q], at = ((b * 2 + m) * Q + q) * K;
-        const scalar_t* gq = gr_p + at;
+        const scalar_t* gq = g_read.data() + (m * Q + q) * K;
         const scalar_t a = rw_p[b * Q + q];
         for (int64_t k = 0; k < K; ++k) {
           g[row * K + k] += gq[k] * a;
@@ -475,111 +539,56 @@ std::vector<torch::Tensor> link_step_backward_impl(torch::Tensor grad, torch::Te
     }
     for (int64_t i = 0; i < S; ++i) g_write_p[b * S + i] -= to_share;
   }
-  return {g_write, g_prec, g_read_w};
+  return {g_write, g_prec, g_read_w, g_content, g_modes};
 }
 
 }  // namespace
 
 // link_step_forward(cols, vals [B, 2N, K], changed in place; write_rows, write_w [B, S]; prec_rows, prec_vals [B, P]:
-// p_{t-1}; read_rows, read_w [B, Q]: the previous read) -> (changed [B, R]; their old cols and vals [B, R, K]; read_cols,
-// read_vals [B, 2, Q, K]: after the update, the back rows (forward weights) and links rows (backward weights) of
-// read_rows; weighted [B, 2, Q, K]: read_vals times read_w; new_prec_rows, new_prec_vals [B, P]: p_t).
+// p_{t-1}; read_rows, read_w [B, Q = H Kp]: the previous read; content_rows, content_w [B, H, Kc]: this step's content
+// weights; modes [B, H, 3]: the read modes (backward, content, forward); keep) -> (changed [B, R]; their old cols
+// and vals [B, R, K]; read_vals [B, 2, Q, K]: after the update, the values of the back rows (forward weights) and
+// links rows (backward weights) of read_rows; slot [B, H, M]: where each read-merge entry went (ReadMerge's
+// order; -1: dropped); kept_rows, kept_w [B, H, keep]: the read weights; new_prec_rows, new_prec_vals [B, P]: p_t).
 std::vector<torch::Tensor> link_step_forward(torch::Tensor cols, torch::Tensor vals, torch::Tensor write_rows, torch::Tensor write_w,
                                              torch::Tensor prec_rows, torch::Tensor prec_vals, torch::Tensor read_rows,
-                                             torch::Tensor read_w) {
+                                             torch::Tensor read_w, torch::Tensor content_rows, torch::Tensor content_w,
+                                             torch::Tensor modes, int64_t keep) {
   TORCH_CHECK(cols.is_contiguous() && vals.is_contiguous() && vals.device().is_cpu(), "link_step: contiguous CPU tables");
+  TORCH_CHECK(read_rows.size(1) % content_rows.size(1) == 0 && modes.size(2) == 3, "link_step: Q = H Kp read rows, 3 modes");
   write_rows = write_rows.contiguous(), write_w = write_w.contiguous(), prec_rows = prec_rows.contiguous();
   prec_vals = prec_vals.contiguous(), read_rows = read_rows.contiguous(), read_w = read_w.contiguous();
+  content_rows = content_rows.contiguous(), content_w = content_w.contiguous(), modes = modes.contiguous();
   std::vector<torch::Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(vals.scalar_type(), "link_step_forward", [&] {
-    out = link_step_forward_impl<scalar_t>(cols, vals, write_rows, write_w, prec_rows, prec_vals, read_rows, read_w);
+    out = link_step_forward_impl<scalar_t>(cols, vals, write_rows, write_w, prec_rows, prec_vals, read_rows, read_w, content_rows,
+                                           content_w, modes, keep);
   });
   return out;
 }
 
 // link_step_backward(grad [B, 2N, K]: d loss / d values after the step, changed in place into d loss / d values
-// before it; grad_weighted [B, 2, Q, K]; grad_new_prec [B, P]; read_rows, read_w; then the forward's saved read_vals,
-// changed, old cols and vals, and its write and precedence inputs) -> (grad_write_w [B, S], grad_prec_vals [B, P],
-// grad_read_w [B, Q]).
-std::vector<torch::Tensor> link_step_backward(torch::Tensor grad, torch::Tensor grad_weighted, torch::Tensor grad_new_prec,
+// before it; grad_kept [B, H, keep]; grad_new_prec [B, P]; read_rows, read_w; then the forward's saved read_vals and
+// slot, its content_w and modes, its changed rows and their old cols and vals, and its write and precedence inputs)
+// -> (grad_write_w [B, S], grad_prec_vals [B, P], grad_read_w [B, Q], grad_content_w [B, H, Kc], grad_modes [B, H, 3]).
+std::vector<torch::Tensor> link_step_backward(torch::Tensor grad, torch::Tensor grad_kept, torch::Tensor grad_new_prec,
                                               torch::Tensor read_rows, torch::Tensor read_w, torch::Tensor read_vals,
+                                              torch::Tensor slot, torch::Tensor content_w, torch::Tensor modes,
                                               torch::Tensor changed, torch::Tensor old_cols, torch::Tensor old_vals,
                                               torch::Tensor write_rows, torch::Tensor write_w, torch::Tensor prec_rows,
                                               torch::Tensor prec_vals) {
   TORCH_CHECK(grad.is_contiguous() && grad.device().is_cpu(), "link_step: a contiguous CPU gradient table");
   std::vector<torch::Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "link_step_backward", [&] {
-    out = link_step_backward_impl<scalar_t>(grad, grad_weighted.contiguous(), grad_new_prec.contiguous(), read_rows.contiguous(),
-                                            read_w.contiguous(), read_vals, changed, old_cols, old_vals, write_rows.contiguous(),
-                                            write_w.contiguous(), prec_rows.contiguous(), prec_vals.contiguous());
+    out = link_step_backward_impl<scalar_t>(grad, grad_kept.contiguous(), grad_new_prec.contiguous(), read_rows.contiguous(),
+                                            read_w.contiguous(), read_vals, slot, content_w.contiguous(), modes.contiguous(),
+                                            changed, old_cols, old_vals, write_rows.contiguous(), write_w.contiguous(),
+                                            prec_rows.contiguous(), prec_vals.contiguous());
   });
   return out;
 }
 
-// mix_merge_forward(keys, values [*, M], modes [*, G], ends [G]: segment g is entries [ends[g-1], ends[g]))
-// -> (kept_keys, kept_values [*, keep], slot [*, M]): per row, weight i = values[i] * modes[segment of i];
-// equal keys' weights summed, the `keep` largest sums kept, best first (padded with (0, 0)); slot[i] is where
-// entry i went (-1: dropped). The SDNC's read weights: segments backward, content, forward; modes the π.
-std::vector<torch::Tensor> mix_merge_forward(torch::Tensor keys, torch::Tensor values, torch::Tensor modes,
-                                             std::vector<int64_t> ends, int64_t keep) {
-  keys = keys.contiguous(), values = values.contiguous(), modes = modes.contiguous();
-  TORCH_CHECK(keys.device().is_cpu() && values.device().is_cpu(), "mix_merge runs on CPU tensors");
-  const int64_t M = keys.size(-1), G = modes.size(-1), rows = M ? keys.numel() / M : 0;
-  TORCH_CHECK(static_cast<int64_t>(ends.size()) == G && ends.back() == M, "mix_merge: segment ends must end at M");
-  std::vector<int64_t> kept_shape = keys.sizes().vec();
-  kept_shape.back() = keep;
-  auto kept_keys = torch::zeros(kept_shape, keys.options()), slot = torch::empty_like(keys);
-  auto kept_values = torch::zeros(kept_shape, values.options());
-  std::vector<int64_t> segment(M);
-  for (int64_t g = 0, i = 0; g < G; ++g)
-    for (; i < ends[g]; ++i) segment[i] = g;
-  AT_DISPATCH_FLOATING_TYPES(values.scalar_type(), "mix_merge_forward", [&] {
-    const int64_t* k_p = keys.data_ptr<int64_t>();
-    const scalar_t *v_p = values.data_ptr<scalar_t>(), *m_p = modes.data_ptr<scalar_t>();
-    int64_t *kept_p = kept_keys.data_ptr<int64_t>(), *slot_p = slot.data_ptr<int64_t>();
-    scalar_t* kv_p = kept_values.data_ptr<scalar_t>();
-    thread_local MergeBuffers<scalar_t> buffers_tls;
-    auto& buffers = buffers_tls;  // one lookup of the thread_local, not one per row
-    std::vector<scalar_t> weight(M);
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t* k = k_p + r * M;
-      for (int64_t i = 0; i < M; ++i) weight[i] = v_p[r * M + i] * m_p[r * G + segment[i]];
-      merge_largest(M, [&](int64_t i) { return k[i]; }, [&](int64_t i) { return weight[i]; }, keep, buffers, kept_p + r * keep);
-      for (int64_t i = 0; i < M; ++i) {
-        slot_p[r * M + i] = buffers.slot[i];
-        if (buffers.slot[i] >= 0) kv_p[r * keep + buffers.slot[i]] += weight[i];
-      }
-    }
-  });
-  return {kept_keys, kept_values, slot};
-}
-
-// mix_merge_backward(grad_kept [*, keep], slot [*, M], values [*, M], modes [*, G], ends) -> (grad_values, grad_modes).
-std::vector<torch::Tensor> mix_merge_backward(torch::Tensor grad_kept, torch::Tensor slot, torch::Tensor values,
-                                              torch::Tensor modes, std::vector<int64_t> ends) {
-  grad_kept = grad_kept.contiguous(), values = values.contiguous(), modes = modes.contiguous();
-  const int64_t M = slot.size(-1), G = modes.size(-1), keep = grad_kept.size(-1), rows = M ? slot.numel() / M : 0;
-  auto grad_values = torch::zeros_like(values), grad_modes = torch::zeros_like(modes);
-  AT_DISPATCH_FLOATING_TYPES(values.scalar_type(), "mix_merge_backward", [&] {
-    const int64_t* s_p = slot.data_ptr<int64_t>();
-    const scalar_t *g_p = grad_kept.data_ptr<scalar_t>(), *v_p = values.data_ptr<scalar_t>(), *m_p = modes.data_ptr<scalar_t>();
-    scalar_t *gv_p = grad_values.data_ptr<scalar_t>(), *gm_p = grad_modes.data_ptr<scalar_t>();
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t g = 0, i = 0; g < G; ++g)
-        for (; i < ends[g]; ++i) {
-          const int64_t at = r * M + i;
-          if (s_p[at] < 0) continue;
-          const scalar_t gw = g_p[r * keep + s_p[at]];
-          gv_p[at] = gw * m_p[r * G + g];
-          gm_p[r * G + g] += gw * v_p[at];
-        }
-  });
-  return {grad_values, grad_modes};
-}
-
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("link_step_forward", &link_step_forward, "one step of both link matrices, in place (see above)");
+  m.def("link_step_forward", &link_step_forward, "one step of both link matrices, in place, and the read weights (see above)");
   m.def("link_step_backward", &link_step_backward, "its gradient");
-  m.def("mix_merge_forward", &mix_merge_forward, "weighted segments merged: repeated keys summed, the largest kept");
-  m.def("mix_merge_backward", &mix_merge_backward, "its gradient");
 }
