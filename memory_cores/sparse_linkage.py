@@ -253,9 +253,10 @@ class FusedLinks:
     """Both link matrices of one unroll as one table [B, 2N, K_L] (rows [0, N): L; [N, 2N): L^T),
     stepped by one C++ call each way (``csrc/sparse_links.cpp``, CPU only).
 
-    A step (update of both matrices, then the rows the previous read follows) is one operation on a
-    ``DenseGradientMemory`` of the values: forward saves the changed rows' old entries (O(S K_L^2),
-    whatever N is); backward hands their gradient on in the dense gradient table. The two
+    A step (update of both matrices, p_t, the rows the previous read follows, and the read merge with
+    the content weights) is one operation on a ``DenseGradientMemory`` of the values: forward saves the
+    changed rows' old entries (O(S K_L^2), whatever N is); backward hands their gradient on in the dense
+    gradient table. The two
     matrices are copied into the table once per call, so ``in_place_state`` does not apply to them.
     """
 
