@@ -19,6 +19,7 @@
 #include <torch/extension.h>
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <vector>
@@ -281,6 +282,13 @@ StepRow<scalar_t> step_row(const StepLists& p, int64_t storage_row, int64_t posi
   return r;
 }
 
+// torch::zeros without a dispatched fill_: the link step makes several small tensors every call.
+inline torch::Tensor zeroed(at::IntArrayRef shape, const at::TensorOptions& options) {
+  auto tensor = torch::empty(shape, options);
+  std::memset(tensor.data_ptr(), 0, tensor.nbytes());
+  return tensor;
+}
+
 // What a link step reuses from call to call, per thread and dtype, so that warm calls do not allocate.
 // Fetched once per call: in a shared library every use of a thread_local costs a call for its address.
 template <typename scalar_t>
@@ -288,7 +296,7 @@ struct StepScratch {
   MergeBuffers<scalar_t> merge;
   Workspace<scalar_t> ws;
   SummedVector<scalar_t> write, prec;
-  std::vector<int64_t> first, new_cols, kept;
+  std::vector<int64_t> first, new_cols, kept, read_cols;
   std::vector<scalar_t> new_vals, g_new, g_read;
   SeenRows seen;
 
@@ -340,10 +348,10 @@ std::vector<torch::Tensor> link_step_forward_impl(torch::Tensor cols, torch::Ten
   const int64_t R = 2 * S * (K + 1) + P;
   auto changed = torch::empty({B, R}, cols.options());
   auto old_cols = torch::empty({B, R, K}, cols.options()), old_vals = torch::empty({B, R, K}, vals.options());
-  auto read_cols = torch::empty({B, 2, Q, K}, cols.options()), read_vals = torch::empty({B, 2, Q, K}, vals.options());
-  auto kept_rows = torch::zeros({B, H, keep}, cols.options()), kept_w = torch::zeros({B, H, keep}, vals.options());
+  auto read_vals = torch::empty({B, 2, Q, K}, vals.options());
+  auto kept_rows = torch::empty({B, H, keep}, cols.options()), kept_w = zeroed({B, H, keep}, vals.options());
   auto slot = torch::empty({B, H, M}, cols.options());
-  auto new_prec_rows = torch::empty({B, P}, cols.options()), new_prec_vals = torch::zeros({B, P}, vals.options());
+  auto new_prec_rows = torch::empty({B, P}, cols.options()), new_prec_vals = zeroed({B, P}, vals.options());
   scalar_t *new_pv_p = new_prec_vals.data_ptr<scalar_t>(), *kept_w_p = kept_w.data_ptr<scalar_t>();
   int64_t *kept_rows_p = kept_rows.data_ptr<int64_t>(), *slot_p = slot.data_ptr<int64_t>();
   int64_t* new_pr_p = new_prec_rows.data_ptr<int64_t>();
@@ -351,11 +359,11 @@ std::vector<torch::Tensor> link_step_forward_impl(torch::Tensor cols, torch::Ten
   auto& scratch = StepScratch<scalar_t>::get(N);
   auto &merge = scratch.merge, &ws = scratch.ws;
   auto &write = scratch.write, &prec = scratch.prec;
-  auto &first = scratch.first, &new_cols = scratch.new_cols;
+  auto &first = scratch.first, &new_cols = scratch.new_cols, &read_cols = scratch.read_cols;
   auto& new_vals = scratch.new_vals;
-  new_cols.resize(R * K), new_vals.resize(R * K);
+  new_cols.resize(R * K), new_vals.resize(R * K), read_cols.resize(B * 2 * Q * K);
   int64_t *cols_p = cols.data_ptr<int64_t>(), *changed_p = changed.data_ptr<int64_t>();
-  int64_t *old_cols_p = old_cols.data_ptr<int64_t>(), *read_cols_p = read_cols.data_ptr<int64_t>();
+  int64_t *old_cols_p = old_cols.data_ptr<int64_t>(), *read_cols_p = read_cols.data();
   scalar_t *vals_p = vals.data_ptr<scalar_t>(), *old_vals_p = old_vals.data_ptr<scalar_t>(), *read_vals_p = read_vals.data_ptr<scalar_t>();
   const int64_t *wr_p = write_rows.data_ptr<int64_t>(), *pr_p = prec_rows.data_ptr<int64_t>(), *rr_p = read_rows.data_ptr<int64_t>();
   const scalar_t *ww_p = write_w.data_ptr<scalar_t>(), *pv_p = prec_vals.data_ptr<scalar_t>();
@@ -431,8 +439,9 @@ std::vector<torch::Tensor> link_step_backward_impl(torch::Tensor grad, torch::Te
   const int64_t B = old_cols.size(0), R = old_cols.size(1), K = old_cols.size(2), N = grad.size(1) / 2;
   const int64_t S = write_rows.size(1), P = prec_rows.size(1), Q = read_rows.size(1);
   const int64_t H = content_w.size(1), Kc = content_w.size(2), Kp = Q / H, M = slot.size(2), keep = grad_kept.size(2);
-  auto g_write = torch::zeros_like(write_w), g_prec = torch::zeros_like(prec_vals), g_read_w = torch::zeros_like(read_w);
-  auto g_content = torch::zeros_like(content_w), g_modes = torch::zeros_like(modes);
+  auto g_write = zeroed(write_w.sizes(), write_w.options()), g_prec = zeroed(prec_vals.sizes(), prec_vals.options());
+  auto g_read_w = zeroed(read_w.sizes(), read_w.options()), g_content = zeroed(content_w.sizes(), content_w.options());
+  auto g_modes = zeroed(modes.sizes(), modes.options());
   scalar_t *g_read_w_p = g_read_w.data_ptr<scalar_t>(), *g_content_p = g_content.data_ptr<scalar_t>(), *g_modes_p = g_modes.data_ptr<scalar_t>();
   const int64_t* slot_p = slot.data_ptr<int64_t>();
   const scalar_t *g_kept_p = grad_kept.data_ptr<scalar_t>(), *cw_p = content_w.data_ptr<scalar_t>(), *modes_p = modes.data_ptr<scalar_t>();
