@@ -117,8 +117,8 @@ def _runs(keys: torch.Tensor, values: torch.Tensor):
 def merge_top(keys: torch.Tensor, values: torch.Tensor, keep: int):
     """Sum the values of repeated keys and keep the ``keep`` largest: [..., M] -> [..., keep].
 
-    The structure (which keys survive, in which slot) is found without autograd by sorting
-    (O(M log M) per row); the values are then one scatter-add of each candidate into its slot, so
+    The structure (which keys survive, in which slot; equal totals: the smaller key first) is found
+    without autograd by sorting (O(M log M) per row); the values are then one scatter-add of each candidate into its slot, so
     backward keeps a single index tensor. Fewer than ``keep`` distinct keys: the remaining slots
     are empty (value 0).
     """
@@ -127,7 +127,9 @@ def merge_top(keys: torch.Tensor, values: torch.Tensor, keep: int):
         run_keys, totals, runs, run_of = _runs(keys, values.detach())
         real = torch.arange(keys.shape[-1], device=keys.device) < runs
         ranked = torch.where(real, totals, torch.full_like(totals, -1.0))  # empty runs rank below every real one
-        top = ranked.topk(slots, dim=-1).indices  # the runs kept, best first
+        # The runs kept, best first; ties to the smaller key (a stable sort, not topk, whose tie order is
+        # unspecified): equal totals, e.g. the zero-valued entries of a first step, sit as in the C++ merge.
+        top = ranked.sort(dim=-1, descending=True, stable=True).indices[..., :slots]
         kept_keys = torch.where(real.gather(-1, top), run_keys.gather(-1, top), torch.zeros_like(top))
         slot_of_run = torch.full_like(run_keys, slots).scatter(-1, top, torch.arange(slots, device=keys.device).expand_as(top))
         destination = slot_of_run.gather(-1, run_of)  # dropped candidates go to the extra slot
