@@ -24,17 +24,20 @@ class Interface(NamedTuple):
     write_word: torch.Tensor  # w_t [B, W]
     write_gate: torch.Tensor  # α_t [B] in (0, 1): how much is written
     interpolation_gate: torch.Tensor  # γ_t [B] in (0, 1): previously read rows vs the LRU row
+    read_modes: torch.Tensor | None = None  # π_t [B, H, 3] (the SDNC's): softmax over backward, content, forward
 
 
 class MemoryController(nn.Module):
     """LSTM cell, interface projection and output layer of a read/write memory core."""
 
-    def __init__(self, input_size: int, controller_size: int, heads: int, word_size: int, output_size: int):
+    def __init__(self, input_size: int, controller_size: int, heads: int, word_size: int, output_size: int,
+                 read_modes: bool = False):
         super().__init__()
         self.heads, self.word_size = heads, word_size
+        self.modes = 3 * heads if read_modes else 0  # read modes come out of the same projection as p_t
         read_size = heads * word_size
         self.lstm = nn.LSTMCell(input_size + read_size, controller_size)
-        self.interface = nn.Linear(controller_size, read_size + heads + word_size + 2)
+        self.interface = nn.Linear(controller_size, read_size + heads + word_size + 2 + self.modes)
         self.output = nn.Linear(controller_size + read_size, output_size)
 
     def step(self, x, read_words, h, c) -> tuple[torch.Tensor, torch.Tensor, Interface]:
@@ -42,13 +45,14 @@ class MemoryController(nn.Module):
         h, c = self.lstm(torch.cat([x, read_words.flatten(1)], -1), (h, c))
         p = self.interface(h)
         heads, width = self.heads, self.word_size
-        queries, sharpness, word, gates = p.split([heads * width, heads, width, 2], -1)
+        queries, sharpness, word, gates, modes = p.split([heads * width, heads, width, 2, self.modes], -1)
         interface = Interface(
             queries=queries.view(-1, heads, width),
             sharpness=oneplus(sharpness),
             write_word=word,
             write_gate=torch.sigmoid(gates[:, 0]),
             interpolation_gate=torch.sigmoid(gates[:, 1]),
+            read_modes=torch.softmax(modes.view(-1, heads, 3), -1) if self.modes else None,
         )
         return h, c, interface
 

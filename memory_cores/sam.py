@@ -74,6 +74,7 @@ class SAMCore(MemoryCore):
     """Sparse Access Memory; see the module docstring."""
 
     test_config = {"slots": 16, "word_size": 4, "heads": 2, "top_k": 3, "controller_size": 8, "output_size": 8}
+    read_modes = False  # the controller also gives read modes π_t (the SDNC)
 
     def __init__(self, input_size: int, config: SAMConfig):
         super().__init__(input_size)
@@ -90,7 +91,8 @@ class SAMCore(MemoryCore):
         self.output_size = config.output_size
         self.codebook = ann_index.codebook_size(config.slots, config.ann_lists)
         self.controller = MemoryController(
-            input_size, config.controller_size, config.heads, config.word_size, config.output_size
+            input_size, config.controller_size, config.heads, config.word_size, config.output_size,
+            read_modes=self.read_modes,
         )
 
     # -- state --------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ K_L-sparse precedence), and the DNC's read modes. One step:
    unlike the thesis, with SAM's sparse backward for the link values), and
    head h reads w^r_h = π_b b_h + π_c c_h + π_f f_h, where
    f_h = L_t w^r_{h,t-1} and b_h = L_t^T w^r_{h,t-1} (sparse, K K_L entries
-   each) and π_h = softmax of 3 controller outputs; repeated rows add up and
-   the K largest weights are kept (not renormalised). On CPU this whole
+   each) and π_h = softmax of 3 more outputs of the controller's interface
+   (as in the DNC); repeated rows add up and the K largest weights are kept
+   (not renormalised). On CPU this whole
    step of the links is one C++ call each way (``sparse_linkage.FusedLinks``;
    ``fused_links``);
 4. r_h = Σ_k w^r_h(s_k) M_t(s_k); usage; y_t = Linear([h_t, r_t]).
@@ -28,7 +29,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from . import sparse_linkage as links_ops
 from .addressing import accessed_rows, cosine_similarity
@@ -47,6 +47,8 @@ class SDNCConfig(SAMConfig):
 class SDNCCore(SAMCore):
     """Sparse DNC; see the module docstring."""
 
+    read_modes = True  # the controller's interface also gives π_t
+
     test_config = {
         "slots": 16, "word_size": 4, "heads": 2, "top_k": 3, "controller_size": 8, "output_size": 8,
         "link_entries": 3,
@@ -56,7 +58,6 @@ class SDNCCore(SAMCore):
         super().__init__(input_size, config)
         if not isinstance(config.link_entries, int) or not 0 < config.link_entries <= config.slots:
             raise ValueError(f"link_entries must be an int in [1, slots={config.slots}], got {config.link_entries!r}")
-        self.read_modes = nn.Linear(config.controller_size, 3 * config.heads)
 
     def _fresh(self, batch_size, device, dtype):
         fields = super()._fresh(batch_size, device, dtype)
@@ -95,7 +96,6 @@ class SDNCCore(SAMCore):
         B, heads, k = x_t.shape[0], cfg.heads, cfg.top_k
         memory, index, usage = unroll.memory, unroll.index, unroll.usage
         h, c, p = self.controller.step(x_t, small["read_words"], small["h"], small["c"])
-        modes = torch.softmax(self.read_modes(h).view(B, heads, 3), -1)  # π: backward, content, forward
         # Write as in SAM.
         least_used = usage.least_recent().unsqueeze(1)
         write_rows = torch.cat([small["read_rows"].flatten(1), least_used], 1)
@@ -110,7 +110,7 @@ class SDNCCore(SAMCore):
         # and the content weights, mixed by the read modes, K largest kept; and p_t.
         read_rows, read_weights, precedence = unroll.links.read(
             (small["precedence_rows"], small["precedence_values"]), write_rows, write_weights,
-            small["read_rows"], small["read_weights"], (content_rows, content), modes, k,
+            small["read_rows"], small["read_weights"], (content_rows, content), p.read_modes, k,
         )
         values = memory.gather(read_rows.flatten(1)).view(B, heads, k, cfg.word_size)
         read_words = (read_weights.unsqueeze(-1) * values).sum(2)
