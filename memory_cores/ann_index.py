@@ -70,15 +70,18 @@ def codebook_size(slots: int, lists: int = 0) -> int:
 
 
 class ExactIndex:
-    """Exact top-K by cosine similarity over all N rows: one batched product per step.
+    """Exact top-K by cosine similarity over all N rows: one pass over the memory per step.
 
-    Keeps the squared row norms [B, N] and refreshes only the written rows,
-    so a search is one pass over the memory (q·M(i)) plus a top-K.
+    Keeps the inverse row norms [B, N] and refreshes only the written rows,
+    so a search is one pass over the memory (q·M(i)) plus a top-K; on CPU
+    both are one C++ call (``native``; the PyTorch ops otherwise).
     """
 
-    def __init__(self, memory: torch.Tensor):
+    def __init__(self, memory: torch.Tensor, native: bool = True):
         self.memory = memory
         self.inverse_norms = torch.rsqrt(memory.pow(2).sum(-1) + NORM_EPSILON)
+        # On CPU, scores and top-K as one C++ pass (csrc/sparse_links.cpp top_rows) where it builds.
+        self._native = native and memory.device.type == "cpu" and _native_extension() is not None
 
     def update(self, rows: torch.Tensor) -> None:
         values = self.memory.gather(1, rows.unsqueeze(-1).expand(-1, -1, self.memory.shape[-1]))
@@ -90,12 +93,21 @@ class ExactIndex:
 
     def search(self, queries: torch.Tensor, k: int) -> torch.Tensor:
         with torch.no_grad():
+            if self._native:
+                return _native_extension().top_rows(self.memory, self.inverse_norms, unit(queries.to(self.memory.dtype)), k)
             scores = torch.bmm(unit(queries.to(self.memory.dtype)), self.memory.transpose(1, 2))
             scores = scores * self.inverse_norms.unsqueeze(1)  # [B, H, N]
             return scores.topk(k, dim=-1).indices
 
     def state(self) -> dict[str, torch.Tensor]:
         return {}
+
+
+def _native_extension():
+    """The compiled C++ ops shared with the SDNC (``sparse_linkage.fused_extension``), or None."""
+    from .sparse_linkage import fused_extension  # here, not at import: sparse_linkage is the SDNC's module
+
+    return fused_extension()
 
 
 def initial_centroids(codebook: int, word_size: int) -> torch.Tensor:

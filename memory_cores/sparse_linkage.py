@@ -335,7 +335,8 @@ class _LinkStep(torch.autograd.Function):
 
 @functools.cache
 def fused_extension():
-    """The compiled ``csrc/sparse_links.cpp``, or None (with one warning) where it cannot be built.
+    """The compiled ``csrc/sparse_links.cpp`` (the SDNC's link step; SAM's exact search, ``ann_index``),
+    or None (with one warning) where it cannot be built.
 
     torch's C++ extension loader builds it on first use (about a minute) into its cache
     (~/.cache/torch_extensions, or $TORCH_EXTENSIONS_DIR) and reuses it while the source is unchanged.
@@ -355,9 +356,10 @@ def fused_extension():
     try:
         return load(name="memrl_sparse_links", sources=[str(source)], extra_cflags=["-O3"], verbose=False)
     except Exception as exc:  # noqa: BLE001  (no compiler, no ninja, no headers): fall back, say so once
-        warnings.warn(f"sdnc: could not build the fused link update ({str(exc).splitlines()[0][:160]}); using the "
-                      "PyTorch ops instead (same results, slower). Install a C++ compiler, or set core.fused_links=false "
-                      "to silence this.", RuntimeWarning, stacklevel=2)
+        warnings.warn(f"memory_cores: could not build the C++ ops of csrc/sparse_links.cpp (the SDNC's link step, SAM's "
+                      f"exact top-K) ({str(exc).splitlines()[0][:160]}); using the PyTorch ops instead (same results, "
+                      "slower). Install a C++ compiler to use them (sdnc: core.fused_links=false silences this).",
+                      RuntimeWarning, stacklevel=2)
         return None
 
 

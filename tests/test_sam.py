@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import memory_cores
+from memory_cores import ann_index
 from memory_cores.addressing import LeastRecentlyUsed, accessed_rows, cosine_similarity
 from memory_cores.sparse_access import DenseGradientMemory, SparseMemory
 
@@ -273,6 +274,19 @@ def faiss_twins(probes):
     ann = memory_cores.build("sam", INPUT, ann="faiss", ann_probes=probes, **cfg)
     ann.load_state_dict(exact.state_dict())
     return exact, ann
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_exact_search_in_cpp_equals_the_torch_ops(dtype):
+    """The one-pass C++ search (scores and top-K) finds the torch path's rows in its order: word sizes with
+    and without a multiple of 8, K from 1 to N, rows of very different norms."""
+    g = torch.Generator().manual_seed(5)
+    for batch, slots, width, heads, k in [(3, 300, 32, 4, 4), (2, 17, 5, 3, 1), (2, 9, 13, 2, 9)]:
+        memory = torch.randn(batch, slots, width, generator=g, dtype=dtype) * torch.rand(batch, slots, 1, generator=g, dtype=dtype)
+        queries = torch.randn(batch, heads, width, generator=g, dtype=dtype)
+        native, ops = ann_index.ExactIndex(memory, native=True), ann_index.ExactIndex(memory, native=False)
+        assert native._native and not ops._native, "the C++ op must build here (this machine has a C++ compiler)"
+        assert torch.equal(native.search(queries, k), ops.search(queries, k))
 
 
 def test_faiss_searching_every_list_equals_exact():
