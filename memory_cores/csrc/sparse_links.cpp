@@ -74,8 +74,8 @@ struct SummedVector {
 };
 
 // Sorts indices that start in increasing order, stably (ties keep index order), in place, without
-// allocating: insertion sort for short lists (most here hold K_L + S entries or fewer), std::sort with the
-// index as tie-break for longer ones (the read-weight merge: K (2 K_L + 1) entries per head).
+// allocating: insertion sort for short lists (a row's K_L entries), std::sort with the index as
+// tie-break for longer ones.
 template <typename Less>
 void stable_index_sort(std::vector<int64_t>& items, Less less) {
   if (items.size() > 32) {
@@ -114,7 +114,8 @@ void top_runs(const std::vector<scalar_t>& totals, int64_t keep, std::vector<int
 // Buffers of `merge_largest`, reused from row to row.
 template <typename scalar_t>
 struct MergeBuffers {
-  std::vector<int64_t> order, run_of, run_keys, ranked, slot_of_run, slot;
+  std::vector<std::pair<int64_t, int64_t>> keyed;  // (key, entry)
+  std::vector<int64_t> run_of, run_keys, ranked, slot_of_run, slot;
   std::vector<scalar_t> run_totals, best;
 };
 
@@ -122,13 +123,13 @@ struct MergeBuffers {
 // b.slot[i] is the slot entry i's value goes to (-1: dropped), kept[0..keep) the kept keys (0-padded).
 template <typename scalar_t, typename KeyOf, typename ValueOf>
 void merge_largest(int64_t n, KeyOf key, ValueOf value, int64_t keep, MergeBuffers<scalar_t>& b, int64_t* kept) {
-  b.order.resize(n);
-  for (int64_t i = 0; i < n; ++i) b.order[i] = i;
-  stable_index_sort(b.order, [&](int64_t x, int64_t y) { return key(x) < key(y); });
+  b.keyed.resize(n);  // each key looked up once, then sorted with its entry: equal keys stay in entry order
+  for (int64_t i = 0; i < n; ++i) b.keyed[i] = {key(i), i};
+  std::sort(b.keyed.begin(), b.keyed.end());
   b.run_of.resize(n), b.run_keys.clear(), b.run_totals.clear(), b.run_keys.reserve(n), b.run_totals.reserve(n);
   for (int64_t i = 0; i < n; ++i) {
-    const int64_t e = b.order[i];
-    if (i == 0 || key(e) != b.run_keys.back()) b.run_keys.push_back(key(e)), b.run_totals.push_back(0);
+    const auto [k, e] = b.keyed[i];
+    if (i == 0 || k != b.run_keys.back()) b.run_keys.push_back(k), b.run_totals.push_back(0);
     b.run_totals.back() += value(e);
     b.run_of[e] = b.run_keys.size() - 1;
   }
