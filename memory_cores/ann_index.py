@@ -81,7 +81,8 @@ class ExactIndex:
         self.memory = memory
         self.inverse_norms = torch.rsqrt(memory.pow(2).sum(-1) + NORM_EPSILON)
         # On CPU, scores and top-K as one C++ pass (csrc/sparse_links.cpp top_rows) where it builds.
-        self._native = native and memory.device.type == "cpu" and _native_extension() is not None
+        self._native = (native and memory.device.type == "cpu" and memory.dtype in (torch.float32, torch.float64)
+                        and _native_extension() is not None)
 
     def update(self, rows: torch.Tensor) -> None:
         values = self.memory.gather(1, rows.unsqueeze(-1).expand(-1, -1, self.memory.shape[-1]))

@@ -118,8 +118,8 @@ def merge_top(keys: torch.Tensor, values: torch.Tensor, keep: int):
     """Sum the values of repeated keys and keep the ``keep`` largest: [..., M] -> [..., keep].
 
     The structure (which keys survive, in which slot; equal totals: the smaller key first) is found
-    without autograd by sorting (O(M log M) per row); the values are then one scatter-add of each candidate into its slot, so
-    backward keeps a single index tensor. Fewer than ``keep`` distinct keys: the remaining slots
+    without autograd by sorting (O(M log M) per row); the values are then one scatter-add of each
+    candidate into its slot, so backward keeps a single index tensor. Fewer than ``keep`` distinct keys: the remaining slots
     are empty (value 0).
     """
     slots = min(keep, keys.shape[-1])
@@ -258,8 +258,8 @@ class FusedLinks:
     A step (update of both matrices, p_t, the rows the previous read follows, and the read merge with
     the content weights) is one operation on a ``DenseGradientMemory`` of the values: forward saves the
     changed rows' old entries (O(S K_L^2), whatever N is); backward hands their gradient on in the dense
-    gradient table. The two
-    matrices are copied into the table once per call, so ``in_place_state`` does not apply to them.
+    gradient table. The two matrices are copied into the table once per call, so ``in_place_state``
+    does not apply to them.
     """
 
     def __init__(self, links, back, record: bool):
