@@ -73,23 +73,6 @@ struct SummedVector {
   }
 };
 
-// Sorts indices that start in increasing order, stably (ties keep index order), in place, without
-// allocating: insertion sort for short lists (a row's K_L entries), std::sort with the index as
-// tie-break for longer ones.
-template <typename Less>
-void stable_index_sort(std::vector<int64_t>& items, Less less) {
-  if (items.size() > 32) {
-    std::sort(items.begin(), items.end(), [&](int64_t x, int64_t y) { return less(x, y) || (!less(y, x) && x < y); });
-    return;
-  }
-  for (size_t i = 1; i < items.size(); ++i) {
-    const int64_t item = items[i];
-    size_t j = i;
-    for (; j > 0 && less(item, items[j - 1]); --j) items[j] = items[j - 1];
-    items[j] = item;
-  }
-}
-
 // The (up to) `keep` runs with the largest totals, best first, ties to the earlier run: what a stable
 // descending sort of all runs would put first, in O(runs * keep). `best` holds the kept totals beside
 // `ranked`, so the insertion compares values in one array instead of looking each up through its run.
@@ -145,7 +128,8 @@ void merge_largest(int64_t n, KeyOf key, ValueOf value, int64_t keep, MergeBuffe
 // Buffers of `merged_row`, reused from row to row.
 template <typename scalar_t>
 struct Workspace {
-  std::vector<int64_t> own_order, own_run, right_run, run_keys, ranked, slot_of_run, own_slot, right_slot, kept_cols;
+  std::vector<std::pair<int64_t, int64_t>> own_keyed;  // (col, entry) of the row's own entries, sorted
+  std::vector<int64_t> own_run, right_run, run_keys, ranked, slot_of_run, own_slot, right_slot, kept_cols;
   std::vector<scalar_t> own_vals, run_totals, kept_vals, best;
 };
 
@@ -159,20 +143,23 @@ void merged_row(int64_t row, bool decay, const int64_t* cols, const scalar_t* va
                 const SummedVector<scalar_t>& write, const SummedVector<scalar_t>& right, scalar_t left_total,
                 Workspace<scalar_t>& ws) {
   const scalar_t w_row = decay ? write.value(row) : scalar_t(0);
-  ws.own_vals.resize(keep), ws.own_order.resize(keep), ws.own_run.resize(keep), ws.own_slot.resize(keep);
+  ws.own_vals.resize(keep), ws.own_keyed.resize(keep), ws.own_run.resize(keep), ws.own_slot.resize(keep);
   for (int64_t k = 0; k < keep; ++k) {
     ws.own_vals[k] = vals[k] * (decay ? scalar_t(1) - w_row - write.value(cols[k]) : scalar_t(1));
-    ws.own_order[k] = k;
+    ws.own_keyed[k] = {cols[k], k};
   }
-  stable_index_sort(ws.own_order, [&](int64_t x, int64_t y) { return cols[x] < cols[y]; });
+  std::sort(ws.own_keyed.begin(), ws.own_keyed.end());  // by column; equal columns in entry order
   const int64_t D = right.keys.size(), none = std::numeric_limits<int64_t>::max();
   ws.right_run.resize(D), ws.right_slot.resize(D), ws.run_keys.clear(), ws.run_totals.clear();
   ws.run_keys.reserve(keep + D), ws.run_totals.reserve(keep + D);
   for (int64_t i = 0, d = 0; i < keep || d < D;) {  // merge the two sorted key lists into runs
-    const int64_t key = std::min(i < keep ? cols[ws.own_order[i]] : none, d < D ? right.keys[d] : none);
+    const int64_t key = std::min(i < keep ? ws.own_keyed[i].first : none, d < D ? right.keys[d] : none);
     const int64_t run = ws.run_keys.size();
     scalar_t total = 0;
-    for (; i < keep && cols[ws.own_order[i]] == key; ++i) total += ws.own_vals[ws.own_order[i]], ws.own_run[ws.own_order[i]] = run;
+    for (; i < keep && ws.own_keyed[i].first == key; ++i) {
+      const int64_t k = ws.own_keyed[i].second;
+      total += ws.own_vals[k], ws.own_run[k] = run;
+    }
     if (d < D && right.keys[d] == key) {
       if (key != row) total += left_total * right.totals[d];
       ws.right_run[d++] = run;
@@ -324,7 +311,6 @@ struct ReadMerge {
   const scalar_t* modes;         // [B, H, 3]
   int64_t b, h, H, Q, Kp, KL, Kc;
 
-  int64_t size() const { return 2 * Kp * KL + Kc; }
   int64_t segment(int64_t i) const { return i < Kp * KL ? 0 : i < Kp * KL + Kc ? 1 : 2; }
   int64_t content_at(int64_t i) const { return (b * H + h) * Kc + i - Kp * KL; }
   int64_t flat(int64_t i) const {  // directional entries only
