@@ -172,17 +172,22 @@ def softmax_retrieve(
     Invalid patterns get zero weight; a query with no valid pattern reads zero
     (and passes no NaN to the gradient).
     """
-    any_valid = valid.any(-1, keepdim=True)
     for step in range(steps):
-        scores = beta * torch.einsum("...bw,bmw->...bm", query, keys)
-        if bias is not None:
-            scores = scores + bias
-        # A finite floor (not −inf) keeps softmax defined when no pattern is valid.
-        scores = scores.masked_fill(~valid, torch.finfo(scores.dtype).min)
-        weights = torch.softmax(scores, dim=-1) * any_valid
+        weights = retrieval_weights(query, keys, valid, beta, bias)
         patterns = keys if step < steps - 1 else values
         query = torch.einsum("...bm,bmw->...bw", weights, patterns)
     return query
+
+
+def retrieval_weights(query, keys, valid, beta, bias=None) -> torch.Tensor:
+    """softmax(β keys ξ + bias) over the valid patterns, [..., B, M] (shapes as ``softmax_retrieve``);
+    all zero where no pattern is valid."""
+    scores = beta * torch.einsum("...bw,bmw->...bm", query, keys)
+    if bias is not None:
+        scores = scores + bias
+    # A finite floor (not −inf) keeps softmax defined when no pattern is valid.
+    scores = scores.masked_fill(~valid, torch.finfo(scores.dtype).min)
+    return torch.softmax(scores, dim=-1) * valid.any(-1, keepdim=True)
 
 
 def overlap(state: torch.Tensor, patterns: torch.Tensor) -> torch.Tensor:

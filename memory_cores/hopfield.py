@@ -13,6 +13,17 @@ Hopfield nets / transformer limit"):
 Reading before writing makes r_t a recall of the *past* of the episode. Slots
 never written in this episode are masked; an empty memory reads zero.
 
+Chained reads (``hops`` > 1; MemN2N, Sukhbaatar et al. 2015, Sec. 2.2): hop k
+has its own keys and values (W_k^(k), W_v^(k); all hops' patterns are stored)
+and its own recency slope ρ_k; hop k+1 queries with ξ_{k+1} = ξ_k + r_k, and
+r_t is the last hop's read. A question whose answer needs two facts ("where is
+the football?": who had it last, then where they were) can find the first
+fact with one hop and the second with the next, whose query now holds the first.
+``age_embedding`` adds learned vectors per age to every hop's keys and values
+(MemN2N's temporal encoding, T_A and T_C): scores β ξᵀ(k + T_A(a)), reads
+Σ p (v + T_C(a)), so a read can carry *when* its pattern was written and the
+next hop can prefer patterns of related ages (the last place before an event).
+
 Why normalise: an RL encoder's output grows during training (norms ~100 were
 seen on select_nonmatching_object), so unnormalised patterns make β kᵀξ huge,
 the softmax one-hot and its gradient zero; the agent then stopped learning and
@@ -35,7 +46,7 @@ import torch
 from tensordict import TensorDict
 from torch import nn
 
-from .associative import softmax_retrieve
+from .associative import retrieval_weights, softmax_retrieve
 from .base import MemoryCore
 from .registry import register
 
@@ -50,11 +61,19 @@ class HopfieldConfig:
     learn_beta: bool = True  # train log β with the other parameters
     normalize: bool = True  # layer-normalise the input before the query/key/value projections
     recency: bool = True  # learn a slope ρ that scores a pattern of age a by −ρ a (0 at initialisation)
+    hops: int = 1  # chained reads (MemN2N): hop k+1's query is hop k's query plus its read; each hop its own keys/values
+    age_embedding: bool = False  # learned vectors per age added to each hop's keys and values (MemN2N's temporal encoding)
 
     def __post_init__(self):
-        for name in ("memory_size", "key_size", "value_size", "update_steps"):
+        for name in ("memory_size", "key_size", "value_size", "update_steps", "hops"):
             if getattr(self, name) < 1:
                 raise ValueError(f"hopfield {name} must be >= 1, got {getattr(self, name)}; set {name}=1 or more")
+        if self.hops > 1 and self.value_size != self.key_size:
+            raise ValueError(f"hopfield hops={self.hops} adds each read to the query: value_size ({self.value_size}) "
+                             f"must equal key_size ({self.key_size}); set value_size={self.key_size}")
+        if (self.hops > 1 or self.age_embedding) and self.update_steps != 1:
+            raise ValueError(f"hopfield update_steps={self.update_steps} applies to a single plain read only; "
+                             "set update_steps=1 with hops > 1 or age_embedding=true")
         if self.beta < 0:
             raise ValueError(f"hopfield beta must be >= 0, got {self.beta}; use 0 for 1/sqrt(key_size)")
 
@@ -63,7 +82,7 @@ class HopfieldConfig:
 class HopfieldCore(MemoryCore):
     """State (batch-first, per env):
 
-    - ``keys`` [B, N, W] and ``values`` [B, N, V]: the stored patterns;
+    - ``keys`` [B, N, hops W] and ``values`` [B, N, hops V]: the stored patterns (every hop's, side by side);
     - ``valid`` bool [B, N]: slot written in this episode;
     - ``position`` int64 [B]: the slot the next write goes to.
 
@@ -82,25 +101,58 @@ class HopfieldCore(MemoryCore):
         # No affine part: the projections that follow absorb it.
         self.normalize = nn.LayerNorm(input_size, elementwise_affine=False) if config.normalize else nn.Identity()
         self.query = nn.Linear(input_size, config.key_size)
-        self.key = nn.Linear(input_size, config.key_size)
-        self.value = nn.Linear(input_size, config.value_size)
+        self.key = nn.Linear(input_size, config.hops * config.key_size)
+        self.value = nn.Linear(input_size, config.hops * config.value_size)
         log_beta = torch.tensor(math.log(config.beta or 1 / math.sqrt(config.key_size)))
         if config.learn_beta:
             self.log_beta = nn.Parameter(log_beta)
         else:
             self.register_buffer("log_beta", log_beta)
-        self.recency = nn.Parameter(torch.zeros(())) if config.recency else None
+        # One slope per hop; a scalar for a single hop (the shape its checkpoints have).
+        slopes = () if config.hops == 1 else (config.hops,)
+        self.recency = nn.Parameter(torch.zeros(slopes)) if config.recency else None
+        if config.age_embedding:  # indexed by age 1..N (row 0: the age of no visible pattern); 0 at initialisation
+            self.age_keys = nn.Parameter(torch.zeros(config.hops, config.memory_size + 1, config.key_size))
+            self.age_values = nn.Parameter(torch.zeros(config.hops, config.memory_size + 1, config.value_size))
+        else:
+            self.age_keys = self.age_values = None
 
-    def _age_bias(self, ages: torch.Tensor) -> torch.Tensor | None:
-        return None if self.recency is None else -self.recency * ages.to(self.recency.dtype)
+    def _age_bias(self, ages: torch.Tensor, hop: int = 0) -> torch.Tensor | None:
+        if self.recency is None:
+            return None
+        slope = self.recency if self.recency.dim() == 0 else self.recency[hop]
+        return -slope * ages.to(slope.dtype)
+
+    def _read(self, query, keys, values, valid, ages):
+        """r_t from queries [..., B, W] over patterns keys/values [B, M, hops * W] visible where valid
+        [..., B, M], of ages [..., B, M] (both paths' shapes, as ``softmax_retrieve``)."""
+        config, beta = self.config, self.log_beta.exp()
+        if config.hops == 1 and not config.age_embedding:
+            return softmax_retrieve(query, keys, values, valid, beta, config.update_steps, self._age_bias(ages))
+        keys = keys.unflatten(-1, (config.hops, config.key_size))
+        values = values.unflatten(-1, (config.hops, config.value_size))
+        age_index = ages.clamp(0, config.memory_size)  # a pattern not visible may have any age; its weight is 0
+        for hop in range(config.hops):
+            if hop:
+                query = query + read
+            bias = self._age_bias(ages, hop)
+            if self.age_keys is not None:  # β ξ·T_A(a), as part of β ξ·(k + T_A(a))
+                age_scores = beta * (query @ self.age_keys[hop].T).gather(-1, age_index)
+                bias = age_scores if bias is None else bias + age_scores
+            weights = retrieval_weights(query, keys[:, :, hop], valid, beta, bias)
+            read = torch.einsum("...bm,bmv->...bv", weights, values[:, :, hop])
+            if self.age_values is not None:  # Σ p T_C(a): the weights summed per age, times the table
+                per_age = torch.zeros(*weights.shape[:-1], config.memory_size + 1, dtype=weights.dtype, device=weights.device)
+                read = read + per_age.scatter_add_(-1, age_index, weights) @ self.age_values[hop]
+        return read
 
     def initial_state(self, batch_size, device=None):
         config = self.config
         slots = config.memory_size
         return TensorDict(
             {
-                "keys": torch.zeros(batch_size, slots, config.key_size, device=device),
-                "values": torch.zeros(batch_size, slots, config.value_size, device=device),
+                "keys": torch.zeros(batch_size, slots, config.hops * config.key_size, device=device),
+                "values": torch.zeros(batch_size, slots, config.hops * config.value_size, device=device),
                 "valid": torch.zeros(batch_size, slots, dtype=torch.bool, device=device),
                 "position": torch.zeros(batch_size, dtype=torch.long, device=device),
             },
@@ -145,10 +197,7 @@ class HopfieldCore(MemoryCore):
 
         pattern_keys = torch.cat([keys0, keys.transpose(0, 1)], dim=1)  # [B, N + T, W]
         pattern_values = torch.cat([values0, values.transpose(0, 1)], dim=1)
-        read = softmax_retrieve(
-            queries, pattern_keys, pattern_values, visible, self.log_beta.exp(), self.config.update_steps,
-            self._age_bias(ages),
-        )
+        read = self._read(queries, pattern_keys, pattern_values, visible, ages)
         out = torch.cat([x, read], dim=-1)
         return out, self._final_state(state, keys, values, reset, episode_start[-1]), {}
 
@@ -202,10 +251,7 @@ class HopfieldCore(MemoryCore):
         def step(x_t, s):
             pattern = self.normalize(x_t)
             ages = (s["position"][:, None] - 1 - slots) % self.config.memory_size + 1  # [B, N]; 1 = last step
-            read = softmax_retrieve(
-                self.query(pattern), s["keys"], s["values"], s["valid"], self.log_beta.exp(), self.config.update_steps,
-                self._age_bias(ages),
-            )
+            read = self._read(self.query(pattern), s["keys"], s["values"], s["valid"], ages)
             target = (slots == s["position"][:, None])[:, :, None]  # [B, N, 1]
             new = TensorDict(
                 {

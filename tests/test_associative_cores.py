@@ -44,6 +44,61 @@ def test_hopfield_whole_unroll_matches_the_per_step_loop(update_steps):
     assert_states_equal(fast_state, slow_state)
 
 
+def chained_hopfield(recency=True):
+    core = build("hopfield", 5, memory_size=4, key_size=3, value_size=3, hops=3, age_embedding=True, recency=recency)
+    with torch.no_grad():  # the age tables and slopes start at 0: give them values, or they test nothing
+        core.age_keys.normal_(generator=torch.Generator().manual_seed(4))
+        core.age_values.normal_(generator=torch.Generator().manual_seed(5))
+        if recency:
+            core.recency.copy_(torch.tensor([0.9, -0.3, 0.4]))
+    return core
+
+
+@pytest.mark.parametrize("recency", [True, False])
+def test_chained_hopfield_whole_unroll_matches_the_per_step_loop(recency):
+    core = chained_hopfield(recency)
+    T, B = 12, 3
+    reset = torch.rand(T, B, generator=torch.Generator().manual_seed(2)) < 0.2
+    state = core.initial_state(B).double()
+    _, state, _ = core.forward_per_step(inputs(6, B, 5, seed=3), state, None)  # a full, wrapped buffer
+    fast, fast_state, _ = core(inputs(T, B, 5), state, reset)
+    slow, slow_state, _ = core.forward_per_step(inputs(T, B, 5), state, reset)
+    torch.testing.assert_close(fast, slow, rtol=1e-12, atol=1e-12)
+    assert_states_equal(fast_state, slow_state)
+
+
+def test_chained_hopfield_read_follows_the_equations():
+    # The read of one step written out pattern by pattern: hop k scores pattern j by
+    # β ξ_k·(K_k(x_j) + T_A,k(a_j)) − ρ_k a_j, reads r_k = Σ_j p_j (V_k(x_j) + T_C,k(a_j)), and ξ_{k+1} = ξ_k + r_k.
+    core = chained_hopfield()
+    x = inputs(4, 1, 5, seed=6)[:, 0]  # three stored steps, then the read of step 3 (memory of 4: nothing dropped)
+    out, _, _ = core(x[:, None], core.initial_state(1).double())
+    normed = torch.nn.functional.layer_norm(x, (5,))
+    beta, W = core.log_beta.exp(), 3
+    query = core.query(normed[3])
+    for hop in range(3):
+        scores, reads = [], []
+        for j in range(3):
+            age = 3 - j
+            key = core.key(normed[j])[hop * W:(hop + 1) * W] + core.age_keys[hop, age]
+            scores.append(beta * query @ key - core.recency[hop] * age)
+            reads.append(core.value(normed[j])[hop * W:(hop + 1) * W] + core.age_values[hop, age])
+        read = sum(p * r for p, r in zip(torch.softmax(torch.stack(scores), 0), reads))
+        query = query + read
+    torch.testing.assert_close(out[3, 0, 5:], read, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(hops=2, value_size=4), "value_size"),
+    (dict(hops=2, update_steps=2), "update_steps"),
+    (dict(age_embedding=True, update_steps=2), "update_steps"),
+    (dict(hops=0), "hops must be >= 1"),
+])
+def test_chained_hopfield_config_errors_name_the_fix(bad, message):
+    with pytest.raises(ValueError, match=message):
+        memory_cores.build("hopfield", 5, **{"key_size": 3, "value_size": 3, **bad})
+
+
 def identity_hopfield(memory_size, beta=50.0):
     core = build("hopfield", 3, memory_size=memory_size, key_size=3, value_size=3, beta=beta, learn_beta=False,
                  normalize=False)
