@@ -148,9 +148,13 @@ class SparseMemory:
         self._forgotten = None  # bool [B]: envs reset during the unroll (no gradient reaches M_0)
         self._keys = None  # sorted env * N + row of every touched row [U]
         self._grad = None  # G at the touched rows [U, W]
+        self._known = {}  # _identity(logged rows) -> their positions in G, found with _keys
 
     def _positions(self, rows: torch.Tensor) -> torch.Tensor:
         """Positions in the compact G of rows [B, S] -> [B, S]."""
+        known = self._known.get(_identity(rows))
+        if known is not None:  # a logged tensor (the operations' own rows): found when G was built
+            return known
         slots = self._shape[1]
         offsets = torch.arange(rows.shape[0], device=rows.device).unsqueeze(1) * slots
         return torch.searchsorted(self._keys, rows + offsets)
@@ -159,7 +163,11 @@ class SparseMemory:
         if self._grad is None:
             batch, slots, width = self._shape
             offsets = torch.arange(batch, device=self._like.device).unsqueeze(1) * slots
-            self._keys = torch.unique(torch.cat([rows + offsets for rows in self._logged_rows], 1))
+            self._keys, positions = torch.unique(torch.cat([rows + offsets for rows in self._logged_rows], 1),
+                                                 return_inverse=True)
+            # Each logged tensor's positions come with the keys: no search per backward operation.
+            widths = [rows.shape[1] for rows in self._logged_rows]
+            self._known = {_identity(rows): part for rows, part in zip(self._logged_rows, positions.split(widths, 1))}
             if self._passthrough is None:
                 self._grad = self._like.new_zeros(self._keys.shape[0], width)
             else:
@@ -229,6 +237,13 @@ class DenseGradientMemory(SparseMemory):
         if self._grad is None and self._passthrough is None:
             return None
         return self._compact_grad().view(self._shape)
+
+
+def _identity(rows: torch.Tensor) -> tuple:
+    """Equal for two views of the same index data (so the same positions): the logged tensor and
+    the copy backward unpacks from its saved tensors. Logged tensors stay alive until the tape goes,
+    so an address is not reused within a backward pass; the version catches an in-place change."""
+    return rows.data_ptr(), rows.shape, rows.stride(), rows._version
 
 
 # -- in-place kernels, shared by the recorded and unrecorded paths -----------------------------

@@ -73,51 +73,59 @@ struct SummedVector {
   }
 };
 
-// The (up to) `keep` runs with the largest totals, best first, ties to the earlier run: what a stable
-// descending sort of all runs would put first, in O(runs * keep). `best` holds the kept totals beside
-// `ranked`, so the insertion compares values in one array instead of looking each up through its run.
+// The (up to) `keep` runs with the largest totals, best first, ties to the smaller key: what a stable
+// descending sort of the runs in key order would put first, in O(runs * keep), whatever order the runs
+// come in. `best` holds the kept totals beside `ranked`, so the insertion compares values in one array.
 template <typename scalar_t>
-void top_runs(const std::vector<scalar_t>& totals, int64_t keep, std::vector<int64_t>& ranked, std::vector<scalar_t>& best) {
+void top_runs(const std::vector<scalar_t>& totals, const std::vector<int64_t>& keys, int64_t keep,
+              std::vector<int64_t>& ranked, std::vector<scalar_t>& best) {
   const int64_t runs = totals.size(), m = std::min(keep, runs);
   ranked.resize(m), best.resize(m);
   int64_t size = 0;
   for (int64_t r = 0; r < runs; ++r) {
     const scalar_t total = totals[r];
+    const int64_t key = keys[r];
+    auto before = [&](int64_t j) { return total > best[j] || (total == best[j] && key < keys[ranked[j]]); };
     if (size == m) {
-      if (!(total > best[m - 1])) continue;
+      if (!before(m - 1)) continue;
     } else {
       ++size;
     }
     int64_t j = size - 1;
-    for (; j > 0 && total > best[j - 1]; --j) best[j] = best[j - 1], ranked[j] = ranked[j - 1];
+    for (; j > 0 && before(j - 1); --j) best[j] = best[j - 1], ranked[j] = ranked[j - 1];
     best[j] = total, ranked[j] = r;
   }
 }
 
-// Buffers of `merge_largest`, reused from row to row.
+// Buffers of `merge_largest`, reused from call to call.
 template <typename scalar_t>
 struct MergeBuffers {
-  std::vector<std::pair<int64_t, int64_t>> keyed;  // (key, entry)
+  std::vector<uint32_t> stamp;  // stamp[key] == current: the key has run run_at[key] in the current merge
+  std::vector<int64_t> run_at;
+  uint32_t current = 0;
   std::vector<int64_t> run_of, run_keys, ranked, slot_of_run, slot;
   std::vector<scalar_t> run_totals, best;
 };
 
-// Sum the values of entries 0..n-1 with equal keys and keep the `keep` largest sums, best first:
-// b.slot[i] is the slot entry i's value goes to (-1: dropped), kept[0..keep) the kept keys (0-padded).
+// Sum the values of entries 0..n-1 with equal keys (all < key_bound) and keep the `keep` largest sums, best
+// first (ties: the smaller key): b.slot[i] is the slot entry i's value goes to (-1: dropped), kept[0..keep) the
+// kept keys (0-padded). Runs are found through a table indexed by key (no sort; its stamps make clearing it
+// O(1)); each run's values are summed in entry order.
 template <typename scalar_t, typename KeyOf, typename ValueOf>
-void merge_largest(int64_t n, KeyOf key, ValueOf value, int64_t keep, MergeBuffers<scalar_t>& b, int64_t* kept) {
-  b.keyed.resize(n);  // each key looked up once, then sorted with its entry: equal keys stay in entry order
-  for (int64_t i = 0; i < n; ++i) b.keyed[i] = {key(i), i};
-  std::sort(b.keyed.begin(), b.keyed.end());
+void merge_largest(int64_t n, KeyOf key, ValueOf value, int64_t keep, int64_t key_bound, MergeBuffers<scalar_t>& b,
+                   int64_t* kept) {
+  if (static_cast<int64_t>(b.stamp.size()) < key_bound) b.stamp.assign(key_bound, 0), b.run_at.resize(key_bound), b.current = 0;
+  if (++b.current == 0) std::fill(b.stamp.begin(), b.stamp.end(), 0), b.current = 1;  // wrapped: clear once
   b.run_of.resize(n), b.run_keys.clear(), b.run_totals.clear(), b.run_keys.reserve(n), b.run_totals.reserve(n);
   for (int64_t i = 0; i < n; ++i) {
-    const auto [k, e] = b.keyed[i];
-    if (i == 0 || k != b.run_keys.back()) b.run_keys.push_back(k), b.run_totals.push_back(0);
-    b.run_totals.back() += value(e);
-    b.run_of[e] = b.run_keys.size() - 1;
+    const int64_t k = key(i);
+    if (b.stamp[k] != b.current) b.stamp[k] = b.current, b.run_at[k] = b.run_keys.size(), b.run_keys.push_back(k), b.run_totals.push_back(0);
+    const int64_t run = b.run_at[k];
+    b.run_totals[run] += value(i);
+    b.run_of[i] = run;
   }
   const int64_t runs = b.run_keys.size();
-  top_runs(b.run_totals, keep, b.ranked, b.best);
+  top_runs(b.run_totals, b.run_keys, keep, b.ranked, b.best);
   b.slot_of_run.assign(runs, -1);
   std::fill(kept, kept + keep, 0);
   for (int64_t s = 0; s < static_cast<int64_t>(b.ranked.size()); ++s) b.slot_of_run[b.ranked[s]] = s, kept[s] = b.run_keys[b.ranked[s]];
@@ -167,7 +175,7 @@ void merged_row(int64_t row, bool decay, const int64_t* cols, const scalar_t* va
     ws.run_keys.push_back(key), ws.run_totals.push_back(total);
   }
   const int64_t runs = ws.run_keys.size();
-  top_runs(ws.run_totals, keep, ws.ranked, ws.best);
+  top_runs(ws.run_totals, ws.run_keys, keep, ws.ranked, ws.best);
   ws.slot_of_run.assign(runs, -1), ws.kept_cols.assign(keep, 0), ws.kept_vals.assign(keep, scalar_t(0));
   for (int64_t s = 0; s < keep && s < runs; ++s) {
     ws.slot_of_run[ws.ranked[s]] = s;
@@ -183,16 +191,17 @@ template <typename scalar_t>
 struct PrecedenceMerge {
   const int64_t *prec_rows, *write_rows;
   const scalar_t *prec_vals, *write_w;
-  int64_t P, S;
+  int64_t P, S, slots;
   scalar_t kept_share;  // 1 - sum w: the share of p_{t-1} that stays
 
-  PrecedenceMerge(const int64_t* pr, const scalar_t* pv, const int64_t* wr, const scalar_t* ww, int64_t P, int64_t S)
-      : prec_rows(pr), write_rows(wr), prec_vals(pv), write_w(ww), P(P), S(S),
+  PrecedenceMerge(const int64_t* pr, const scalar_t* pv, const int64_t* wr, const scalar_t* ww, int64_t P, int64_t S,
+                  int64_t slots)
+      : prec_rows(pr), write_rows(wr), prec_vals(pv), write_w(ww), P(P), S(S), slots(slots),
         kept_share(scalar_t(1) - std::accumulate(ww, ww + S, scalar_t(0))) {}
   int64_t key(int64_t i) const { return i < P ? prec_rows[i] : write_rows[i - P]; }
   scalar_t value(int64_t i) const { return i < P ? kept_share * prec_vals[i] : write_w[i - P]; }
   void structure(MergeBuffers<scalar_t>& merge, int64_t* kept) const {
-    merge_largest(P + S, [&](int64_t i) { return key(i); }, [&](int64_t i) { return value(i); }, P, merge, kept);
+    merge_largest(P + S, [&](int64_t i) { return key(i); }, [&](int64_t i) { return value(i); }, P, slots, merge, kept);
   }
 };
 
@@ -367,12 +376,14 @@ std::vector<torch::Tensor> link_step_forward_impl(torch::Tensor cols, torch::Ten
     prec.build(p.prec_rows, pv, P);
     int64_t* ch = changed_p + b * R;
     const int64_t distinct = changed_rows(p, c, ch, first, scratch.seen);
-    for (int64_t q = 0; q < R; ++q) {  // the rows are scattered over a table larger than the cache: ask for all at once
-      __builtin_prefetch(c + ch[q] * K);
-      __builtin_prefetch(v + ch[q] * K);
-    }
+    // The rows are scattered over a table larger than the cache: each is asked for `ahead` rows before its turn
+    // (asking for all ~300 at once overflows the core's outstanding misses).
+    constexpr int64_t ahead = 8;
+    auto prefetch_row = [&](int64_t i) { __builtin_prefetch(c + ch[first[i]] * K), __builtin_prefetch(v + ch[first[i]] * K); };
+    for (int64_t i = 0; i < std::min(ahead, distinct); ++i) prefetch_row(i);
     for (int64_t i = 0; i < distinct; ++i) {
       const int64_t q = first[i], row = ch[q];
+      if (i + ahead < distinct) prefetch_row(i + ahead);
       // saved for backward, which reads first copies only (repeats' rows are left unset)
       std::copy(c + row * K, c + row * K + K, old_cols_p + (b * R + q) * K);
       std::copy(v + row * K, v + row * K + K, old_vals_p + (b * R + q) * K);
@@ -403,14 +414,14 @@ std::vector<torch::Tensor> link_step_forward_impl(torch::Tensor cols, torch::Ten
       }
     for (int64_t h = 0; h < H; ++h) {  // the read weights: each head's three segments merged
       const ReadMerge<scalar_t> read{read_cols_p, read_vals_p, rw_p, cr_p, cw_p, modes_p, b, h, H, Q, Kp, K, Kc};
-      merge_largest(M, [&](int64_t i) { return read.key(i); }, [&](int64_t i) { return read.weight(i); }, keep, merge,
+      merge_largest(M, [&](int64_t i) { return read.key(i); }, [&](int64_t i) { return read.weight(i); }, keep, N, merge,
                     kept_rows_p + (b * H + h) * keep);
       for (int64_t i = 0; i < M; ++i) {
         slot_p[(b * H + h) * M + i] = merge.slot[i];
         if (merge.slot[i] >= 0) kept_w_p[(b * H + h) * keep + merge.slot[i]] += read.weight(i);
       }
     }
-    const PrecedenceMerge<scalar_t> precedence(p.prec_rows, pv, p.write_rows, ww, P, S);
+    const PrecedenceMerge<scalar_t> precedence(p.prec_rows, pv, p.write_rows, ww, P, S, N);
     precedence.structure(merge, new_pr_p + b * P);
     for (int64_t i = 0; i < P + S; ++i)
       if (merge.slot[i] >= 0) new_pv_p[b * P + merge.slot[i]] += precedence.value(i);
@@ -525,7 +536,7 @@ std::vector<torch::Tensor> link_step_backward_impl(torch::Tensor grad, torch::Te
     write.scatter_grads(p.write_rows, g_write_p + b * S, S);
     prec.scatter_grads(p.prec_rows, g_prec_p + b * P, P);
     // 3. The precedence: its structure again, then each kept slot's gradient to the entries that went into it.
-    const PrecedenceMerge<scalar_t> precedence(p.prec_rows, pv, p.write_rows, ww, P, S);
+    const PrecedenceMerge<scalar_t> precedence(p.prec_rows, pv, p.write_rows, ww, P, S, N);
     precedence.structure(merge, kept.data());
     const scalar_t* gp = g_new_prec_p + b * P;
     scalar_t to_share = 0;  // d loss / d (1 - sum w)
