@@ -281,6 +281,21 @@ StepRow<scalar_t> step_row(const StepLists& p, int64_t storage_row, int64_t posi
   return r;
 }
 
+// One table row of K entries copied / zeroed. For K_L = 8 (the default) the size is a compile-time constant,
+// which the compiler turns into a few vector moves; a runtime size becomes a call to memmove / memset, which
+// for rows this short costs more than the copy (thousands of rows per step).
+template <typename T>
+inline void copy_row(const T* src, int64_t K, T* dst) {
+  if (K == 8) std::memcpy(dst, src, 8 * sizeof(T));
+  else std::copy(src, src + K, dst);
+}
+
+template <typename T>
+inline void zero_row(T* dst, int64_t K) {
+  if (K == 8) std::memset(dst, 0, 8 * sizeof(T));
+  else std::fill(dst, dst + K, T(0));
+}
+
 // torch::zeros without a dispatched fill_: the link step makes several small tensors every call.
 inline torch::Tensor zeroed(at::IntArrayRef shape, const at::TensorOptions& options) {
   auto tensor = torch::empty(shape, options);
@@ -385,8 +400,8 @@ std::vector<torch::Tensor> link_step_forward_impl(torch::Tensor cols, torch::Ten
       const int64_t q = first[i], row = ch[q];
       if (i + ahead < distinct) prefetch_row(i + ahead);
       // saved for backward, which reads first copies only (repeats' rows are left unset)
-      std::copy(c + row * K, c + row * K + K, old_cols_p + (b * R + q) * K);
-      std::copy(v + row * K, v + row * K + K, old_vals_p + (b * R + q) * K);
+      copy_row(c + row * K, K, old_cols_p + (b * R + q) * K);
+      copy_row(v + row * K, K, old_vals_p + (b * R + q) * K);
       const auto r = step_row(p, row, q, write, prec, ww, pv);
       if (!r.merged) {  // decayed only (most rows): the entries stay where they are
         const scalar_t w_row = write.value(r.id);
@@ -398,19 +413,19 @@ std::vector<torch::Tensor> link_step_forward_impl(torch::Tensor cols, torch::Ten
         continue;
       }
       merged_row(r.id, r.decay, c + row * K, v + row * K, K, write, *r.right, r.left_total, ws);
-      std::copy(ws.kept_cols.begin(), ws.kept_cols.end(), new_cols.begin() + q * K);
-      std::copy(ws.kept_vals.begin(), ws.kept_vals.end(), new_vals.begin() + q * K);
+      copy_row(ws.kept_cols.data(), K, new_cols.data() + q * K);
+      copy_row(ws.kept_vals.data(), K, new_vals.data() + q * K);
     }
     for (int64_t i = 0; i < distinct; ++i) {  // only now: every row was computed from the old table
       const int64_t q = first[i], row = ch[q];
-      std::copy(new_cols.begin() + q * K, new_cols.begin() + q * K + K, c + row * K);
-      std::copy(new_vals.begin() + q * K, new_vals.begin() + q * K + K, v + row * K);
+      copy_row(new_cols.data() + q * K, K, c + row * K);
+      copy_row(new_vals.data() + q * K, K, v + row * K);
     }
     for (int64_t m = 0; m < 2; ++m)  // m = 0: back rows (forward weights); m = 1: links rows (backward weights)
       for (int64_t q = 0; q < Q; ++q) {
         const int64_t row = (m == 0 ? N : 0) + rr_p[b * Q + q], out = ((b * 2 + m) * Q + q) * K;
-        std::copy(c + row * K, c + row * K + K, read_cols_p + out);
-        std::copy(v + row * K, v + row * K + K, read_vals_p + out);
+        copy_row(c + row * K, K, read_cols_p + out);
+        copy_row(v + row * K, K, read_vals_p + out);
       }
     for (int64_t h = 0; h < H; ++h) {  // the read weights: each head's three segments merged
       const ReadMerge<scalar_t> read{read_cols_p, read_vals_p, rw_p, cr_p, cw_p, modes_p, b, h, H, Q, Kp, K, Kc};
@@ -494,8 +509,8 @@ std::vector<torch::Tensor> link_step_backward_impl(torch::Tensor grad, torch::Te
     for (int64_t i = 0; i < distinct; ++i) __builtin_prefetch(g + ch[first[i]] * K);  // as in forward
     for (int64_t i = 0; i < distinct; ++i) {
       const int64_t q = first[i], row = ch[q];
-      std::copy(g + row * K, g + row * K + K, g_new.begin() + q * K);
-      std::fill(g + row * K, g + row * K + K, scalar_t(0));
+      copy_row(g + row * K, K, g_new.data() + q * K);
+      zero_row(g + row * K, K);
     }
     write.build(p.write_rows, ww, S);
     prec.build(p.prec_rows, pv, P);
