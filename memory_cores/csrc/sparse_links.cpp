@@ -97,29 +97,43 @@ void top_runs(const std::vector<scalar_t>& totals, const std::vector<int64_t>& k
   }
 }
 
+// Marks rows seen, without clearing a table per use: a row is seen when its stamp is the current one.
+struct SeenRows {
+  std::vector<uint32_t> stamps;
+  uint32_t current = 0;
+  void start(int64_t rows) {
+    if (static_cast<int64_t>(stamps.size()) < rows) stamps.assign(rows, 0), current = 0;
+    if (++current == 0) std::fill(stamps.begin(), stamps.end(), 0), current = 1;  // wrapped: clear once
+  }
+  bool first_time(int64_t row) {
+    if (stamps[row] == current) return false;
+    stamps[row] = current;
+    return true;
+  }
+};
+
 // Buffers of `merge_largest`, reused from call to call.
 template <typename scalar_t>
 struct MergeBuffers {
-  std::vector<uint32_t> stamp;  // stamp[key] == current: the key has run run_at[key] in the current merge
+  SeenRows keys_seen;  // keys with a run in the current merge, which is run_at[key]
   std::vector<int64_t> run_at;
-  uint32_t current = 0;
   std::vector<int64_t> run_of, run_keys, ranked, slot_of_run, slot;
   std::vector<scalar_t> run_totals, best;
 };
 
 // Sum the values of entries 0..n-1 with equal keys (all < key_bound) and keep the `keep` largest sums, best
 // first (ties: the smaller key): b.slot[i] is the slot entry i's value goes to (-1: dropped), kept[0..keep) the
-// kept keys (0-padded). Runs are found through a table indexed by key (no sort; its stamps make clearing it
-// O(1)); each run's values are summed in entry order.
+// kept keys (0-padded). Runs are found through a table indexed by key (no sort; SeenRows' stamps make
+// clearing it O(1)); each run's values are summed in entry order.
 template <typename scalar_t, typename KeyOf, typename ValueOf>
 void merge_largest(int64_t n, KeyOf key, ValueOf value, int64_t keep, int64_t key_bound, MergeBuffers<scalar_t>& b,
                    int64_t* kept) {
-  if (static_cast<int64_t>(b.stamp.size()) < key_bound) b.stamp.assign(key_bound, 0), b.run_at.resize(key_bound), b.current = 0;
-  if (++b.current == 0) std::fill(b.stamp.begin(), b.stamp.end(), 0), b.current = 1;  // wrapped: clear once
+  b.keys_seen.start(key_bound);
+  if (static_cast<int64_t>(b.run_at.size()) < key_bound) b.run_at.resize(key_bound);
   b.run_of.resize(n), b.run_keys.clear(), b.run_totals.clear(), b.run_keys.reserve(n), b.run_totals.reserve(n);
   for (int64_t i = 0; i < n; ++i) {
     const int64_t k = key(i);
-    if (b.stamp[k] != b.current) b.stamp[k] = b.current, b.run_at[k] = b.run_keys.size(), b.run_keys.push_back(k), b.run_totals.push_back(0);
+    if (b.keys_seen.first_time(k)) b.run_at[k] = b.run_keys.size(), b.run_keys.push_back(k), b.run_totals.push_back(0);
     const int64_t run = b.run_at[k];
     b.run_totals[run] += value(i);
     b.run_of[i] = run;
@@ -226,21 +240,6 @@ struct StepRow {  // a changed row: its row in its matrix, its flags, and the ve
   const scalar_t* right_vals;
   int64_t right_count;
   const SummedVector<scalar_t>* right;  // the same vector, its distinct keys sorted
-};
-
-// Marks rows seen, without clearing a table per use: a row is seen when its stamp is the current one.
-struct SeenRows {
-  std::vector<uint32_t> stamps;
-  uint32_t current = 0;
-  void start(int64_t rows) {
-    if (static_cast<int64_t>(stamps.size()) < rows) stamps.assign(rows, 0), current = 0;
-    if (++current == 0) std::fill(stamps.begin(), stamps.end(), 0), current = 1;  // wrapped: clear once
-  }
-  bool first_time(int64_t row) {
-    if (stamps[row] == current) return false;
-    stamps[row] = current;
-    return true;
-  }
 };
 
 // The positions of the first copy of each distinct row of rows [R] (< table_rows), in order, into `first`
