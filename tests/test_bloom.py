@@ -310,8 +310,9 @@ def bloom_config(overrides):
                                   "optimizer.name=adam", "optimizer.learning_rate=0.003", *overrides])
 
 
+@pytest.mark.learning
 @pytest.mark.parametrize("core", ["neural_bloom", "lstm"])
-def test_meta_learning_loop_learns_class_based_familiarity(tmp_path, core):
+def test_meta_learning_loop_learns_class_based_familiarity(tmp_path, core, margin):
     from training.run_dir import read_metrics
     from training.supervised.bloom import evaluate_space, setup_bloom, train_bloom
 
@@ -328,7 +329,9 @@ def test_meta_learning_loop_learns_class_based_familiarity(tmp_path, core):
     row = train_bloom(cfg, tmp_path, parts, quiet=True)
     assert row["batches"] == 160
     accuracy = [a for a in read_metrics(tmp_path)["validation_accuracy"] if not math.isnan(a)]
-    assert accuracy[0] < 0.8 and max(accuracy) > 0.95, accuracy  # from chance (0.5) to recognising the set
+    # from chance (0.5) to recognising the set
+    margin("first validation accuracy", accuracy[0], below=0.8)
+    margin("best validation accuracy", max(accuracy), above=0.95)
     rows = evaluate_space(parts, set_size=8)
     elements = 4 * 2 if core == "neural_bloom" else 2 * 8  # memory N*W, or the LSTM's h and c
     assert [r["state_bits"] for r in rows] == [elements * 32, elements * 16, elements * 8 + 32]
@@ -336,7 +339,8 @@ def test_meta_learning_loop_learns_class_based_familiarity(tmp_path, core):
         assert r["negative_queries"] == 4000 and r["model_false_positive_rate"] <= 0.005
         assert r["total_bits"] == pytest.approx(r["state_bits"] + r["backup_bits"])
         assert r["bloom_bits"] == pytest.approx(optimal_size_bits(8, 0.01))
-        assert 0.0 < r["bloom_measured_false_positive_rate"] < 0.03
+        assert r["bloom_measured_false_positive_rate"] > 0
+        margin("a real Bloom filter's measured false-positive rate (target 0.01)", r["bloom_measured_false_positive_rate"], below=0.03)
 
 
 def test_memrl_supervised_bloom_trains_resumes_and_evaluates(tmp_path):

@@ -234,7 +234,8 @@ def test_attention_reconstruction_loss_matches_algorithm_6():
     torch.testing.assert_close(aux["loss_compression"], total / h.numel(), rtol=1e-10, atol=0)
 
 
-def test_compression_loss_decreases_when_training_the_compression_only():
+@pytest.mark.learning
+def test_compression_loss_decreases_when_training_the_compression_only(margin):
     core = build(**{**SMALL, "compression": "conv"})
     x, state = randn(16, 4, INPUT, seed=12), warm_state(core, 4)
     optimiser = torch.optim.Adam(core.compressions.parameters(), lr=0.05)
@@ -245,7 +246,7 @@ def test_compression_loss_decreases_when_training_the_compression_only():
         aux["loss_compression"].backward()
         optimiser.step()
         losses.append(float(aux["loss_compression"].detach()))
-    assert losses[-1] < 0.5 * losses[0]
+    margin("final / first compression loss", losses[-1] / losses[0], below=0.5)
 
 
 def test_relative_attention_score_matches_transformer_xl_formula():

@@ -177,7 +177,8 @@ def test_no_completed_trial_gives_nan_success():
     assert truncated and info["trials"] == 0 and math.isnan(info["success"])
 
 
-def test_random_agent_and_room_2_only_agent_succeed_half_the_time():
+@pytest.mark.learning
+def test_random_agent_and_room_2_only_agent_succeed_half_the_time(margin):
     """Nothing in room 2 tells which object to pick; only memory of room 1 does."""
     env = SelectNonmatchingObjectEnv()
     rng = np.random.default_rng(0)
@@ -196,7 +197,7 @@ def test_random_agent_and_room_2_only_agent_succeed_half_the_time():
             trials += info["trials"]
             choices += info["success"] * info["trials"] if info["trials"] else 0
         assert trials > 800
-        assert abs(choices / trials - 0.5) < 0.05, (trials, choices / trials)
+        margin("|success rate - 0.5|", abs(choices / trials - 0.5), below=0.05)
 
 
 def test_trial_draws_are_uniform_and_rooms_independent():
@@ -288,7 +289,8 @@ def test_walls_and_display_block_moves_but_the_step_counts():
         assert truncated
 
 
-def test_room_1_time_limit_closes_the_stalling_channel_of_a_memoryless_agent():
+@pytest.mark.learning
+def test_room_1_time_limit_closes_the_stalling_channel_of_a_memoryless_agent(margin):
     """A memoryless agent that prefers object 0 and stalls in room 1 when it shows object 0 (a trial
     it would lose) completes mostly trials it wins; with the time limit every trial reaches room 2."""
     def stall_or_choose_object_0(e):
@@ -307,8 +309,8 @@ def test_room_1_time_limit_closes_the_stalling_channel_of_a_memoryless_agent():
             trials += info["trials"]
             wins += info["success"] * info["trials"] if info["trials"] else 0
         rates[limit] = wins / trials
-    assert rates[None] > 0.9  # the channel: only winning trials get completed
-    assert abs(rates[4] - 0.5) < 0.05, rates
+    margin("success rate without the time limit", rates[None], above=0.9)  # the channel: only winning trials get completed
+    margin("|success rate with the limit - 0.5|", abs(rates[4] - 0.5), below=0.05)
 
 
 def test_room_1_time_limit_moves_the_agent_without_the_pad_reward():
@@ -389,7 +391,8 @@ def test_tmaze_cue_corridor_choice(correct):
         assert info["success"] == float(correct)
 
 
-def test_tmaze_random_policy_succeeds_half_the_time():
+@pytest.mark.learning
+def test_tmaze_random_policy_succeeds_half_the_time(margin):
     env = envs.make("memrl/tmaze", corridor_length=3)
     env.reset(seed=0)
     rng = np.random.default_rng(0)
@@ -400,7 +403,7 @@ def test_tmaze_random_policy_succeeds_half_the_time():
             _, _, terminated, _, info = env.step(int(rng.integers(2)))
         successes.append(info["success"])
         env.reset()
-    assert abs(np.mean(successes) - 0.5) < 0.05
+    margin("|success rate - 0.5|", abs(np.mean(successes) - 0.5), below=0.05)
 
 
 @pytest.mark.parametrize("terminate", [False, True])

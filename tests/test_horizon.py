@@ -43,14 +43,15 @@ def test_bench_runs_the_exact_budget_and_reports_a_success_rate():
 
 
 @pytest.mark.slow  # about a minute on a busy 2-core machine
-def test_bench_separates_a_memory_core_from_none():
+@pytest.mark.learning
+def test_bench_separates_a_memory_core_from_none(margin):
     """At L = 2 the LSTM learns the cue within the budget; feedforward stays at chance."""
     rows = horizon.run(config(cores=["feedforward", "lstm"], lengths=[2], episodes=1600, eval_episodes=160))
     by_core = {row["core"]: row for row in rows}
     for row in rows:  # exactly the budget: every unroll ended one episode in every env
         assert (row["train_episodes"], row["train_frames"], row["eval_episodes"]) == (1600, 1600 * 3, 160)
-    assert by_core["lstm"]["success_rate"] > 0.9, rows
-    assert abs(by_core["feedforward"]["success_rate"] - 0.5) < 0.15, rows
+    margin("lstm success rate", by_core["lstm"]["success_rate"], above=0.9)
+    margin("|feedforward success rate - 0.5|", abs(by_core["feedforward"]["success_rate"] - 0.5), below=0.15)
 
 
 @pytest.mark.parametrize(

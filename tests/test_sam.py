@@ -371,7 +371,8 @@ def test_bench_sam_smoke():
 
 
 @pytest.mark.slow
-def test_impala_with_sam_learns_the_tmaze(tmp_path):
+@pytest.mark.learning
+def test_impala_with_sam_learns_the_tmaze(tmp_path, margin):
     """IMPALA (in-process actor) with core=sam remembers a T-maze cue over a 6-step corridor."""
     from training.config import compose
     from training.impala import train
@@ -382,4 +383,4 @@ def test_impala_with_sam_learns_the_tmaze(tmp_path):
         "total_frames=60000", "tensorboard=false", "log.interval_s=1000", "checkpoint.interval_s=100000",
     ])
     metrics = train(cfg, tmp_path, quiet=True)
-    assert metrics["mean_success"] > 0.9, metrics  # a memoryless policy succeeds half of the time
+    margin("mean success", metrics["mean_success"], above=0.9)  # a memoryless policy succeeds half of the time

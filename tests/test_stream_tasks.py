@@ -223,7 +223,8 @@ def test_evaluation_carries_the_state_so_segments_read_as_one_stream(tmp_path, c
 
 
 # -- end to end ------------------------------------------------------------------------------------
-def test_short_language_run_lowers_the_validation_loss_and_evaluates_every_held_out_byte(tmp_path):
+@pytest.mark.learning
+def test_short_language_run_lowers_the_validation_loss_and_evaluates_every_held_out_byte(tmp_path, margin):
     path = write_text(tmp_path / "text.txt", sentences=600)
     overrides = ["task=language", f"task.path={path}", "task.segment_length=32", *tiny_core("compressive_transformer"),
                  "model.embedding_size=16", "optimizer.name=adam", "optimizer.learning_rate=3e-3", "batch_size=8",
@@ -232,7 +233,8 @@ def test_short_language_run_lowers_the_validation_loss_and_evaluates_every_held_
     assert cli.main(["supervised", *overrides]) == 0
     run = next((tmp_path / "runs").iterdir())
     val = [v for v in read_metrics(run)["val_bits_per_byte"] if v == v]
-    assert len(val) == 3 and val[-1] < 0.6 * 8 and val[-1] < val[0], val
+    assert len(val) == 3 and val[-1] < val[0], val
+    margin("final validation bits per byte (uniform guess: 8)", val[-1], below=0.6 * 8)
     rows = json.loads((run / "eval.json").read_text())["rows"]
     size = path.stat().st_size
     assert [r["split"] for r in rows] == ["valid", "test"]
@@ -240,15 +242,17 @@ def test_short_language_run_lowers_the_validation_loss_and_evaluates_every_held_
     assert abs(rows[0]["bits_per_byte"] - val[-1]) < 0.5
 
 
-def test_short_speech_run_lowers_the_validation_loss(tmp_path):
+@pytest.mark.learning
+def test_short_speech_run_lowers_the_validation_loss(tmp_path, margin):
     folder = write_recordings(tmp_path / "rec", indices=range(8))
     overrides = ["task=speech", f"task.path={folder}", "task.test_below=1", "task.validation_below=2",
                  "task.segment_length=32", *tiny_core("lstm"), "model.embedding_size=16", "optimizer.name=adam",
-                 "optimizer.learning_rate=1e-2", "batch_size=8", "max_batches=60", "validation.interval_batches=30",
+                 "optimizer.learning_rate=1e-2", "batch_size=8", "max_batches=150", "validation.interval_batches=75",
                  "eval.at_end=false", *QUIET, f"run_root={tmp_path / 'runs'}"]
     assert cli.main(["supervised", *overrides]) == 0
     val = [v for v in read_metrics(next((tmp_path / "runs").iterdir()))["val_bits_per_sample"] if v == v]
-    assert val[-1] < val[0] and val[-1] < 0.75 * 8, val  # 8 bits: the untrained (uniform) guess
+    assert val[-1] < val[0], val
+    margin("final validation bits per sample (uniform guess: 8)", val[-1], below=0.75 * 8)
 
 
 # -- bad input -------------------------------------------------------------------------------------

@@ -25,29 +25,34 @@ def only_run(root: Path) -> Path:
     return runs[0]
 
 
-def test_curriculum_advances_on_a_toy_copy_run(tmp_path):
-    overrides = [*TOY_COPY, "task.curriculum.window=10", "task.curriculum.threshold=3.0", "max_batches=300",
+@pytest.mark.learning
+def test_curriculum_advances_on_a_toy_copy_run(tmp_path, margin):
+    # Seeds 0-3 reach level 4 after 167-219 batches (docs/testing.md).
+    overrides = [*TOY_COPY, "task.curriculum.window=10", "task.curriculum.threshold=3.0", "max_batches=400",
                  "validation.interval_batches=100", f"run_root={tmp_path}"]
     assert cli.main(["supervised", *overrides]) == 0
     metrics = read_metrics(only_run(tmp_path))
-    assert metrics["level"][0] == 1 and metrics["level"][-1] >= 4, metrics["level"][-1]
+    assert metrics["level"][0] == 1
     assert metrics["level"] == sorted(metrics["level"])  # h only ever doubles
-    assert {1, 2, 4} <= set(metrics["level"])
+    assert {1, 2} <= set(metrics["level"])
+    margin("batches to reach level 4 (of 400)", next((b for b, level in zip(metrics["batches"], metrics["level"]) if level >= 4), 401), below=400)
     [row] = report.curriculum_rows([str(only_run(tmp_path))])
-    assert row["level_reached"] == metrics["level"][-1] and row["batches"] == 300
+    assert row["level_reached"] == metrics["level"][-1] and row["batches"] == 400
     assert row["max_length_steps"] == 2 * (row["level_reached"] + 1) + 1  # copy: T = 2n + 1
     assert 0 < row["s_to_level_2"] <= row["s_to_level_4"] <= row["time_s"]
 
 
-@pytest.mark.parametrize("name, level, batches", [("copy", 2, 150), ("associative_recall", 1, 300), ("priority_sort", 2, 150)])
-def test_short_algorithmic_run_lowers_validation_loss(tmp_path, name, level, batches):
+@pytest.mark.learning
+# Batches and learning rate chosen so that seeds 0-3 end at 0.17-0.44 of the first loss (docs/testing.md).
+@pytest.mark.parametrize("name, level, batches", [("copy", 2, 300), ("associative_recall", 1, 300), ("priority_sort", 2, 600)])
+def test_short_algorithmic_run_lowers_validation_loss(tmp_path, name, level, batches, margin):
     # The curriculum is held at one level so that validation measures one fixed distribution.
     overrides = [f"task={name}", "task.bits=3", f"task.curriculum.start_level={level}", f"task.curriculum.max_level={level}",
-                 "core.hidden_size=32", "optimizer.name=adam", "optimizer.learning_rate=3e-3", f"max_batches={batches}",
+                 "core.hidden_size=32", "optimizer.name=adam", "optimizer.learning_rate=1e-2", f"max_batches={batches}",
                  "validation.interval_batches=10", *QUIET, f"run_root={tmp_path}"]
     assert cli.main(["supervised", *overrides]) == 0
     val = [v for v in read_metrics(only_run(tmp_path))["val_loss_bits_per_seq"] if v == v]  # NaN before the first
-    assert val[-1] < 0.7 * val[0], (val[0], val[-1])
+    margin("final / first validation loss", val[-1] / val[0], below=0.7)
 
 
 def write_toy_babi(folder: Path, seed: int = 0) -> Path:
@@ -68,21 +73,25 @@ def write_toy_babi(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-def test_short_babi_run_lowers_loss_and_writes_the_test_table(tmp_path):
+@pytest.mark.learning
+def test_short_babi_run_lowers_loss_and_writes_the_test_table(tmp_path, margin):
     data = write_toy_babi(tmp_path / "data")
+    # The lstm finds qa1's retrieval after 300-800 batches depending on the seed and the CPU's kernels
+    # (seeds 0-5, three kernel settings: docs/testing.md); 1,500 leaves room for any of them.
     overrides = ["task=babi", f"task.path={data}", "task.validation_fraction=0.1", "core.hidden_size=32",
-                 "optimizer.name=adam", "optimizer.learning_rate=1e-2", "batch_size=16", "max_batches=600",
-                 "validation.interval_batches=100", *QUIET, "eval.at_end=true", f"run_root={tmp_path / 'runs'}"]
+                 "optimizer.name=adam", "optimizer.learning_rate=1e-2", "batch_size=16", "max_batches=1500",
+                 "validation.interval_batches=300", *QUIET, "eval.at_end=true", f"run_root={tmp_path / 'runs'}"]
     untrained = trainer.validate(setup(compose("supervised", overrides)), 32)  # the same seed gives the same weights
     assert cli.main(["supervised", *overrides]) == 0
     run = only_run(tmp_path / "runs")
     metrics = {k: [x for x in v if x == x] for k, v in read_metrics(run).items()}  # rows with a validation
-    assert len(metrics["val_loss"]) == 6
-    assert metrics["val_loss"][-1] < 0.5 * untrained["val_loss"]
-    # qa1 needs memory: answering from the answer-word prior alone leaves 75% error (4 places).
-    assert metrics["val_error_pct_qa1"][-1] < 50 < untrained["val_error_pct_qa1"]
+    assert len(metrics["val_loss"]) == 5
+    margin("final / untrained validation loss", metrics["val_loss"][-1] / untrained["val_loss"], below=0.5)
     result = json.loads((run / "eval.json").read_text())
     assert [r["task"] for r in result["rows"]] == [1, 8] and [r["questions"] for r in result["rows"]] == [40, 40]
+    # qa1 needs memory: answering from the answer-word prior alone leaves 75% error (4 places); judged
+    # on the 40 test questions, not the 12 validation ones.
+    margin("qa1 test error (%)", next(r for r in result["rows"] if r["task"] == 1)["error_pct"], below=25)
     assert result["summary"]["failed_tasks"] == len(result["summary"]["failed"])
     table = (run / "eval.md").read_text()
     assert "| 1: single-supporting-fact |" in table and "**mean error (%)**" in table
@@ -93,7 +102,8 @@ def test_short_babi_run_lowers_loss_and_writes_the_test_table(tmp_path):
     assert report.main(["babi", f"lstm={run / 'eval.json'}", f"again={tmp_path / 'again.json'}"]) == 0
 
 
-def test_sentence_encoded_babi_trains_and_evaluates_from_its_checkpoint(tmp_path):
+@pytest.mark.learning
+def test_sentence_encoded_babi_trains_and_evaluates_from_its_checkpoint(tmp_path, margin):
     data = write_toy_babi(tmp_path / "data")
     overrides = ["task=babi", f"task.path={data}", "task.encoding=sentence", "task.validation_fraction=0.1",
                  "core=sam", "core.slots=16", "core.controller_size=32", "core.output_size=32", "optimizer.name=adam",
@@ -103,7 +113,7 @@ def test_sentence_encoded_babi_trains_and_evaluates_from_its_checkpoint(tmp_path
     assert cli.main(["supervised", *overrides]) == 0
     run = only_run(tmp_path / "runs")
     val_loss = [x for x in read_metrics(run)["val_loss"] if x == x]
-    assert val_loss[-1] < untrained["val_loss"]
+    margin("final / untrained validation loss", val_loss[-1] / untrained["val_loss"], below=1)
     result = json.loads((run / "eval.json").read_text())
     assert [r["questions"] for r in result["rows"]] == [40, 40]
     # The checkpoint rebuilds the same sentence-encoded task (input size from the saved word positions).
