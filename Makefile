@@ -26,7 +26,10 @@ train: $(STAMP)
 	$(BIN)/memrl train core=feedforward run_root=$(QUICKSTART_DIR) total_frames=$(QUICKSTART_FRAMES) experiment=quickstart
 	$(BIN)/memrl plot run_dir=$(QUICKSTART_DIR) out=$(QUICKSTART_DIR)/returns.png
 	$(BIN)/memrl plot run_dir=$(QUICKSTART_DIR) out=$(QUICKSTART_DIR)/success.png metric=mean_success
-	for run in $(QUICKSTART_DIR)/*/; do $(BIN)/memrl eval checkpoint=$$run episodes=100 || exit 1; done
+	for run in $(QUICKSTART_DIR)/*/; do \
+		$(BIN)/memrl eval checkpoint=$$run episodes=100 || exit 1; \
+		$(BIN)/memrl eval checkpoint=$$run episodes=100 greedy=true out=$${run}eval_greedy.csv || exit 1; \
+	done
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -90,6 +90,10 @@ class Agent(nn.Module):
             samples.append(torch.multinomial(probs, 1, generator=generator).reshape(part.shape[:-1]))
         return torch.stack(samples, dim=-1)
 
+    def greedy(self, logits: torch.Tensor) -> torch.Tensor:
+        """The most probable action of each component: logits [..., sum sizes] -> long [..., n_components]."""
+        return torch.stack([part.argmax(-1) for part in self.split_logits(logits)], dim=-1)
+
     def log_prob(self, logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Sum over components of log pi(a_i): [..., sum sizes], [..., n] -> [...]."""
         return sum(

@@ -100,7 +100,12 @@ class DeepMindLabEnv(gymnasium.Env):
         self.action_repeat = action_repeat
         self.terminal_on_level_end = bool(terminal_on_level_end)
         self.render_mode = render_mode
-        self._lab = deepmind_lab.Lab(level, [OBSERVATION], config=config, renderer=renderer)
+        try:
+            self._lab = deepmind_lab.Lab(level, [OBSERVATION], config=config, renderer=renderer)
+        except RuntimeError as error:  # DMLab's message spans several lines of Lua traceback
+            first = next((line.strip() for line in str(error).splitlines() if line.strip()), "no message")
+            raise ValueError(f"DMLab could not load level {level!r} ({first}); env.level is a path under DMLab's "
+                             "game_scripts/levels, e.g. contributed/dmlab30/rooms_select_nonmatching_object") from None
         self._actions = [np.array(action, dtype=np.intc) for action in ACTION_SET]
         self.action_space = spaces.Discrete(len(ACTION_SET))
         self.observation_space = spaces.Box(0, 255, (height, width, 3), dtype=np.uint8)

@@ -14,11 +14,12 @@ from training.run_dir import load_checkpoint, resolve_checkpoint
 
 def evaluate(
     checkpoint: str, episodes: int, seed: int, out: str | None = None, num_envs: int = 8,
-    record: bool = False, record_path: str | None = None, record_max_steps: int = 1000,
+    record: bool = False, record_path: str | None = None, record_max_steps: int = 1000, greedy: bool = False,
 ) -> dict:
     """Mean and std of the return over ``episodes`` episodes, success rate, and a per-episode CSV.
 
-    The policy samples its actions, as during training. Envs run in-process;
+    The policy samples its actions, as during training, or with ``greedy`` takes the most
+    probable one (arg-max of each action component's logits). Envs run in-process;
     each env's episodes count until ``episodes`` are done in total. With
     ``record`` one more episode (seed ``seed``) is written as an animated GIF
     (default ``<run>/episode.gif``; see evaluation/record.py).
@@ -30,7 +31,7 @@ def evaluate(
     cfg = copy.deepcopy(payload["config"])
     cfg["actors"]["envs_per_actor"] = max(1, min(num_envs, episodes))
     cfg["actors"]["unroll_length"] = 50
-    actor = Actor(cfg, actor_index=0, seed=seed)
+    actor = Actor(cfg, actor_index=0, seed=seed, greedy=greedy)
     try:
         actor.set_weights(payload["model"], version=0)
     except RuntimeError as exc:
@@ -52,11 +53,12 @@ def evaluate(
         "mean_return": float(returns.mean()),
         "std_return": float(returns.std()),
         "success_rate": pooled_success(finished),
+        "policy": "greedy" if greedy else "sampled",
         "csv": str(csv_path),
     }
     if record:
         from .record import record_episode
 
         gif_path = Path(record_path) if record_path else path.parent / "episode.gif"
-        summary.update(record_episode(payload, gif_path, seed, record_max_steps))
+        summary.update(record_episode(payload, gif_path, seed, record_max_steps, greedy))
     return summary

@@ -37,8 +37,9 @@ def make_rendering_env(env_cfg: dict):
 
 
 @torch.no_grad()
-def play_episode(agent, env, seed: int, max_steps: int) -> list[tuple[np.ndarray, int, float]]:
-    """(frame, step, return so far) from the first observation to the episode's end or ``max_steps``."""
+def play_episode(agent, env, seed: int, max_steps: int, greedy: bool = False) -> list[tuple[np.ndarray, int, float]]:
+    """(frame, step, return so far) from the first observation to the episode's end or ``max_steps``;
+    actions sampled from the policy, or its most probable ones with ``greedy``."""
     observation, _ = env.reset(seed=seed)
     generator = torch.Generator().manual_seed(seed)
     state = agent.initial_state(1)
@@ -49,7 +50,7 @@ def play_episode(agent, env, seed: int, max_steps: int) -> list[tuple[np.ndarray
     frames = [(_rgb(env.render(), env), 0, total)]
     for step in range(1, max_steps + 1):
         out = agent(_time(stack_obs([observation])), prev_action[None], prev_reward[None], reset[None], state)
-        action = agent.sample(out.logits[0], generator)
+        action = agent.greedy(out.logits[0]) if greedy else agent.sample(out.logits[0], generator)
         state = out.state
         env_action = action[0, 0].item() if action.shape[1] == 1 else action[0].numpy()
         observation, reward, terminated, truncated, _ = env.step(env_action)
@@ -81,7 +82,7 @@ def write_gif(frames: list[tuple[np.ndarray, int, float]], path: Path, fps: floa
     return path
 
 
-def record_episode(payload: dict, path: Path, seed: int, max_steps: int, fps: float = 8.0) -> dict:
+def record_episode(payload: dict, path: Path, seed: int, max_steps: int, greedy: bool = False, fps: float = 8.0) -> dict:
     """Play one episode of the checkpoint ``payload``'s agent in its env and write it to ``path`` as a GIF."""
     if max_steps <= 0:
         raise ValueError(f"record_max_steps={max_steps} must be positive")
@@ -91,7 +92,7 @@ def record_episode(payload: dict, path: Path, seed: int, max_steps: int, fps: fl
     agent.load_state_dict(payload["model"])
     agent.eval()
     try:
-        frames = play_episode(agent, env, seed, max_steps)
+        frames = play_episode(agent, env, seed, max_steps, greedy)
     finally:
         env.close()
     write_gif(frames, path, fps)

@@ -64,6 +64,8 @@ def test_agent_sampling_log_prob_and_entropy(action_space):
     assert actions.shape == (T, B, n)
     for i, size in enumerate(agent.action_sizes):
         assert ((actions[..., i] >= 0) & (actions[..., i] < size)).all()
+    greedy = agent.greedy(out.logits)
+    assert torch.equal(greedy, torch.stack([p.argmax(-1) for p in agent.split_logits(out.logits)], -1))
     # log_prob of a joint action = sum of per-component log-probs, checked by enumeration for one step.
     parts = agent.split_logits(out.logits[0, 0])
     manual = sum(torch.log_softmax(p, -1)[actions[0, 0, i]] for i, p in enumerate(parts))

@@ -275,6 +275,9 @@ class FakeLab:
     episode_frames = 10
 
     def __init__(self, level, observations, config=None, renderer="software"):
+        if level.startswith("no/such"):  # DMLab's failure for an unknown level: a RuntimeError over several lines
+            raise RuntimeError(f"Failed to open environment: [string \"{level}\"]:1: module '{level}' not found:\n"
+                               "\tno field package.preload['no/such']\n\tstack traceback:\n\t[C]: in function 'require'")
         self.level, self.observation_names, self.config, self.renderer = level, observations, config, renderer
         self.seeds, self.actions, self.frame, self.running, self.closed = [], [], 0, False, False
 
@@ -332,6 +335,13 @@ def test_dmlab_missing_module_gives_one_line_build_steps(monkeypatch):
     message = str(error.value)
     assert "\n" not in message
     assert all(word in message for word in ("deepmind_lab", "bazel build", "build_pip_package", "pip install"))
+
+
+def test_dmlab_unknown_level_is_one_line(fake_deepmind_lab):
+    with pytest.raises(ValueError) as error:
+        envs.make("memrl/dmlab", level="no/such/level")
+    message = str(error.value)
+    assert "\n" not in message and "'no/such/level'" in message and "game_scripts/levels" in message
 
 
 def test_dmlab_builds_the_level_with_impala_settings(fake_deepmind_lab):

@@ -89,3 +89,22 @@ def test_memrl_eval_record_true_writes_and_names_the_gif(tmp_path, capsys):
     assert status == 0
     assert Image.open(tmp_path / "episode.gif").n_frames == 6
     assert f"6 frames): {tmp_path / 'episode.gif'}" in capsys.readouterr().out
+
+
+def test_greedy_actors_take_the_most_probable_action_and_sampling_ones_do_not(tmp_path):
+    from training.actor import Actor
+
+    cfg = compose("train", ["env=select_nonmatching_object", "actors.envs_per_actor=4", "actors.unroll_length=30"])
+    for greedy in (True, False):
+        actor = Actor(cfg, actor_index=0, seed=0, greedy=greedy)  # untrained: near-uniform policy
+        steps = actor.unroll().unroll[:-1]  # the last entry carries inputs only
+        most_probable = actor.agent.greedy(steps["behaviour_logits"])
+        assert torch.equal(steps["action"], most_probable) == greedy
+
+
+def test_memrl_eval_greedy_true_says_so(tmp_path, capsys):
+    from training.cli import main
+
+    save_checkpoint(tmp_path / "checkpoint.pt", {**payload_for(MAZE), "counters": {}})
+    assert main(["eval", f"checkpoint={tmp_path}", "episodes=2", "envs=2", "greedy=true"]) == 0
+    assert "(greedy actions)" in capsys.readouterr().out

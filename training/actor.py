@@ -80,11 +80,13 @@ class Actor:
         cfg: the run config as a plain dict (env, core, agent, actors sections).
         actor_index: this actor's number; env seeds derive from (seed, actor_index, env index).
         seed: the run seed.
+        greedy: take each step's most probable action instead of sampling (evaluation only).
     """
 
-    def __init__(self, cfg: dict, actor_index: int, seed: int):
+    def __init__(self, cfg: dict, actor_index: int, seed: int, greedy: bool = False):
         torch.set_num_threads(1)  # many actors share few cores
         self.actor_index = actor_index
+        self.greedy = greedy
         self.unroll_length = cfg["actors"]["unroll_length"]
         num_envs = cfg["actors"]["envs_per_actor"]
         max_errors = cfg["actors"].get("max_env_errors", 10)  # runs saved before the option had no limit key
@@ -133,7 +135,7 @@ class Actor:
                 inputs["reset"][None], self.state,
             )
             logits = out.logits[0]
-            action = self.agent.sample(logits, self.generator)
+            action = self.agent.greedy(logits) if self.greedy else self.agent.sample(logits, self.generator)
             self.state = out.state
             next_obs, reward, terminated, truncated, final_obs = self._step_envs(action, episodes)
             truncation_value = self._truncation_values(final_obs, action, reward, truncated)

@@ -70,9 +70,10 @@ def cmd_eval(overrides: list[str]) -> int:
     summary = evaluate(
         cfg["checkpoint"], cfg["episodes"], cfg["seed"], cfg["out"], cfg["envs"],
         record=cfg["record"], record_path=cfg["record_path"], record_max_steps=cfg["record_max_steps"],
+        greedy=cfg["greedy"],
     )
     print(
-        f"{summary['episodes']} episodes: return {summary['mean_return']:.2f} ± {summary['std_return']:.2f}, "
+        f"{summary['episodes']} episodes ({summary['policy']} actions): return {summary['mean_return']:.2f} ± {summary['std_return']:.2f}, "
         f"success rate {summary['success_rate']:.3f}; per-episode CSV: {summary['csv']}"
     )
     if "gif" in summary:

@@ -314,7 +314,9 @@ def init_ray(ray_cfg: dict, num_actors: int, cpus_per_actor: float) -> bool:
     else:
         # Logical CPUs, not cores: actors and the learner share the machine.
         num_cpus = ray_cfg.get("num_cpus") or max(1, math.ceil(num_actors * cpus_per_actor))
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
+        # address="local": always a new cluster of our own; without it Ray joins any other Ray
+        # instance running on the machine (another run, a notebook) and refuses num_cpus.
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
     return True
 
 

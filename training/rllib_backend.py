@@ -266,7 +266,9 @@ def _loop(cfg, run_dir, algo, counters, logger, quiet) -> dict[str, float]:
         result = algo.train()
         runners = result.get("env_runners", {})
         # One entry per finished episode; the env wrapper's reward scale is undone here.
-        recent.extend((ret / scale, length, success, trials) for ret, length, success, trials in runners.get(EPISODES_KEY, []))
+        episodes = runners.get(EPISODES_KEY, [])  # RLlib reports NaN, not [], for an iteration with none
+        recent.extend((ret / scale, length, success, trials) for ret, length, success, trials in
+                      (episodes if isinstance(episodes, list) else []))
         _update_learner_stats(stats, result)
         # max(): an iteration that sampled or trained nothing may leave a lifetime counter out.
         counters["frames"] = max(counters["frames"], frames_before + int(runners.get("num_env_steps_sampled_lifetime", 0)))

@@ -3,7 +3,7 @@
 Rows (``rllib=true``): memrl's IMPALA runtime; RLlib's IMPALA training the same
 memrl Agent and core through ``agents.rllib_module`` (``backend=rllib``, system
 ``rllib+memrl_module``); and, for core=lstm, RLlib's IMPALA with its own LSTM
-model (system ``rllib``). All train the same env with the same actor count,
+model (system ``rllib``; Dict/Tuple observations flattened by RLlib's FlattenObservations connector). All train the same env with the same actor count,
 envs per actor, unroll length, batch and hidden size, one after the other in
 this process, each on a fresh embedded Ray cluster with the same logical CPUs.
 Frames/s is measured after a warm-up (Ray start, actor start and the first
@@ -57,8 +57,10 @@ def _memrl_rows(cfg, backend: str = "memrl") -> dict:
 
 
 def _rllib_rows(cfg) -> dict:
+    import gymnasium
     import ray
     from ray.rllib.algorithms.impala import IMPALAConfig
+    from ray.rllib.connectors.env_to_module import FlattenObservations
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
     from ray.tune.registry import register_env
 
@@ -68,6 +70,9 @@ def _rllib_rows(cfg) -> dict:
     env_cfg = compose("train", [f"env={cfg.env}"])["env"]
     register_env(RLLIB_ENV, lambda _: _float_observations(envs.make_from_config(copy.deepcopy(env_cfg))))
     probe = envs.make_from_config(env_cfg)
+    # RLlib's catalog has no encoder for Dict/Tuple observations (MiniGrid's image + direction): flatten
+    # them to one vector (one-hot for discrete parts) with RLlib's own connector, as RLlib users do.
+    structured = isinstance(probe.observation_space, (gymnasium.spaces.Dict, gymnasium.spaces.Tuple))
     image = len(getattr(probe.observation_space, "shape", ()) or ()) == 3
     model = DefaultModelConfig(
         use_lstm=True, lstm_cell_size=cfg.hidden_size, max_seq_len=cfg.unroll_length, vf_share_layers=True,
@@ -81,13 +86,15 @@ def _rllib_rows(cfg) -> dict:
         .environment(RLLIB_ENV)
         .framework("torch")
         .env_runners(num_env_runners=cfg.num_actors, num_envs_per_env_runner=cfg.envs_per_actor,
-                     rollout_fragment_length=cfg.unroll_length, num_cpus_per_env_runner=1)
+                     rollout_fragment_length=cfg.unroll_length, num_cpus_per_env_runner=1,
+                     env_to_module_connector=(lambda env, spaces=None, device=None: FlattenObservations())
+                     if structured else None)
         .learners(num_learners=0)
         .training(train_batch_size_per_learner=batch, lr=6e-4, grad_clip=40.0)
         .rl_module(model_config=model)
         .reporting(min_time_s_per_iteration=1)
     )
-    ray.init(num_cpus=cfg.num_actors + 1, include_dashboard=False, log_to_driver=cfg.get("verbose", False))
+    ray.init(address="local", num_cpus=cfg.num_actors + 1, include_dashboard=False, log_to_driver=cfg.get("verbose", False))
     try:
         algo = algo_cfg.build_algo()
         params = sum(p.numel() for p in algo.get_module().parameters())
