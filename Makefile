@@ -18,7 +18,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet $(PIP_CONSTRAINTS) -e ".[dev]"
+	$(BIN)/pip install --quiet $(PIP_CONSTRAINTS) -e ".[dev,popgym]"
 	touch $(STAMP)
 
 train: $(STAMP)

@@ -6,10 +6,13 @@ features [*lead, output_size].
 | space                       | encoder                                   |
 | --------------------------- | ----------------------------------------- |
 | Box, 3 dims (image)         | conv net (HWC or CHW), scaled to [0, 1]   |
-| Box, 1 dim (vector)         | MLP, scaled to [0, 1] where bounded       |
+| Box, any other rank         | flattened, MLP, scaled to [0, 1] where bounded |
 | Discrete                    | embedding                                 |
 | MultiDiscrete (1 dim)       | one embedding per component, concatenated |
-| Dict of the above           | concatenation of the sub-encoders         |
+| Dict or Tuple of the above  | concatenation of the sub-encoders (nested too) |
+
+A Tuple observation reaches the encoder as a dict with keys "0", "1", ... (the actor
+stacks it so; training.actor.stack_obs) or as a tuple (RLlib's batches).
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-SUPPORTED = "Box with 1 dim (vector) or 3 dims (image), Discrete, MultiDiscrete (1 dim), or a Dict of these"
+SUPPORTED = "Box (3 dims: an image; any other rank: a vector), Discrete, MultiDiscrete (1 dim), or a Dict or Tuple of these"
 
 
 class UnsupportedSpaceError(ValueError):
@@ -31,15 +34,18 @@ def build_encoder(space: spaces.Space, hidden_size: int = 128) -> nn.Module:
     """The encoder for ``space``; raises UnsupportedSpaceError naming the space otherwise."""
     if isinstance(space, spaces.Dict):
         return DictEncoder(space, hidden_size)
+    if isinstance(space, spaces.Tuple):
+        return TupleEncoder(space, hidden_size)
     if isinstance(space, spaces.Discrete):
         return DiscreteEncoder(space, hidden_size)
     if isinstance(space, spaces.MultiDiscrete) and len(space.nvec.shape) == 1:
         return MultiDiscreteEncoder(space, hidden_size)
     if isinstance(space, spaces.Box) and len(space.shape) == 3:
         return ImageEncoder(space, hidden_size)
-    if isinstance(space, spaces.Box) and len(space.shape) == 1:
+    if isinstance(space, spaces.Box):
         return VectorEncoder(space, hidden_size)
-    raise UnsupportedSpaceError(f"observation space {space} is not supported by the encoder; supported: {SUPPORTED}")
+    one_line = " ".join(str(space).split())  # a 2-D MultiDiscrete prints its nvec over several lines
+    raise UnsupportedSpaceError(f"observation space {one_line} is not supported by the encoder; supported: {SUPPORTED}")
 
 
 def _scale(space: spaces.Box) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -52,22 +58,24 @@ def _scale(space: spaces.Box) -> tuple[torch.Tensor, torch.Tensor] | None:
 
 
 class VectorEncoder(nn.Module):
-    """Box [F] -> MLP(F -> hidden -> hidden)."""
+    """Box of shape S (any rank but an image's) -> flattened [F = prod S] -> MLP(F -> hidden -> hidden)."""
 
     def __init__(self, space: spaces.Box, hidden_size: int):
         super().__init__()
+        self.rank = len(space.shape)
         scale = _scale(space)
         self.scaled = scale is not None
         if self.scaled:
-            self.register_buffer("low", scale[0], persistent=False)
-            self.register_buffer("span", scale[1], persistent=False)
+            self.register_buffer("low", scale[0].flatten(), persistent=False)
+            self.register_buffer("span", scale[1].flatten(), persistent=False)
+        features = math.prod(space.shape)
         self.net = nn.Sequential(
-            nn.Linear(space.shape[0], hidden_size), nn.ReLU(), nn.Linear(hidden_size, hidden_size), nn.ReLU()
+            nn.Linear(features, hidden_size), nn.ReLU(), nn.Linear(hidden_size, hidden_size), nn.ReLU()
         )
         self.output_size = hidden_size
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = obs.float()
+        x = obs.float().reshape(*obs.shape[: obs.dim() - self.rank], -1)
         if self.scaled:
             x = (x - self.low) / self.span
         return self.net(x)
@@ -149,6 +157,21 @@ class DictEncoder(nn.Module):
 
     def forward(self, obs) -> torch.Tensor:
         return torch.cat([self.encoders[k](obs[k]) for k in self.keys], dim=-1)
+
+
+class TupleEncoder(nn.Module):
+    """Concatenate the encodings of every element, in order."""
+
+    def __init__(self, space: spaces.Tuple, hidden_size: int):
+        super().__init__()
+        if not space.spaces:
+            raise UnsupportedSpaceError("observation space Tuple() is empty; the encoder needs at least one element")
+        self.encoders = nn.ModuleList(build_encoder(s, hidden_size) for s in space.spaces)
+        self.output_size = sum(e.output_size for e in self.encoders)
+
+    def forward(self, obs) -> torch.Tensor:
+        parts = obs if isinstance(obs, (tuple, list)) else [obs[str(i)] for i in range(len(self.encoders))]
+        return torch.cat([encoder(part) for encoder, part in zip(self.encoders, parts)], dim=-1)
 
 
 def action_sizes(space: spaces.Space) -> list[int]:

@@ -217,7 +217,10 @@ class MemoryCoreRLModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI, Infe
 
 
 def _map(fn, obs):
-    """``fn`` on a tensor or on every tensor of a (nested) dict of them."""
+    """``fn`` on a tensor or on every tensor of a (nested) dict or tuple of them; a tuple becomes a
+    dict keyed "0", "1", ... as the actor stacks it (agents.encoders takes both)."""
     if isinstance(obs, dict):
         return {k: _map(fn, v) for k, v in obs.items()}
+    if isinstance(obs, (tuple, list)):
+        return {str(i): _map(fn, v) for i, v in enumerate(obs)}
     return fn(obs)

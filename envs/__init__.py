@@ -2,7 +2,8 @@
 
 Names:
 
-- any registered gymnasium id (``CartPole-v1``), through ``gymnasium.make``;
+- any registered gymnasium id (``CartPole-v1``), through ``gymnasium.make``, also in gymnasium's
+  ``module:EnvId`` form (``popgym:popgym-RepeatPreviousEasy-v0`` imports ``popgym`` first);
 - MiniGrid ids (``MiniGrid-MemoryS13Random-v0``): observations become a Dict of
   ``image`` and ``direction`` (the Text ``mission`` is dropped);
 - memrl's own ids, registered when ``envs`` is imported (so Ray workers that
@@ -16,8 +17,9 @@ memory_cores, training or evaluation.
 """
 from __future__ import annotations
 
+import importlib
 import inspect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gymnasium
@@ -44,6 +46,9 @@ OPTIONAL_MODULES = {"memrl/dmlab": "deepmind_lab", "memrl/memory_maze_3d": "memo
 # each on this project's CPU box (docs/results/envs.md).
 MIB_PER_ENV = {"memrl/memory_maze_3d": 900}
 
+# Modules that register env ids, and the pip requirement that provides each (memrl's extras pin them).
+PACKAGES = {"popgym": "'memrl[popgym]' (popgym==1.0.7)", "minigrid": "minigrid"}
+
 # Id prefixes whose envs register when their package is imported.
 _LAZY_PACKAGES = {"MiniGrid-": "minigrid", "BabyAI-": "minigrid"}
 
@@ -57,8 +62,20 @@ def _register_memrl_ids() -> None:
 _register_memrl_ids()
 
 
-def make(name: str, **kwargs: Any) -> gymnasium.Env:
-    """The env ``name`` built with ``kwargs``; unknown names and bad kwargs raise a one-line ValueError."""
+def make(name: str, imports: Sequence[str] = (), **kwargs: Any) -> gymnasium.Env:
+    """The env ``name`` built with ``kwargs``; unknown names and bad kwargs raise a one-line ValueError.
+
+    ``name`` may be gymnasium's ``module:EnvId`` (``popgym:popgym-RepeatPreviousEasy-v0``): the module
+    is imported first, which registers its ids. ``imports`` names more modules to import before
+    ``make`` (packages that register ids on import). Every process that builds the env (each Ray
+    actor, each RLlib env runner) goes through here, so each imports them itself.
+    """
+    for module in imports:
+        _import_module(module, name)
+    if ":" in name:
+        module, env_id = name.split(":", 1)
+        _import_module(module, name)
+        name = env_id
     _import_package_for(name)
     if name not in gymnasium.registry:
         raise ValueError(
@@ -88,6 +105,16 @@ def make_from_config(cfg: Mapping) -> gymnasium.Env:
     if "name" not in kwargs:
         raise ValueError(f"env config has no 'name' (keys: {sorted(kwargs)}); add e.g. name: memrl/tmaze")
     return make(kwargs.pop("name"), **kwargs)
+
+
+def _import_module(module: str, env_id: str) -> None:
+    """Import ``module`` (which registers env ids); a one-line ValueError naming the package if it is missing."""
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        package = PACKAGES.get(module.split(".")[0], module.split(".")[0])
+        raise ValueError(f"env {env_id!r} needs the module {module!r}, which is not installed ({error}); "
+                         f"install it: pip install {package}") from None
 
 
 def _import_package_for(name: str) -> None:

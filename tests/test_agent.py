@@ -7,9 +7,11 @@ from agents import Agent, UnsupportedSpaceError, build_encoder
 
 
 def sample_batch(space, lead):
-    samples = [space.sample() for _ in range(int(np.prod(lead)))]
+    if isinstance(space, spaces.Tuple):  # as the actor stacks it: a dict keyed by position
+        return {str(i): sample_batch(s, lead) for i, s in enumerate(space.spaces)}
     if isinstance(space, spaces.Dict):
-        return {k: torch.as_tensor(np.stack([s[k] for s in samples])).reshape(*lead, *np.shape(samples[0][k])) for k in space.spaces}
+        return {k: sample_batch(space[k], lead) for k in space.spaces}
+    samples = [space.sample() for _ in range(int(np.prod(lead)))]
     return torch.as_tensor(np.stack(samples)).reshape(*lead, *np.shape(samples[0]))
 
 
@@ -22,6 +24,11 @@ SPACES = {
     "discrete": spaces.Discrete(6, start=2),
     "multidiscrete": spaces.MultiDiscrete([3, 4]),
     "dict": spaces.Dict({"image": spaces.Box(0, 255, (7, 7, 3), np.uint8), "direction": spaces.Discrete(4)}),
+    "box_rank_2": spaces.Box(-1, 1, (2, 3), np.float32),
+    "box_rank_4": spaces.Box(0, 1, (2, 3, 4, 5), np.float32),
+    "box_scalar": spaces.Box(-2, 2, (), np.float32),
+    "tuple": spaces.Tuple([spaces.Discrete(2), spaces.Discrete(4)]),  # POPGym's Autoencode
+    "dict_in_tuple": spaces.Tuple([spaces.Dict({"a": spaces.Discrete(3), "b": spaces.Box(-1, 1, (2,))}), spaces.Discrete(2)]),
 }
 
 
@@ -42,7 +49,7 @@ def test_encoder_for_each_space_gives_features_that_depend_on_the_observation(na
 
 @pytest.mark.parametrize(
     "space",
-    [spaces.Text(10), spaces.Box(0, 1, (2, 3, 4, 5)), spaces.Tuple([spaces.Discrete(2)]), spaces.Dict({})],
+    [spaces.Text(10), spaces.MultiDiscrete([[2, 3], [4, 5]]), spaces.Tuple([]), spaces.Dict({}), spaces.Tuple([spaces.Text(3)])],
 )
 def test_unsupported_observation_space_is_a_one_line_error(space):
     with pytest.raises(UnsupportedSpaceError) as info:

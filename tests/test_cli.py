@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium
 import pytest
 import torch
 
@@ -11,6 +12,15 @@ from training.run_dir import load_checkpoint, read_metrics
 
 TINY = ["env=counter", "core.hidden_size=16", "agent.encoder_size=16", "actors.envs_per_actor=4",
         "actors.unroll_length=10", "log.interval_s=0", "checkpoint.interval_s=0", "tensorboard=true"]
+
+
+class TextObservationEnv(gymnasium.Env):
+    """An env whose observation (free text) no memrl encoder takes."""
+    observation_space = gymnasium.spaces.Text(8)
+    action_space = gymnasium.spaces.Discrete(2)
+
+
+gymnasium.register("memrl-test/TextObservation-v0", entry_point=TextObservationEnv)
 
 
 def only_run(root: Path) -> Path:
@@ -66,7 +76,7 @@ BAD_INPUTS = [
     (["train", "core.hiden_size=3"], "hiden_size"),
     (["train", "total_frames==3"], ""),
     (["train", "env.name=NoSuchEnv-v9"], "unknown env"),
-    (["train", "env=cartpole", "env.name=Blackjack-v1"], "not supported by the encoder"),
+    (["train", "env=cartpole", "env.name=memrl-test/TextObservation-v0"], "not supported by the encoder"),
     (["train", "env.room_size=0"], "room_size"),
     (["train", "learner.optimizer=sgdx", "total_frames=1", "actors.num_actors=0"], "optimizer"),
     (["eval", "checkpoint=does/not/exist.pt"], "does not exist"),

@@ -50,10 +50,12 @@ def pooled_success(episodes: list[dict[str, float]]) -> float:
 
 
 def stack_obs(observations: list[Any]):
-    """List of B env observations -> tensor [B, ...] (or a dict of them)."""
+    """List of B env observations -> tensor [B, ...] (or a dict of them; a tuple becomes a dict keyed "0", "1", ...)."""
     first = observations[0]
     if isinstance(first, dict):
         return {k: stack_obs([o[k] for o in observations]) for k in first}
+    if isinstance(first, tuple):
+        return {str(i): stack_obs([o[i] for o in observations]) for i in range(len(first))}
     return torch.as_tensor(np.stack(observations))
 
 
