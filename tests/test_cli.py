@@ -52,7 +52,7 @@ def test_train_two_ray_actors_then_resume_eval_plot(tmp_path, ray_session, capsy
     assert cli.main(["eval", f"checkpoint={run}/checkpoint.pt", "episodes=5", "envs=2"]) == 0
     lines = (run / "eval.csv").read_text().strip().splitlines()
     assert len(lines) == 6 and lines[0] == "episode,return,length,success,trials"
-    assert "5 episodes: return 7.00" in capsys.readouterr().out  # counter env: reward 1 for 7 steps
+    assert "5 episodes (sampled actions): return 7.00" in capsys.readouterr().out  # counter env: reward 1 for 7 steps
 
     assert cli.main(["plot", f"run_dir={run}"]) == 0
     png = run / "returns.png"
