@@ -1,9 +1,12 @@
-"""``memrl plot``: return curves of one or several runs in one PNG (x: env frames)."""
+"""``memrl plot``: return curves of one or several runs in one PNG (x: env frames).
+
+Runs that differ only in their seed (a sweep's trials) are drawn as one band per setting: the IQM
+or mean over seeds with its 95% bootstrap confidence band (evaluation/aggregate.py); otherwise one
+line per run."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from training.run_dir import load_config, read_metrics
 
 
 def expand_run_dirs(paths: list[str]) -> list[Path]:
@@ -22,37 +25,48 @@ def expand_run_dirs(paths: list[str]) -> list[Path]:
     return found
 
 
-def plot_runs(run_dirs: list[str], out: str | None = None, metric: str = "mean_return", title: str | None = None) -> Path:
-    """One line per run, labelled by its core (and run name where cores repeat); returns the PNG path."""
+def plot_runs(run_dirs: list[str], out: str | None = None, metric: str = "mean_return", title: str | None = None,
+              statistic: str = "iqm") -> Path:
+    """One line per run, labelled by its core (and run name where cores repeat), or one band per group
+    of runs that differ only in their seed; returns the PNG path."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = []
-    for run_dir in expand_run_dirs(run_dirs):
-        config, metrics = load_config(Path(run_dir)), read_metrics(run_dir)
-        if metric not in metrics:
-            raise ValueError(f"metric {metric!r} is not in {run_dir}/metrics.csv; columns: {', '.join(metrics)}")
-        runs.append((run_dir, config, metrics))
-    cores = [config["core"]["name"] for _, config, _ in runs]
+    from .aggregate import curves, group_runs, interval, load_runs
+
+    runs = load_runs(expand_run_dirs(run_dirs))
+    for run in runs:
+        if metric not in run.metrics:
+            raise ValueError(f"metric {metric!r} is not in {run.path}/metrics.csv; columns: {', '.join(run.metrics)}")
+    groups = group_runs(runs)
+    banded = max(len(group) for group in groups.values()) > 1
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for (run_dir, config, metrics), core in zip(runs, cores):
-        name = config.get("name") or Path(run_dir).name
-        label = core if cores.count(core) == 1 else name if name.startswith(core) else f"{core} ({name})"
-        ax.plot(metrics["frames"], metrics[metric], label=label)
+    if banded:
+        for label, group in groups.items():
+            grid, values = curves(group, metric)
+            point, low, high = interval(values, statistic, reps=1000)
+            line, = ax.plot(grid, point, label=f"{label} ({statistic} of {len(group)})")
+            ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+    else:
+        cores = [run.config["core"]["name"] for run in runs]
+        for run, core in zip(runs, cores):
+            name = run.config.get("name") or run.path.name
+            label = core if cores.count(core) == 1 else name if name.startswith(core) else f"{core} ({name})"
+            ax.plot(run.metrics["frames"], run.metrics[metric], label=label)
     ax.set_xlabel("env frames")
-    ax.set_ylabel(metric.replace("_", " "))
-    envs_seen = sorted({config["env"]["name"] for _, config, _ in runs})
+    ax.set_ylabel(metric.replace("_", " ") + (" (95% CI band)" if banded else ""))
+    envs_seen = sorted({run.config["env"]["name"] for run in runs})
     ax.set_title(title or ", ".join(envs_seen))
     ax.grid(alpha=0.3)
-    if len(runs) > 3:  # outside the axes, where it cannot hide the curves
+    if len(groups if banded else runs) > 3:  # outside the axes, where it cannot hide the curves
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
         fig.set_size_inches(9.5, 4.5)
     else:
         ax.legend()
     fig.tight_layout()
-    out_path = Path(out) if out else runs[0][0] / "returns.png"
+    out_path = Path(out) if out else runs[0].path / "returns.png"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, dpi=120)
     plt.close(fig)

@@ -2,7 +2,9 @@
 
     memrl train      core=sam env=select_nonmatching_object   # IMPALA on Ray
     memrl eval       checkpoint=runs/<run>/checkpoint.pt episodes=100
-    memrl plot       run_dir=[runs/a,runs/b]
+    memrl plot       run_dir=[runs/a,runs/b]                   # seeds of one setting: a band per setting
+    memrl report     runs/<sweep> threshold=0.9                 # scores over seeds with 95% CIs
+    memrl supervised task=babi core=sdnc
     memrl bench      <name> key=value ...
 
 Bad input stops with one line on stderr and exit status 2.
@@ -97,8 +99,44 @@ def cmd_plot(overrides: list[str]) -> int:
     if not run_dirs:
         raise ValueError("plot needs run_dir=runs/<run> (or run_dir=[runs/a,runs/b])")
     run_dirs = [run_dirs] if isinstance(run_dirs, str) else list(run_dirs)
-    out = plot_runs(run_dirs, cfg["out"], cfg["metric"], cfg["title"])
+    out = plot_runs(run_dirs, cfg["out"], cfg["metric"], cfg["title"], cfg["statistic"])
     print(f"wrote {out}")
+    return 0
+
+
+def cmd_report(overrides: list[str]) -> int:
+    """``memrl report <sweep> [key=value ...]``: grouped final scores and MMER with CIs -> markdown + CSV."""
+    import csv
+
+    from evaluation.aggregate import markdown_table, report
+    from evaluation.plot import expand_run_dirs
+
+    from .config import compose
+
+    if overrides and "=" not in overrides[0]:
+        overrides = [f"run_dir={overrides[0]}", *overrides[1:]]
+    cfg = compose("report", overrides)
+    run_dirs = cfg["run_dir"]
+    if not run_dirs:
+        raise ValueError("report needs a sweep or a folder of runs: memrl report runs/<sweep>")
+    run_dirs = [run_dirs] if isinstance(run_dirs, str) else list(run_dirs)
+    rows, pairs = report(expand_run_dirs(run_dirs), cfg["metric"], cfg["statistic"], cfg["threshold"], cfg["reps"])
+    out = Path(cfg["out"] or Path(run_dirs[0]) / "report")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = (f"Final score: {cfg['statistic']} over runs of the mean `{cfg['metric']}` in the last 10% of frames; "
+            f"MMER: {cfg['statistic']} of each run's best logged `{cfg['metric']}`; 95% stratified bootstrap CIs "
+            f"({cfg['reps']} resamples, rliable).\n\n" + markdown_table(rows))
+    if pairs:
+        text += "\nProbability that a run of `group` ends above a run of `versus` (final score):\n\n" + markdown_table(pairs)
+    (out.parent / f"{out.name}.md").write_text(text)
+    for suffix, table in (("", rows), ("_pairs", pairs)):
+        if table:
+            with open(out.parent / f"{out.name}{suffix}.csv", "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(table[0]))
+                writer.writeheader()
+                writer.writerows(table)
+    print(text)
+    print(f"wrote {out}.md and {out}.csv")
     return 0
 
 
@@ -182,6 +220,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "eval": cmd_eval,
     "supervised": cmd_supervised,
     "plot": cmd_plot,
+    "report": cmd_report,
     "bench": cmd_bench,
 }
 

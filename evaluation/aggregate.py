@@ -1,0 +1,202 @@
+"""Aggregates over seeds: runs grouped by their config, curves and scores with bootstrap confidence intervals.
+
+A sweep (or any folder of runs) is grouped by every config value that differs between its runs,
+except the ones that only name or seed a run (``IGNORED``). Within a group the runs are seeds of one
+setting. Statistics come from ``rliable`` (Agarwal et al. 2021, "Deep RL at the Edge of the
+Statistical Precipice"): the interquartile mean (IQM) or the mean over runs, and 95% stratified
+bootstrap confidence intervals (with one task, the runs are the only stratum).
+
+Scores per run, from its ``metrics.csv`` (one row per log interval; ``metric`` is a column, by
+default ``mean_return``, the mean return of the episodes in the logging window):
+
+- final score: the mean of ``metric`` over the rows in the last 10% of the run's frames;
+- MMER (POPGym's "max-mean episodic reward"): the largest value of ``metric`` over the run.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from training.run_dir import load_config, read_metrics
+
+# Config keys that say where a run is written or which seed it drew: never a group difference.
+IGNORED = ("seed", "name", "run_root", "resume", "checkpoint", "log", "tensorboard", "ray.address")
+CONFIDENCE = 0.95
+FINAL_FRACTION = 0.1  # the final score averages the last 10% of a run's frames
+
+
+@dataclass
+class Run:
+    path: Path
+    config: dict[str, Any]
+    metrics: dict[str, list[float]]
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config -> {"core.name": "lstm", ...} with lists as tuples (hashable)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = tuple(value) if isinstance(value, list) else value
+    return flat
+
+
+def _ignored(key: str) -> bool:
+    return any(key == k or key.startswith(f"{k}.") for k in IGNORED)
+
+
+def load_runs(paths: list[Path]) -> list[Run]:
+    return [Run(Path(p), load_config(Path(p)), read_metrics(p)) for p in paths]
+
+
+def group_runs(runs: list[Run]) -> dict[str, list[Run]]:
+    """Runs grouped by the config values that differ between them (seed and bookkeeping excluded).
+
+    The label names the differing values, e.g. ``core.name=lstm, env.name=memrl/tmaze``; with no
+    difference at all every run is one group labelled by its core.
+    """
+    flats = [flatten(r.config) for r in runs]
+    keys = sorted({k for f in flats for k in f if not _ignored(k)})
+    differing = [k for k in keys if len({repr(f.get(k)) for f in flats}) > 1]
+    groups: dict[str, list[Run]] = {}
+    for run, flat in zip(runs, flats):
+        label = ", ".join(f"{k}={flat.get(k)}" for k in differing) or str(flat.get("core.name", "runs"))
+        groups.setdefault(label, []).append(run)
+    return groups
+
+
+def _column(run: Run, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """(frames, values) of ``metric`` with the rows where it is NaN (no episode yet) left out."""
+    if metric not in run.metrics:
+        raise ValueError(f"metric {metric!r} is not in {run.path}/metrics.csv; columns: {', '.join(run.metrics)}")
+    frames, values = np.asarray(run.metrics["frames"], float), np.asarray(run.metrics[metric], float)
+    keep = ~np.isnan(values)
+    return frames[keep], values[keep]
+
+
+def final_score(run: Run, metric: str = "mean_return") -> float:
+    """Mean of ``metric`` over the rows in the last ``FINAL_FRACTION`` of the run's frames (NaN if none)."""
+    frames, values = _column(run, metric)
+    if not len(values):
+        return math.nan
+    return float(values[frames >= (1 - FINAL_FRACTION) * frames[-1]].mean())
+
+
+def mmer(run: Run, metric: str = "mean_return") -> float:
+    """POPGym's max-mean episodic reward: the best logged mean of ``metric`` over the run (NaN if none)."""
+    _, values = _column(run, metric)
+    return float(values.max()) if len(values) else math.nan
+
+
+def statistic(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The aggregate over runs of each column of a [runs, K] score matrix: 'iqm' or 'mean'.
+
+    With one task these are rliable's ``aggregate_iqm`` and ``aggregate_mean`` of each column (IQM:
+    scipy's 25%-trimmed mean), computed for all K columns in one call (a curve has K = 50 points)."""
+    from scipy.stats import trim_mean
+
+    stats = {"iqm": lambda x: trim_mean(x, 0.25, axis=0), "mean": lambda x: x.mean(0)}
+    if name not in stats:
+        raise ValueError(f"statistic={name!r} is not known; use iqm or mean")
+    return stats[name]
+
+
+def interval(scores: np.ndarray, stat: str = "iqm", reps: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """(point estimate, CI low, CI high) of ``stat`` over runs; ``scores`` [runs] or [runs, K] for K
+    quantities at once (then each is a [K] array). Stratified bootstrap with ``reps`` resamples."""
+    from rliable import library
+
+    scores = np.asarray(scores, float)
+    columns = scores[:, None] if scores.ndim == 1 else scores
+    # rliable resamples runs within each column (its strata); the statistic is taken per column.
+    with seeded_numpy(seed):
+        point, bounds = library.get_interval_estimates({"g": columns}, statistic(stat), reps=reps,
+                                                       confidence_interval_size=CONFIDENCE)
+    low, high = bounds["g"]
+    if scores.ndim == 1:
+        return float(point["g"][0]), float(low[0]), float(high[0])
+    return point["g"], low, high
+
+
+@contextlib.contextmanager
+def seeded_numpy(seed: int):
+    """rliable draws its bootstrap resamples from numpy's global generator: seed it, then restore it."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def curves(group: list[Run], metric: str, points: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """(frames [F], values [runs, F]): each run's curve interpolated onto a common frame grid, from the
+    latest first logged frame to the earliest last one (where every run has data)."""
+    columns = [_column(run, metric) for run in group]
+    if any(len(f) == 0 for f, _ in columns):
+        raise ValueError(f"a run of the group has no {metric!r} value yet: {[str(r.path) for r in group]}")
+    start, stop = max(f[0] for f, _ in columns), min(f[-1] for f, _ in columns)
+    grid = np.linspace(start, stop, points) if stop > start else np.array([stop])
+    return grid, np.stack([np.interp(grid, f, v) for f, v in columns])
+
+
+def probability_of_improvement(x: np.ndarray, y: np.ndarray, reps: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """P(X > Y) for a run of X against a run of Y (ties count half), with its 95% bootstrap CI (rliable)."""
+    from rliable import library, metrics
+
+    pairs = {"xy": (np.asarray(x, float)[:, None], np.asarray(y, float)[:, None])}
+    with seeded_numpy(seed):
+        point, bounds = library.get_interval_estimates(pairs, metrics.probability_of_improvement, reps=reps,
+                                                       confidence_interval_size=CONFIDENCE)
+    low, high = np.ravel(bounds["xy"])
+    return float(point["xy"]), float(low), float(high)
+
+
+def report(run_dirs: list[Path], metric: str = "mean_return", stat: str = "iqm", threshold: float | None = None,
+           reps: int = 2000) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(one row per group, one row per ordered pair of groups) for ``memrl report``.
+
+    Group rows: runs, runs finished (reached their ``total_frames``), final score and MMER each as
+    ``stat`` over runs with a 95% CI, and with ``threshold`` the fraction of runs whose final score
+    reached it. Pair rows: the probability that a run of one group has a higher final score than a
+    run of the other, with its CI.
+    """
+    groups = group_runs(load_runs(run_dirs))
+    rows, finals = [], {}
+    for label, group in groups.items():
+        final = np.array([final_score(r, metric) for r in group])
+        best = np.array([mmer(r, metric) for r in group])
+        if np.isnan(final).any():
+            raise ValueError(f"group {label!r} has runs with no {metric!r} value yet: "
+                             f"{[str(r.path) for r, f in zip(group, final) if np.isnan(f)]}")
+        finals[label] = final
+        (f, f_low, f_high), (m, m_low, m_high) = (interval(x, stat, reps) for x in (final, best))
+        row = {"group": label, "runs": len(group),
+               "finished": sum(r.metrics["frames"][-1] >= r.config.get("total_frames", math.inf) for r in group),
+               f"final_{stat}": f, "final_ci_low": f_low, "final_ci_high": f_high,
+               f"mmer_{stat}": m, "mmer_ci_low": m_low, "mmer_ci_high": m_high}
+        if threshold is not None:
+            row["fraction_reaching_threshold"] = float((final >= threshold).mean())
+        rows.append(row)
+    pairs = [{"group": a, "versus": b, **dict(zip(("p_improvement", "ci_low", "ci_high"),
+                                                   probability_of_improvement(finals[a], finals[b], reps)))}
+             for a in finals for b in finals if a != b]
+    return rows, pairs
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "(no rows)\n"
+    columns = list(rows[0])
+    cell = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r[c]) for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,110 @@
+"""Aggregates over seeds (evaluation/aggregate.py): grouping, scores, CIs, and memrl report / plot."""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import yaml
+
+from evaluation.aggregate import (final_score, group_runs, interval, load_runs, mmer, probability_of_improvement,
+                                  report)
+from training import cli
+
+
+def write_run(folder, core: str, seed: int, returns: list[float], total_frames: int = 1000):
+    """A run folder as memrl writes it: config.yaml and metrics.csv logged every 100 frames."""
+    folder.mkdir(parents=True)
+    config = {"core": {"name": core, "hidden_size": 8}, "env": {"name": "memrl/tmaze"}, "seed": seed,
+              "total_frames": total_frames, "run_root": str(folder.parent), "name": f"{core}-{seed}"}
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    with open(folder / "metrics.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["frames", "mean_return", "mean_success"])
+        for i, value in enumerate(returns):
+            writer.writerow([100 * (i + 1), value, "nan"])
+    return folder
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    """lstm at seeds 0-3 and feedforward at seeds 0-2, 10 log rows each (frames 100..1000)."""
+    for seed, last in enumerate([1.0, 2.0, 3.0, 10.0]):
+        write_run(tmp_path / f"lstm-{seed}", "lstm", seed, [0.0] * 8 + [last - 1, last])
+    for seed in range(3):
+        write_run(tmp_path / f"ff-{seed}", "feedforward", seed, [0.0] * 4 + [0.5] + [0.0] * 5)
+    return tmp_path
+
+
+def test_runs_that_differ_only_in_seed_and_names_form_one_group(sweep):
+    groups = group_runs(load_runs(sorted(sweep.iterdir())))
+    assert sorted(groups) == ["core.name=feedforward", "core.name=lstm"]
+    assert len(groups["core.name=lstm"]) == 4 and len(groups["core.name=feedforward"]) == 3
+
+
+def test_final_score_is_the_mean_over_the_last_tenth_of_frames_and_mmer_the_best_row(sweep):
+    [run] = load_runs([sweep / "lstm-3"])
+    assert final_score(run) == pytest.approx((9.0 + 10.0) / 2)  # rows at frames 900 and 1000
+    assert mmer(run) == 10.0
+    [flat] = load_runs([sweep / "ff-0"])
+    assert final_score(flat) == 0.0 and mmer(flat) == 0.5
+
+
+def test_interval_point_estimates_by_hand_and_bounds_around_them():
+    scores = np.array([2.0, 3.0, 4.0, 20.0])
+    iqm, low, high = interval(scores, "iqm", reps=500)
+    assert iqm == pytest.approx(3.5)  # the middle two of four
+    assert scores.min() <= low <= iqm <= high <= scores.max()
+    mean, low, high = interval(scores, "mean", reps=500)
+    assert mean == pytest.approx(7.25) and low < mean < high
+    assert interval(np.full(5, 0.3), "mean", reps=200) == pytest.approx((0.3, 0.3, 0.3))
+    # Per column, the statistics are rliable's own aggregates.
+    from rliable import metrics
+
+    columns = np.random.default_rng(0).random((5, 3))
+    points, _, _ = interval(columns, "iqm", reps=50)
+    assert points == pytest.approx([metrics.aggregate_iqm(columns[:, k : k + 1]) for k in range(3)])
+    points, _, _ = interval(columns, "mean", reps=50)
+    assert points == pytest.approx([metrics.aggregate_mean(columns[:, k : k + 1]) for k in range(3)])
+    # The same seed gives the same bootstrap; numpy's global generator is left as it was.
+    np.random.seed(7)
+    before = np.random.random()
+    np.random.seed(7)
+    assert interval(scores, "iqm", reps=300) == interval(scores, "iqm", reps=300)
+    assert np.random.random() == before
+
+
+def test_probability_of_improvement_by_hand():
+    assert probability_of_improvement(np.array([3.0, 4.0, 5.0]), np.array([0.0, 1.0, 2.0]), reps=200) == (1.0, 1.0, 1.0)
+    assert probability_of_improvement(np.ones(3), np.ones(3), reps=200)[0] == pytest.approx(0.5)  # ties count half
+    # x = [1, 3] against y = [2, 2]: one pair of two is a win.
+    assert probability_of_improvement(np.array([1.0, 3.0]), np.array([2.0, 2.0]), reps=200)[0] == pytest.approx(0.5)
+
+
+def test_report_rows_and_fraction_reaching_a_threshold(sweep):
+    rows, pairs = report(sorted(sweep.iterdir()), threshold=2.5, reps=300)
+    by_group = {r["group"]: r for r in rows}
+    lstm = by_group["core.name=lstm"]
+    assert lstm["runs"] == 4 and lstm["finished"] == 4
+    assert lstm["final_iqm"] == pytest.approx((1.5 + 2.5) / 2)  # finals 0.5, 1.5, 2.5, 9.5: the middle two
+    assert lstm["fraction_reaching_threshold"] == 0.5
+    assert by_group["core.name=feedforward"]["mmer_iqm"] == pytest.approx(0.5)
+    assert {(p["group"], p["versus"]) for p in pairs} == {("core.name=lstm", "core.name=feedforward"),
+                                                         ("core.name=feedforward", "core.name=lstm")}
+    win = next(p for p in pairs if p["group"] == "core.name=lstm")
+    assert win["p_improvement"] == 1.0  # every lstm final (>= 0.5) beats every feedforward one (0)
+
+
+def test_memrl_report_and_plot_on_a_sweep_folder(sweep, capsys):
+    assert cli.main(["report", str(sweep), "threshold=2.5", "reps=200"]) == 0
+    assert (sweep / "report.md").is_file() and (sweep / "report_pairs.csv").is_file()
+    with open(sweep / "report.csv") as f:
+        assert {row["group"] for row in csv.DictReader(f)} == {"core.name=lstm", "core.name=feedforward"}
+    assert cli.main(["plot", f"run_dir={sweep}", f"out={sweep / 'bands.png'}"]) == 0
+    assert (sweep / "bands.png").stat().st_size > 1000
+
+
+def test_report_on_an_unknown_metric_is_one_line(sweep, capsys):
+    assert cli.main(["report", str(sweep), "metric=nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'nope'" in err
