@@ -145,7 +145,8 @@ class SAMCore(MemoryCore):
         return TensorDict(fields, batch_size=[batch_size], device=device)
 
     def _fresh(self, batch_size, device, dtype) -> dict[str, torch.Tensor]:
-        """The ``step_fields`` of a new episode; read_rows point at rows 0..K-1 with zero weight."""
+        """A new episode's fields but the memory and last_access: the ``step_fields`` (read_rows point at rows
+        0..K-1 with zero weight), and a subclass's own (the SDNC's empty links)."""
         cfg = self.config
         heads, k = cfg.heads, cfg.top_k
         return {

@@ -53,10 +53,12 @@ class SDNCUnroll(SAMUnroll):
     links: links_ops.TorchLinks | links_ops.FusedLinks
 
     def reset(self, envs: torch.Tensor, initial: torch.Tensor) -> None:
+        """As SAM's, and empty links for envs ``envs`` (bool [B])."""
         self.links.reset(envs)
         super().reset(envs, initial)
 
     def final(self) -> dict[str, torch.Tensor]:
+        """SAM's fields and the links' (cols, values) [B, N, K_L] of both matrices."""
         fields = super().final()
         (fields["links_cols"], fields["links_values"]), (fields["back_cols"], fields["back_values"]) = self.links.final()
         return fields
