@@ -41,6 +41,7 @@ import contextlib
 import numpy as np
 import torch
 
+from . import native_ops
 from .addressing import NORM_EPSILON, unit
 
 try:
@@ -80,9 +81,9 @@ class ExactIndex:
     def __init__(self, memory: torch.Tensor, native: bool = True):
         self.memory = memory
         self.inverse_norms = torch.rsqrt(memory.pow(2).sum(-1) + NORM_EPSILON)
-        # On CPU, scores and top-K as one C++ pass (csrc/sparse_links.cpp top_rows) where it builds.
+        # On CPU, scores and top-K as one C++ pass (csrc/top_rows.cpp) where it builds.
         self._native = (native and memory.device.type == "cpu" and memory.dtype in (torch.float32, torch.float64)
-                        and _native_extension() is not None)
+                        and native_ops.extension("top_rows") is not None)
 
     def update(self, rows: torch.Tensor) -> None:
         values = self.memory.gather(1, rows.unsqueeze(-1).expand(-1, -1, self.memory.shape[-1]))
@@ -95,20 +96,14 @@ class ExactIndex:
     def search(self, queries: torch.Tensor, k: int) -> torch.Tensor:
         with torch.no_grad():
             if self._native:
-                return _native_extension().top_rows(self.memory, self.inverse_norms, unit(queries.to(self.memory.dtype)), k)
+                search = native_ops.extension("top_rows").top_rows
+                return search(self.memory, self.inverse_norms, unit(queries.to(self.memory.dtype)), k)
             scores = torch.bmm(unit(queries.to(self.memory.dtype)), self.memory.transpose(1, 2))
             scores = scores * self.inverse_norms.unsqueeze(1)  # [B, H, N]
             return scores.topk(k, dim=-1).indices
 
     def state(self) -> dict[str, torch.Tensor]:
         return {}
-
-
-def _native_extension():
-    """The compiled C++ ops shared with the SDNC (``sparse_linkage.fused_extension``), or None."""
-    from .sparse_linkage import fused_extension  # here, not at import: sparse_linkage is the SDNC's module
-
-    return fused_extension()
 
 
 def initial_centroids(codebook: int, word_size: int) -> torch.Tensor:

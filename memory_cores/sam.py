@@ -16,6 +16,13 @@ Per step the work is O(H K W) plus the search and O(sqrt N) for the LRU row,
 and backpropagation keeps O(H K W) per step (``sparse_access``), never a copy
 of the memory. The step order: controller, write, read, usage, output.
 
+One call opens a ``SAMUnroll`` from the state (what the call changes in
+place: the memory, its index and the LRU index) and steps the small per-step
+fields (``step_fields``) as tensors. A step is ``_write`` (a^W), ``_read``
+(a^R and r) and ``_update_usage``; the SDNC replaces only ``_read`` (its read
+goes through the links), and extends ``_fresh`` (its per-step fields) and
+``_open`` (its unroll, ``SDNCUnroll``, adds the links).
+
 State (batch-first, fixed shapes): ``memory`` [B, N, W]; ``last_access``
 [B, N] (step of the last access, -1 = never); ``step`` [B] (steps since the
 episode began); ``read_rows`` [B, H, K] and ``read_weights`` [B, H, K]
@@ -26,7 +33,6 @@ episode began); ``read_rows`` [B, H, K] and ``read_weights`` [B, H, K]
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import torch
 from tensordict import TensorDict
@@ -34,7 +40,7 @@ from tensordict import TensorDict
 from . import ann_index
 from .addressing import LeastRecentlyUsed, accessed_rows, cosine_similarity, initial_memory
 from .base import MemoryCore
-from .memory_controller import MemoryController, sparse_write_weights
+from .memory_controller import Interface, MemoryController, sparse_write_weights
 from .registry import register
 from .sparse_access import SparseMemory
 
@@ -69,12 +75,40 @@ def check_memory_config(config) -> None:
         raise ValueError(f"memory_init_scale must be > 0, got {config.memory_init_scale}; use e.g. 1e-4")
 
 
+@dataclass
+class SAMUnroll:
+    """What one forward call changes in place: opened from the state, closed into the next state by ``final``."""
+
+    memory: SparseMemory  # M [B, N, W] and its autograd tape
+    index: ann_index.ExactIndex | ann_index.FaissIndex  # the top-K search over M's rows
+    usage: LeastRecentlyUsed  # the last-access steps [B, N] and the least recently used row I^U
+
+    def reset(self, envs: torch.Tensor, initial: torch.Tensor) -> None:
+        """New episodes for envs ``envs`` (bool [B]): memory to ``initial`` [N, W], every row never used."""
+        self.memory.reset(envs, initial)
+        self.index.reset(envs)
+        self.usage.reset(envs, torch.full((initial.shape[0],), -1, dtype=torch.long, device=initial.device))
+
+    def final(self) -> dict[str, torch.Tensor]:
+        """The state's memory-sized fields after the call: memory, last_access and the index's fields."""
+        return {"memory": self.memory.final(), "last_access": self.usage.last_access(), **self.index.state()}
+
+
+def weighted_words(weights: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+    """r_h = Σ_k a_h(s_k) M(s_k): weights [B, H, K], words M(s_k) [B, H, K, W] -> [B, H, W]."""
+    return (weights.unsqueeze(-1) * words).sum(2)
+
+
 @register("sam", SAMConfig)
 class SAMCore(MemoryCore):
     """Sparse Access Memory; see the module docstring."""
 
     test_config = {"slots": 16, "word_size": 4, "heads": 2, "top_k": 3, "controller_size": 8, "output_size": 8}
     read_modes = False  # the controller also gives read modes π_t (the SDNC)
+    # The state's per-step fields, stepped as tensors (the memory-sized rest lives in the unroll); those
+    # holding steps or row indices are taken as long (a state may arrive converted).
+    step_fields = ("step", "read_rows", "read_weights", "read_words", "h", "c")
+    index_fields = ("step", "read_rows")
 
     def __init__(self, input_size: int, config: SAMConfig):
         super().__init__(input_size)
@@ -111,7 +145,8 @@ class SAMCore(MemoryCore):
         return TensorDict(fields, batch_size=[batch_size], device=device)
 
     def _fresh(self, batch_size, device, dtype) -> dict[str, torch.Tensor]:
-        """The small per-episode fields; read_rows point at rows 0..K-1 with zero weight."""
+        """A new episode's fields but the memory and last_access: the ``step_fields`` (read_rows point at rows
+        0..K-1 with zero weight), and a subclass's own (the SDNC's empty links)."""
         cfg = self.config
         heads, k = cfg.heads, cfg.top_k
         return {
@@ -127,7 +162,7 @@ class SAMCore(MemoryCore):
     def forward(self, x, state, reset):
         T, B = x.shape[:2]
         unroll = self._open(state, x)
-        small = self._small_state(state)
+        small = {key: state[key].long() if key in self.index_fields else state[key] for key in self.step_fields}
         resets = reset.cpu() if reset is not None else None  # one transfer, not one sync per step
         outs = []
         for t in range(T):
@@ -135,74 +170,21 @@ class SAMCore(MemoryCore):
                 small = self._reset(reset[t], small, unroll, x)
             out, small = self._step(x[t], small, unroll)
             outs.append(out)
-        new_state = TensorDict({**self._close(unroll), **small}, batch_size=[B], device=x.device)
+        new_state = TensorDict({**unroll.final(), **small}, batch_size=[B], device=x.device)
         if self.config.ann == "faiss":
             unroll.index.remember(new_state["memory"], new_state["ann_centroids"])
         return torch.stack(outs), new_state, {}
 
-    def _open(self, state, x) -> SimpleNamespace:
-        """What one call changes in place: the memory, its index and the LRU index."""
+    def _open(self, state, x) -> SAMUnroll:
+        """The unroll of one call over the state's memory (in x's dtype)."""
         cfg = self.config
         memory = SparseMemory(state["memory"].to(x.dtype), torch.is_grad_enabled(), in_place=cfg.in_place_state)
         touches = 2 * cfg.heads * cfg.top_k + 1  # rows written and read per step
-        return SimpleNamespace(
+        return SAMUnroll(
             memory=memory,
             index=self._index(state, memory),
             usage=LeastRecentlyUsed(state["last_access"], touches, in_place=cfg.in_place_state),
         )
-
-    def _close(self, unroll) -> dict[str, torch.Tensor]:
-        return {"memory": unroll.memory.final(), "last_access": unroll.usage.last_access(), **unroll.index.state()}
-
-    def _small_state(self, state) -> dict[str, torch.Tensor]:
-        """The per-step fields of the state (index fields as long: a state may arrive converted)."""
-        small = {key: state[key] for key in ("step", "read_rows", "read_weights", "read_words", "h", "c")}
-        small["step"], small["read_rows"] = small["step"].long(), small["read_rows"].long()
-        return small
-
-    def _step(self, x_t, small, unroll):
-        cfg = self.config
-        B = x_t.shape[0]
-        memory, index, usage = unroll.memory, unroll.index, unroll.usage
-        h, c, p = self.controller.step(x_t, small["read_words"], small["h"], small["c"])
-        # Write: previously read rows and the least recently used row (erased first).
-        least_used = usage.least_recent().unsqueeze(1)  # I^U_t [B, 1]
-        write_rows = torch.cat([small["read_rows"].flatten(1), least_used], 1)
-        write_weights = sparse_write_weights(p, small["read_weights"])
-        memory.write(write_rows, write_weights, p.write_word, erase_rows=least_used)
-        index.update(write_rows)
-        # Read: top-K rows per head, softmax of β·cos renormalised over the K.
-        read_rows = index.search(p.queries, cfg.top_k)  # [B, H, K], no gradient
-        values = memory.gather(read_rows.flatten(1)).view(B, cfg.heads, cfg.top_k, cfg.word_size)
-        scores = cosine_similarity(p.queries, values)
-        read_weights = torch.softmax(p.sharpness.unsqueeze(-1) * scores, -1)
-        read_words = (read_weights.unsqueeze(-1) * values).sum(2)
-        # Usage: rows accessed by more than δ this step get last_access = step.
-        rows = torch.cat([write_rows, read_rows.flatten(1)], 1)
-        weights = torch.cat([write_weights, read_weights.flatten(1)], 1).detach()
-        usage.touch(rows, accessed_rows(rows, weights, cfg.usage_threshold), small["step"])
-        small = {
-            "step": small["step"] + 1,
-            "read_rows": read_rows,
-            "read_weights": read_weights,
-            "read_words": read_words,
-            "h": h,
-            "c": c,
-        }
-        return self.controller.readout(h, read_words), small
-
-    def _reset(self, envs, small, unroll, x):
-        """Start a new episode for envs ``envs`` [B] before this step (selection by torch.where)."""
-        cfg = self.config
-        initial = initial_memory(cfg.slots, cfg.word_size, cfg.memory_init_scale, x.dtype, x.device)
-        unroll.memory.reset(envs, initial)
-        unroll.index.reset(envs)
-        unroll.usage.reset(envs, torch.full((cfg.slots,), -1, dtype=torch.long, device=x.device))
-        fresh = self._fresh(envs.shape[0], x.device, x.dtype)
-        return {
-            key: torch.where(envs.view(-1, *([1] * (value.dim() - 1))), fresh[key], value)
-            for key, value in small.items()
-        }
 
     def _index(self, state, memory: SparseMemory):
         if self.config.ann == "exact":
@@ -210,3 +192,55 @@ class SAMCore(MemoryCore):
         return ann_index.FaissIndex(
             memory.memory, state["memory"], state["ann_centroids"], state["ann_inserts"], self.config.ann_probes
         )
+
+    def _reset(self, envs, small, unroll: SAMUnroll, x):
+        """Start a new episode for envs ``envs`` [B] before this step (selection by torch.where)."""
+        cfg = self.config
+        unroll.reset(envs, initial_memory(cfg.slots, cfg.word_size, cfg.memory_init_scale, x.dtype, x.device))
+        fresh = self._fresh(envs.shape[0], x.device, x.dtype)
+        return {
+            key: torch.where(envs.view(-1, *([1] * (value.dim() - 1))), fresh[key], value)
+            for key, value in small.items()
+        }
+
+    # -- one step: controller, write, read, usage, output ---------------------------------------
+    def _step(self, x_t, small, unroll: SAMUnroll):
+        """x_t [B, I], the per-step fields at t-1 -> y_t [B, O], the per-step fields at t."""
+        h, c, p = self.controller.step(x_t, small["read_words"], small["h"], small["c"])
+        write_rows, write_weights = self._write(p, small, unroll)
+        read = self._read(p, small, unroll, write_rows, write_weights)
+        self._update_usage(unroll, small["step"], (write_rows, write_weights), (read["read_rows"], read["read_weights"]))
+        small = {**small, **read, "step": small["step"] + 1, "h": h, "c": c}
+        return self.controller.readout(h, read["read_words"]), small
+
+    def _write(self, p: Interface, small, unroll: SAMUnroll):
+        """M_t: w_t written with a^W (eq. 3.2-3.3) to the rows read at t-1 and the least recently used row
+        I^U_t (erased first). Returns the write's rows and weights a^W [B, H K + 1] (I^U_t last)."""
+        least_used = unroll.usage.least_recent().unsqueeze(1)  # I^U_t [B, 1]
+        write_rows = torch.cat([small["read_rows"].flatten(1), least_used], 1)
+        write_weights = sparse_write_weights(p, small["read_weights"])
+        unroll.memory.write(write_rows, write_weights, p.write_word, erase_rows=least_used)
+        unroll.index.update(write_rows)
+        return write_rows, write_weights
+
+    def _read(self, p: Interface, small, unroll: SAMUnroll, write_rows, write_weights) -> dict[str, torch.Tensor]:
+        """a^R_t and r_t (eq. 3.1): the content weights. Returns the read's per-step fields: read_rows,
+        read_weights [B, H, K] and read_words [B, H, W] (a subclass may add its own, e.g. the SDNC's p_t)."""
+        rows, weights, words = self._content_weights(p, unroll)
+        return {"read_rows": rows, "read_weights": weights, "read_words": weighted_words(weights, words)}
+
+    def _content_weights(self, p: Interface, unroll: SAMUnroll):
+        """Per head the top-K rows by cosine similarity to q_h and a softmax of β_h · cos renormalised over
+        them. Returns rows [B, H, K] (long, no gradient), weights [B, H, K] and the rows' words [B, H, K, W]."""
+        cfg = self.config
+        rows = unroll.index.search(p.queries, cfg.top_k)
+        words = unroll.memory.gather(rows.flatten(1)).view(*rows.shape, cfg.word_size)
+        weights = torch.softmax(p.sharpness.unsqueeze(-1) * cosine_similarity(p.queries, words), -1)
+        return rows, weights, words
+
+    def _update_usage(self, unroll: SAMUnroll, step, write, read) -> None:
+        """U^(2): rows accessed by more than δ this step (write (rows, a^W) [B, S], read (rows, a^R) [B, H, K])
+        get last_access = step [B]."""
+        rows = torch.cat([write[0], read[0].flatten(1)], 1)
+        weights = torch.cat([write[1], read[1].flatten(1)], 1).detach()
+        unroll.usage.touch(rows, accessed_rows(rows, weights, self.config.usage_threshold), step)

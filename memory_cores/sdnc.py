@@ -18,6 +18,10 @@ K_L-sparse precedence), and the DNC's read modes. One step:
    ``fused_links``);
 4. r_h = Σ_k w^r_h(s_k) M_t(s_k); usage; y_t = Linear([h_t, r_t]).
 
+In code: ``SDNCCore`` is ``SAMCore`` with its own ``_read`` (steps 2-4's read
+weights; SAM's write and usage are shared), its unroll ``SDNCUnroll`` adds the
+links, and its per-step fields add p_t.
+
 Extra state over ``sam``: ``links_cols``, ``links_values``, ``back_cols``,
 ``back_values`` [B, N, K_L] and ``precedence_rows``, ``precedence_values``
 [B, K_L]. The link tensors are copied once per call (O(N K_L)), or, by the
@@ -31,10 +35,9 @@ from dataclasses import dataclass
 import torch
 
 from . import sparse_linkage as links_ops
-from .addressing import accessed_rows, cosine_similarity
-from .memory_controller import sparse_write_weights
+from .memory_controller import Interface
 from .registry import register
-from .sam import SAMConfig, SAMCore
+from .sam import SAMConfig, SAMCore, SAMUnroll, weighted_words
 
 
 @dataclass
@@ -43,11 +46,31 @@ class SDNCConfig(SAMConfig):
     fused_links: bool = True  # on CPU, each step's links (update, precedence, directional reads and the read merge) as one C++ op (built on first use); false: PyTorch ops
 
 
+@dataclass
+class SDNCUnroll(SAMUnroll):
+    """SAM's unroll plus both link matrices (≈ L_t and ≈ L_t^T, [B, N, K_L] each)."""
+
+    links: links_ops.TorchLinks | links_ops.FusedLinks
+
+    def reset(self, envs: torch.Tensor, initial: torch.Tensor) -> None:
+        """As SAM's, and empty links for envs ``envs`` (bool [B])."""
+        self.links.reset(envs)
+        super().reset(envs, initial)
+
+    def final(self) -> dict[str, torch.Tensor]:
+        """SAM's fields and the links' (cols, values) [B, N, K_L] of both matrices."""
+        fields = super().final()
+        (fields["links_cols"], fields["links_values"]), (fields["back_cols"], fields["back_values"]) = self.links.final()
+        return fields
+
+
 @register("sdnc", SDNCConfig)
 class SDNCCore(SAMCore):
     """Sparse DNC; see the module docstring."""
 
     read_modes = True  # the controller's interface also gives π_t
+    step_fields = SAMCore.step_fields + ("precedence_rows", "precedence_values")  # p_{t-1} (rows, values) [B, K_L]
+    index_fields = SAMCore.index_fields + ("precedence_rows",)
 
     test_config = {
         "slots": 16, "word_size": 4, "heads": 2, "top_k": 3, "controller_size": 8, "output_size": 8,
@@ -68,65 +91,27 @@ class SDNCCore(SAMCore):
         fields["precedence_rows"], fields["precedence_values"] = rows, values
         return fields
 
-    def _small_state(self, state):
-        small = super()._small_state(state)
-        small["precedence_rows"] = state["precedence_rows"].long()
-        small["precedence_values"] = state["precedence_values"]
-        return small
-
-    def _open(self, state, x):
+    def _open(self, state, x) -> SDNCUnroll:
         unroll = super()._open(state, x)
-        links, back = ((state[f"{m}_cols"], state[f"{m}_values"].to(x.dtype)) for m in ("links", "back"))
-        unroll.links = links_ops.open_links(
-            links, back, torch.is_grad_enabled(), self.config.in_place_state, self.config.fused_links
-        )
-        return unroll
-
-    def _close(self, unroll):
-        fields = super()._close(unroll)
-        (fields["links_cols"], fields["links_values"]), (fields["back_cols"], fields["back_values"]) = unroll.links.final()
-        return fields
-
-    def _reset(self, envs, small, unroll, x):
-        unroll.links.reset(envs)
-        return super()._reset(envs, small, unroll, x)
-
-    def _step(self, x_t, small, unroll):
         cfg = self.config
-        B, heads, k = x_t.shape[0], cfg.heads, cfg.top_k
-        memory, index, usage = unroll.memory, unroll.index, unroll.usage
-        h, c, p = self.controller.step(x_t, small["read_words"], small["h"], small["c"])
-        # Write as in SAM.
-        least_used = usage.least_recent().unsqueeze(1)
-        write_rows = torch.cat([small["read_rows"].flatten(1), least_used], 1)
-        write_weights = sparse_write_weights(p, small["read_weights"])
-        memory.write(write_rows, write_weights, p.write_word, erase_rows=least_used)
-        index.update(write_rows)
-        # Content weights as in SAM.
-        content_rows = index.search(p.queries, k)
-        content_values = memory.gather(content_rows.flatten(1)).view(B, heads, k, cfg.word_size)
-        content = torch.softmax(p.sharpness.unsqueeze(-1) * cosine_similarity(p.queries, content_values), -1)
-        # Links with p_{t-1}, then the read weights: the previous read through L_t (forward and backward)
-        # and the content weights, mixed by the read modes, K largest kept; and p_t.
+        links, back = ((state[f"{m}_cols"], state[f"{m}_values"].to(x.dtype)) for m in ("links", "back"))
+        links = links_ops.open_links(links, back, torch.is_grad_enabled(), cfg.in_place_state, cfg.fused_links)
+        return SDNCUnroll(**vars(unroll), links=links)
+
+    def _read(self, p: Interface, small, unroll: SDNCUnroll, write_rows, write_weights) -> dict[str, torch.Tensor]:
+        """Steps 2-4: SAM's content weights c_h; the links updated with p_{t-1} and the write; the read
+        weights from the previous read through L_t (forward and backward) and c_h mixed by the read modes,
+        K largest kept; r_t. Returns SAM's read fields [B, H, K] and [B, H, W], and p_t (rows, values) [B, K_L]."""
+        content_rows, content, _ = self._content_weights(p, unroll)
         read_rows, read_weights, precedence = unroll.links.read(
             (small["precedence_rows"], small["precedence_values"]), write_rows, write_weights,
-            small["read_rows"], small["read_weights"], (content_rows, content), p.read_modes, k,
+            small["read_rows"], small["read_weights"], (content_rows, content), p.read_modes, self.config.top_k,
         )
-        values = memory.gather(read_rows.flatten(1)).view(B, heads, k, cfg.word_size)
-        read_words = (read_weights.unsqueeze(-1) * values).sum(2)
-        # Usage as in SAM.
-        touched = torch.cat([write_rows, read_rows.flatten(1)], 1)
-        touched_weights = torch.cat([write_weights, read_weights.flatten(1)], 1).detach()
-        usage.touch(touched, accessed_rows(touched, touched_weights, cfg.usage_threshold), small["step"])
-        small = {
-            **small,
-            "step": small["step"] + 1,
+        words = unroll.memory.gather(read_rows.flatten(1)).view(*read_rows.shape, self.config.word_size)
+        return {
             "read_rows": read_rows,
             "read_weights": read_weights,
-            "read_words": read_words,
-            "h": h,
-            "c": c,
+            "read_words": weighted_words(read_weights, words),
             "precedence_rows": precedence[0],
             "precedence_values": precedence[1],
         }
-        return self.controller.readout(h, read_words), small

@@ -29,16 +29,14 @@ Two implementations of one step (update, p_t, and the read weights: the
 directional weights mixed with the content weights by the read modes,
 ``mix_merge``) share the interface of ``open_links``: ``TorchLinks`` (PyTorch
 ops; the reference, and what runs on CUDA) and ``FusedLinks`` (CPU: one C++
-call each way, ``csrc/sparse_links.cpp``).
+call each way, ``csrc/link_step.cpp``, built by ``native_ops``).
 Glossary: B batch, N slots, S sparse entries, K_L entries per row.
 """
 from __future__ import annotations
 
-import functools
-from pathlib import Path
-
 import torch
 
+from . import native_ops
 from .sparse_access import DenseGradientMemory, SparseMemory, _no_token_grad
 
 
@@ -253,7 +251,7 @@ class TorchLinks:
 
 class FusedLinks:
     """Both link matrices of one unroll as one table [B, 2N, K_L] (rows [0, N): L; [N, 2N): L^T),
-    stepped by one C++ call each way (``csrc/sparse_links.cpp``, CPU only).
+    stepped by one C++ call each way (``csrc/link_step.cpp``, CPU only).
 
     A step (update of both matrices, p_t, the rows the previous read follows, and the read merge with
     the content weights) is one operation on a ``DenseGradientMemory`` of the values: forward saves the
@@ -276,7 +274,8 @@ class FusedLinks:
         if self.record:
             rows, weights, prec_rows, prec_values = self.values.chain(_LinkStep, *args)
         else:
-            rows, weights, prec_rows, prec_values = fused_extension().link_step_forward(self.cols, self.values.memory, *args[1:])[5:]
+            step = native_ops.extension("link_step").link_step_forward
+            rows, weights, prec_rows, prec_values = step(self.cols, self.values.memory, *args[1:])[5:]
         return rows, weights, (prec_rows, prec_values)
 
     def reset(self, envs: torch.Tensor) -> None:
@@ -295,7 +294,7 @@ class FusedLinks:
 def open_links(links, back, record: bool, in_place: bool = False, fused: bool = True):
     """The link matrices of one unroll from the state's (cols, values) pairs [B, N, K_L]: ``FusedLinks``
     where ``fused`` and the tensors are on CPU and the C++ op builds, else ``TorchLinks``."""
-    if fused and links[1].device.type == "cpu" and fused_extension() is not None:
+    if fused and links[1].device.type == "cpu" and native_ops.extension("link_step") is not None:
         return FusedLinks(links, back, record)
     return TorchLinks(links, back, record, in_place)
 
@@ -303,7 +302,7 @@ def open_links(links, back, record: bool, in_place: bool = False, fused: bool = 
 class _LinkStep(torch.autograd.Function):
     """(token, cols, write_rows, write_weights, prec_rows, prec_values, read_rows, read_weights, content_rows,
     content_weights, modes, keep, tape) -> (read rows, read weights [B, H, keep], p_t rows, p_t values [B, K_L],
-    token): ``FusedLinks.read``'s operation on its values (``tape``); ``csrc/sparse_links.cpp``'s
+    token): ``FusedLinks.read``'s operation on its values (``tape``); ``csrc/link_step.cpp``'s
     link_step_forward/backward."""
 
     @staticmethod
@@ -311,7 +310,7 @@ class _LinkStep(torch.autograd.Function):
                 content_rows, content_weights, modes, keep, tape):
         ctx.tape, ctx.position = tape, tape._position()
         changed, old_cols, old_values, read_values, slot, rows, weights, new_prec_rows, new_prec_values = (
-            fused_extension().link_step_forward(
+            native_ops.extension("link_step").link_step_forward(
                 cols, tape.memory, write_rows, write_weights, prec_rows, prec_values, read_rows, read_weights,
                 content_rows, content_weights, modes, keep,
             )
@@ -326,41 +325,11 @@ class _LinkStep(torch.autograd.Function):
         tape = ctx.tape
         tape._begin(ctx.position)
         table = tape._compact_grad().view(tape._shape)  # dL/d values after the step -> before it, in place
-        grad_write, grad_prec, grad_read, grad_content, grad_modes = fused_extension().link_step_backward(
+        grad_write, grad_prec, grad_read, grad_content, grad_modes = native_ops.extension("link_step").link_step_backward(
             table, grad_weights, grad_prec_values, *ctx.saved_tensors
         )
         return (_no_token_grad(grad_token), None, None, grad_write, None, grad_prec, None, grad_read, None, grad_content,
                 grad_modes, None, None)
-
-
-@functools.cache
-def fused_extension():
-    """The compiled ``csrc/sparse_links.cpp`` (the SDNC's link step; SAM's exact search, ``ann_index``),
-    or None (with one warning) where it cannot be built.
-
-    torch's C++ extension loader builds it on first use (about a minute) into its cache
-    (~/.cache/torch_extensions, or $TORCH_EXTENSIONS_DIR) and reuses it while the source is unchanged.
-    """
-    import os
-    import warnings
-
-    from torch.utils.cpp_extension import load
-
-    try:
-        import ninja  # the pip package's binary, for environments whose PATH lacks the venv's bin/
-
-        os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
-    except ImportError:
-        pass
-    source = Path(__file__).with_name("csrc") / "sparse_links.cpp"
-    try:
-        return load(name="memrl_sparse_links", sources=[str(source)], extra_cflags=["-O3"], verbose=False)
-    except Exception as exc:  # noqa: BLE001  (no compiler, no ninja, no headers): fall back, say so once
-        warnings.warn(f"memory_cores: could not build the C++ ops of csrc/sparse_links.cpp (the SDNC's link step, SAM's "
-                      f"exact top-K) ({str(exc).splitlines()[0][:160]}); using the PyTorch ops instead (same results, "
-                      "slower). Install a C++ compiler to use them (sdnc: core.fused_links=false silences this).",
-                      RuntimeWarning, stacklevel=2)
-        return None
 
 
 def directional_weights(links: LinkMatrix, back: LinkMatrix, read_rows, read_weights):

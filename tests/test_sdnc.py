@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import memory_cores
+from memory_cores import native_ops
 from memory_cores import sparse_linkage as sl
 from memory_cores import temporal_linkage as tl
 
@@ -39,7 +40,7 @@ def dense(rows, weights, slots=N):
 def link_matrices(per_row, fused):
     """Empty links (both matrices) outside autograd, for checking the equations."""
     if fused:
-        assert sl.fused_extension() is not None, "the fused op must build here (this machine has a C++ compiler)"
+        assert native_ops.extension("link_step") is not None, "the fused op must build here (this machine has a C++ compiler)"
     empty = [sl.empty_links(B, N, per_row, torch.float64) for _ in range(2)]
     links = sl.open_links(*empty, record=False, fused=fused)
     assert isinstance(links, sl.FusedLinks if fused else sl.TorchLinks)
@@ -179,7 +180,7 @@ def test_sdnc_gradient_matches_finite_differences(fused):
 @pytest.mark.parametrize("per_row", [3, 16])
 def test_fused_link_update_is_the_same_function_as_the_torch_ops(per_row):
     """Outputs, next state and every gradient over an unroll, with rows truncated (K_L = 3) and not (K_L = N)."""
-    assert sl.fused_extension() is not None, "the fused op must build here (this machine has a C++ compiler)"
+    assert native_ops.extension("link_step") is not None, "the fused op must build here (this machine has a C++ compiler)"
     results = []
     for fused in (False, True):
         core = build(link_entries=per_row, fused_links=fused)
