@@ -31,7 +31,7 @@ def small_config(core):
 def make_module(core, action_space, obs_space=None, reward_scale=1.0) -> MemoryCoreRLModule:
     obs_space = obs_space or spaces.Box(0.0, 1.0, (5,), np.float32)
     module_space = PrevActionAndReward()._convert_individual_space(obs_space, action_space)
-    config = {"core": core, "core_config": small_config(core), "encoder_size": 8, "reward_scale": reward_scale}
+    config = {"core": {"name": core, **small_config(core)}, "agent": {"encoder_size": 8}, "reward_scale": reward_scale}
     return MemoryCoreRLModule(observation_space=module_space, action_space=action_space, model_config=config)
 
 
@@ -126,7 +126,7 @@ def test_bad_module_setup_is_a_one_line_error():
     with pytest.raises(ValueError, match="in_place_state=false"):
         make_module("sam", spaces.Discrete(2)).__class__(
             observation_space=PrevActionAndReward()._convert_individual_space(spaces.Box(0, 1, (3,)), spaces.Discrete(2)),
-            action_space=spaces.Discrete(2), model_config={"core": "sam", "core_config": {**SMALL_CORES["sam"], "in_place_state": True}},
+            action_space=spaces.Discrete(2), model_config={"core": {"name": "sam", **SMALL_CORES["sam"], "in_place_state": True}},
         )
 
 

@@ -58,19 +58,11 @@ def stack_obs(observations: list[Any]):
 
 
 def build_agent(env, cfg) -> Agent:
-    """The agent for ``env`` from the run config (core, agent sections)."""
-    core_cfg = {k: v for k, v in cfg["core"].items() if k != "name"}
-    return Agent(
-        env.observation_space,
-        env.action_space,
-        core=cfg["core"]["name"],
-        core_config=core_cfg,
-        encoder_size=cfg["agent"]["encoder_size"],
-        reward_clip=cfg["agent"]["reward_clip"],
-        # Runs saved before these options existed fed both inputs.
-        prev_action_input=cfg["agent"].get("prev_action_input", True),
-        prev_reward_input=cfg["agent"].get("prev_reward_input", True),
-    )
+    """The agent for ``env`` from the run config (core, agent sections).
+
+    Options missing from the ``agent`` section (runs saved before they existed) take ``AgentConfig``'s defaults.
+    """
+    return Agent(env.observation_space, env.action_space, core=cfg["core"], **cfg["agent"])
 
 
 class Actor:

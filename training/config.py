@@ -20,6 +20,7 @@ def compose(config_name: str, overrides: list[str]) -> dict[str, Any]:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    store_code_defaults()
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
@@ -27,6 +28,15 @@ def compose(config_name: str, overrides: list[str]) -> dict[str, Any]:
     except (HydraException, OmegaConfBaseException) as exc:
         cause = f"\n{exc.__cause__}" if exc.__cause__ else ""  # Hydra keeps "Key ... is not in struct" here
         raise ConfigError(one_line(f"{exc}{cause}")) from None
+
+
+def store_code_defaults() -> None:
+    """Config groups whose defaults are defined in code: ``agent: default`` is ``agents.AgentConfig``."""
+    from hydra.core.config_store import ConfigStore
+
+    from agents.network import AgentConfig
+
+    ConfigStore.instance().store(group="agent", name="default", node=AgentConfig)
 
 
 def one_line(message: str) -> str:

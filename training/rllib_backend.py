@@ -95,12 +95,8 @@ def batch_frames(cfg: dict) -> int:
 def model_config(cfg: dict) -> dict[str, Any]:
     """The RLModule's model_config (see agents.rllib_module.MODEL_CONFIG_DEFAULTS)."""
     return {
-        "core": cfg["core"]["name"],
-        "core_config": {k: v for k, v in cfg["core"].items() if k != "name"},
-        "encoder_size": cfg["agent"]["encoder_size"],
-        "reward_clip": cfg["agent"]["reward_clip"],
-        "prev_action_input": cfg["agent"].get("prev_action_input", True),
-        "prev_reward_input": cfg["agent"].get("prev_reward_input", True),
+        "core": cfg["core"],
+        "agent": cfg["agent"],
         "reward_scale": cfg["learner"]["loss"]["reward_scale"],
         "max_seq_len": cfg["actors"]["unroll_length"],
     }

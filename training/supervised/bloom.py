@@ -128,17 +128,15 @@ class RecurrentSetModel(SetModel):
 
 def build_set_model(task: BloomTask, core_cfg: dict[str, Any]) -> SetModel:
     """The Bloom model for ``core_cfg`` (a core section with ``name``), with the task's encoder."""
-    name = core_cfg["name"]
     config = task.config
     encoder_fields = {"encoder": "conv" if task.input_kind == "image" else "lstm",
                       "embedding_size": config.embedding_size, "conv_channels": config.conv_channels,
                       "image_shape": task.image_shape or [1, 1, task.input_size],
                       "alphabet_size": task.alphabet_size}
-    rest = {k: v for k, v in core_cfg.items() if k != "name"}
-    if name == "neural_bloom":
-        return NeuralBloomSetModel(memory_cores.build(name, task.input_size, **{**rest, **encoder_fields}))
+    if core_cfg["name"] == "neural_bloom":
+        return NeuralBloomSetModel(memory_cores.build_from_config(core_cfg, task.input_size, **encoder_fields))
     encoder = build_encoder(task.input_size, NeuralBloomConfig(**encoder_fields))
-    core = memory_cores.build(name, config.embedding_size, **rest)
+    core = memory_cores.build_from_config(core_cfg, config.embedding_size)
     return RecurrentSetModel(encoder, core, config.embedding_size, config.query_hidden_size)
 
 

@@ -26,8 +26,10 @@ from tensordict import TensorDict
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+from memory_cores import auxiliary_loss
+
 from ..run_dir import CHECKPOINT, MetricsLogger, save_checkpoint
-from .model import SequenceModel, auxiliary_loss, build_model
+from .model import SequenceModel, build_model
 from .tasks import Batch, Task, build_task
 from .tasks.base import add_sums, loss, sum_scores
 
