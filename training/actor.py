@@ -121,7 +121,7 @@ class Actor:
         for _ in range(T):
             inputs = self._inputs()
             out = self.agent(
-                _time(inputs["obs"]), inputs["prev_action"][None], inputs["prev_reward"][None],
+                add_time_dim(inputs["obs"]), inputs["prev_action"][None], inputs["prev_reward"][None],
                 inputs["reset"][None], self.state,
             )
             logits = out.logits[0]
@@ -187,15 +187,15 @@ class Actor:
         index = torch.tensor(sorted(final_obs))
         obs = stack_obs([final_obs[b] for b in index.tolist()])
         out = self.agent(
-            _time(obs), action[index][None], reward[index][None],
+            add_time_dim(obs), action[index][None], reward[index][None],
             torch.zeros(1, len(index), dtype=torch.bool), self.state[index],
         )
         values[index] = out.values[0]
         return values
 
 
-def _time(obs):
+def add_time_dim(obs):
     """Add a leading time dim of 1 to a batch of observations."""
     if isinstance(obs, dict):
-        return {k: _time(v) for k, v in obs.items()}
+        return {k: add_time_dim(v) for k, v in obs.items()}
     return obs[None]

@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 USAGE = __doc__.split("\n\n")[1]
 
@@ -26,7 +26,7 @@ def cmd_train(overrides: list[str]) -> int:
     import envs
 
     from .actor import build_agent
-    from .config import ConfigError
+    from .config import ConfigError, compose_or_resume
     from .impala import available_memory_mib, check_config, check_memory, make_optimizer, resolve_device, train
     from .learner import LossConfig
     from .run_dir import new_run_dir
@@ -58,7 +58,7 @@ def cmd_train(overrides: list[str]) -> int:
 def cmd_eval(overrides: list[str]) -> int:
     from evaluation.evaluate import evaluate
 
-    from .config import compose
+    from .config import compose, override_value
     from .supervised.cli import evaluate_checkpoint, is_supervised_checkpoint
 
     if is_supervised_checkpoint(override_value(overrides, "checkpoint")):
@@ -140,40 +140,6 @@ def _cell(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
-
-
-def compose_or_resume(overrides: list[str], config_name: str, own: tuple[str, ...], own_words: str,
-                      load: Callable[[Path], dict[str, Any]] | None = None
-                      ) -> tuple[dict[str, Any], Path | None, dict[str, Any] | None]:
-    """(config, run folder, checkpoint) for ``memrl train`` and ``memrl supervised``.
-
-    A new run: ``configs/<config_name>.yaml`` plus the overrides; no folder and no checkpoint yet
-    (make it with ``run_dir.new_run_dir`` once everything is checked). With ``resume=<run>``: the
-    run's checkpoint (read by ``load``), its saved config plus the other overrides, and its folder.
-    The config groups in ``own`` (``own_words`` in the error) belong to the run and cannot change.
-    """
-    from .config import ConfigError, apply_overrides, compose
-    from .run_dir import load_checkpoint, resolve_checkpoint
-
-    resume = override_value(overrides, "resume")
-    if not resume:
-        return compose(config_name, overrides), None, None
-    path = resolve_checkpoint(resume)
-    checkpoint = (load or load_checkpoint)(path)
-    groups = [o for o in overrides if o.split("=", 1)[0] in own]
-    if groups:
-        raise ConfigError(f"resume continues the run's own {own_words}; drop {groups} or start a new run")
-    cfg = apply_overrides(checkpoint["config"], [o for o in overrides if not o.startswith("resume=")])
-    return cfg, path.parent, checkpoint
-
-
-def override_value(overrides: list[str], key: str) -> str | None:
-    """The value of ``key=value`` among the overrides; None when absent, empty or null."""
-    for o in overrides:
-        if o.startswith(f"{key}="):
-            value = o.split("=", 1)[1]
-            return value if value not in ("", "null", "None") else None
-    return None
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {

@@ -38,6 +38,7 @@ from memory_cores.bloom_filter import BloomFilter, space_at_rate
 from memory_cores.neural_bloom import LEAK, NeuralBloomConfig, NeuralBloomCore, build_encoder
 
 from ..run_dir import CHECKPOINT, MetricsLogger, new_run_dir, save_checkpoint
+from .report import show_result, write_result
 from .tasks.base import markdown_table
 from .tasks.bloom import BloomTask, build_bloom_task
 from .trainer import clip_gradients, make_optimizer, restore_training_state, start_process
@@ -390,8 +391,6 @@ def run_bloom(cfg: dict[str, Any], run_dir: Path | None = None, checkpoint: dict
     row = train_bloom(cfg, run_dir, parts, checkpoint, quiet=quiet)
     result = None
     if cfg["eval"]["at_end"]:
-        from .cli import write_result
-
         result = evaluate_bloom(parts)
         write_result(result, run_dir / "eval")
         if not quiet:
@@ -401,7 +400,5 @@ def run_bloom(cfg: dict[str, Any], run_dir: Path | None = None, checkpoint: dict
 
 def evaluate_bloom_checkpoint(cfg: dict[str, Any], checkpoint: dict[str, Any], out: Path) -> int:
     """``memrl eval checkpoint=<bloom run>``: the space table of a trained model."""
-    from .cli import show_result
-
     show_result(evaluate_bloom(setup_bloom(cfg, checkpoint)), out)
     return 0

@@ -12,9 +12,9 @@ from typing import Any, Callable
 
 import torch
 
-from ..cli import compose_or_resume, override_value
-from ..config import apply_overrides
+from ..config import apply_overrides, compose_or_resume, override_value
 from ..run_dir import CHECKPOINT, CheckpointError, load_checkpoint, new_run_dir, resolve_checkpoint
+from .report import show_result, write_result
 from .trainer import make_runner, setup, train, use_weights
 
 KIND = "supervised"
@@ -89,24 +89,6 @@ def evaluate(parts, eval_cfg: dict[str, Any], checkpoint: Callable[[], dict[str,
     if notes:
         result["markdown"] += "\n\n" + " ".join(notes)
     return result
-
-
-def write_result(result: dict[str, Any], stem: Path) -> tuple[Path, Path]:
-    """``<stem>.json`` (one object per row, plus any summary) and ``<stem>.md``."""
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = stem.with_suffix(".json"), stem.with_suffix(".md")
-    payload = {k: v for k, v in result.items() if k != "markdown"}
-    json_path.write_text(json.dumps(payload, indent=2) + "\n")
-    md_path.write_text(result["markdown"] + "\n")
-    return json_path, md_path
-
-
-def show_result(result: dict[str, Any], stem: Path) -> None:
-    """``memrl eval``'s output: the table, written to ``<stem>.json`` / ``<stem>.md`` and printed."""
-    json_path, md_path = write_result(result, stem)
-    print(result["markdown"])
-    print(f"wrote {json_path} and {md_path}")
 
 
 def _load_supervised(path: Path) -> dict[str, Any]:
