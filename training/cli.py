@@ -9,11 +9,8 @@ Bad input stops with one line on stderr and exit status 2.
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Callable
 
@@ -27,9 +24,10 @@ def cmd_train(overrides: list[str]) -> int:
 
     from .actor import build_agent
     from .config import ConfigError, compose_or_resume
-    from .impala import available_memory_mib, check_config, check_memory, make_optimizer, resolve_device, train
+    from .impala import available_memory_mib, check_config, check_memory, make_learner_optimizer, train
     from .learner import LossConfig
     from .run_dir import new_run_dir
+    from .run_loop import resolve_device
 
     cfg, run_dir, checkpoint = compose_or_resume(overrides, "train", ("core", "env", "agent"), "core/env/agent")
     if cfg.get("backend", "memrl") != "memrl":
@@ -40,7 +38,7 @@ def cmd_train(overrides: list[str]) -> int:
     check_config(cfg)
     check_memory(cfg, available_memory_mib())
     probe_env = envs.make_from_config(cfg["env"])
-    make_optimizer(build_agent(probe_env, cfg).parameters(), cfg["learner"])
+    make_learner_optimizer(build_agent(probe_env, cfg).parameters(), cfg["learner"])
     probe_env.close()
     resolve_device(cfg["device"])
     try:
@@ -151,27 +149,6 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
 }
 
 
-@contextlib.contextmanager
-def stop_on_signals():
-    """SIGTERM (a cluster scheduler, `kill`) stops a command as Ctrl-C does: training saves
-    a checkpoint and exits 130. SIGINT gets Python's handler back because a shell starts
-    background jobs with SIGINT ignored. Handlers are restored afterwards."""
-    if threading.current_thread() is not threading.main_thread():  # signals can only be set there
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, interrupt),
-                signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -184,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     from agents.encoders import UnsupportedSpaceError  # noqa: F401  (a ValueError)
 
     from .run_dir import CheckpointError  # noqa: F401  (a ValueError)
+    from .run_loop import stop_on_signals
 
     try:
         with stop_on_signals():

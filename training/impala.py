@@ -6,7 +6,7 @@
 2. repeatedly take ``learner.batch_unrolls`` finished unrolls, resubmitting each
    actor at once with a reference to the newest weights in the object store,
 3. replay the core from each unroll's start state, compute the loss, step,
-4. publish the new weights, log, checkpoint.
+4. publish the new weights; the run (``run_loop.Run``) logs and checkpoints.
 
 With Ray the actors run while the learner learns, so training is asynchronous
 and not bit-reproducible; ``num_actors=0`` is synchronous and deterministic.
@@ -27,7 +27,8 @@ import envs
 from .actor import Actor, ActorResult, build_agent, pooled_success
 from .env_guard import EnvFaultError
 from .learner import LossConfig, impala_loss
-from .run_dir import CHECKPOINT, CheckpointError, MetricsLogger, save_run_checkpoint
+from .run_dir import CHECKPOINT, CheckpointError
+from .run_loop import Checkpointer, Progress, Run, StopClock, make_optimizer, resolve_device
 
 
 class NonFiniteLossError(ValueError):
@@ -36,17 +37,6 @@ class NonFiniteLossError(ValueError):
 
 class ActorFailureError(ValueError):
     """One actor slot died ``actors.max_actor_restarts`` times in a row without delivering an unroll."""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={name} but CUDA is not available here; use device=cpu or device=auto")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"device={name!r} is not a torch device; use auto, cpu, cuda or cuda:N") from None
 
 
 # (section, key, smallest value, why): the run's integer settings, checked before anything starts.
@@ -318,14 +308,6 @@ def init_ray(ray_cfg: dict, num_actors: int, cpus_per_actor: float) -> bool:
     return True
 
 
-def make_optimizer(params, cfg: dict) -> torch.optim.Optimizer:
-    if cfg["optimizer"] == "adam":
-        return torch.optim.Adam(params, lr=cfg["learning_rate"], eps=cfg["epsilon"])
-    if cfg["optimizer"] == "rmsprop":
-        return torch.optim.RMSprop(params, lr=cfg["learning_rate"], eps=cfg["epsilon"], alpha=0.99)
-    raise ValueError(f"learner.optimizer={cfg['optimizer']!r} is not known; use adam or rmsprop")
-
-
 def cpu_weights(agent: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in agent.state_dict().items()}
 
@@ -333,7 +315,7 @@ def cpu_weights(agent: torch.nn.Module) -> dict[str, torch.Tensor]:
 def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool = False,
           time_limit_s: float | None = None, on_log=None) -> dict[str, float]:
     """Train until ``total_frames`` env frames (or ``time_limit_s`` seconds of training, counted from the
-    first batch of unrolls: actor start-up excluded); returns the last logged metrics.
+    first update: actor start-up excluded); returns the last logged metrics.
 
     ``on_log(row, actors)``, if given, is called after every logged row (``memrl bench soak`` samples memory there).
     """
@@ -345,131 +327,104 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
     probe_env = envs.make_from_config(cfg["env"])
     agent = build_agent(probe_env, cfg).to(device)
     probe_env.close()
-    optimizer = make_optimizer(agent.parameters(), learner_cfg)
+    optimizer = make_learner_optimizer(agent.parameters(), learner_cfg)
     loss_cfg = LossConfig(**learner_cfg["loss"])
-    counters = {"frames": 0, "updates": 0, "episodes": 0, "seconds": 0.0, "skipped_updates": 0, "env_errors": 0,
-                "best_return": -math.inf}
+    counters = {"frames": 0, "updates": 0, "episodes": 0, "seconds": 0.0, "skipped_updates": 0, "env_errors": 0}
     if checkpoint is not None:
-        try:
-            agent.load_state_dict(checkpoint["model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as exc:  # other core or other sizes than the config says
-            first = str(exc).strip().splitlines()
-            detail = " ".join(line.strip() for line in first[:2])[:240] if first else type(exc).__name__
-            raise CheckpointError(
-                f"checkpoint does not fit the configured {cfg['core']['name']} agent ({detail}); "
-                "resume without changing core/agent sizes, or start a new run"
-            ) from None
+        restore(checkpoint, agent, optimizer, cfg)
         counters.update(checkpoint["counters"])
-        torch.set_rng_state(checkpoint["rng"]["torch"])
     # A resumed run's actors get fresh env seeds, so they do not replay old episodes.
     actor_seed = cfg["seed"] + 1_000_003 * counters["updates"]
-
-    num_actors = actors_cfg["num_actors"]
-    started_ray = False
-    weights = cpu_weights(agent)
-    if num_actors == 0:
-        actors: LocalActors | RayActors = LocalActors(cfg, actor_seed)
-        publish = lambda w: w  # noqa: E731
-    else:
-        started_ray = init_ray(cfg["ray"], num_actors, actors_cfg["cpus_per_actor"])
-        import ray
-
-        publish = ray.put
-    weights_ref = publish(weights)
-    if num_actors > 0:
-        actors = RayActors(cfg, actor_seed, weights_ref, counters["updates"])
-
-    logger = MetricsLogger(run_dir, tensorboard=cfg.get("tensorboard", True))
     recent = collections.deque(maxlen=cfg["log"]["episodes_window"])
-    window = {"lag": [], "frames": 0}
-    start_time = time.time() - counters["seconds"]
-    train_start = None  # when the first batch of unrolls arrived (time_limit_s counts from there)
-    last_log = last_checkpoint = time.time()
-    row: dict[str, float] = {}
-    nonfinite_in_a_row = 0
-    done = counters["frames"] >= cfg["total_frames"]
-
-    def checkpoint_now() -> None:
-        counters["seconds"] = time.time() - start_time
-        score = _mean([e["return"] for e in recent])  # mean return over the episode window, as logged
-        best = cfg["checkpoint"].get("keep_best", False) and math.isfinite(score) and score > counters["best_return"]
-        if best:
-            counters["best_return"] = score
-        save_run_checkpoint(
-            run_dir,
-            {
-                "model": agent.state_dict(), "optimizer": optimizer.state_dict(), "counters": dict(counters),
-                "config": cfg, "rng": {"torch": torch.get_rng_state()},
-            },
-            keep_last=cfg["checkpoint"].get("keep_last", 0), best=best,
-        )
-
+    payload = lambda: {"model": agent.state_dict(), "optimizer": optimizer.state_dict(), "config": cfg,  # noqa: E731
+                       "rng": {"torch": torch.get_rng_state()}}
+    run = Run(run_dir, counters, StopClock("frames", cfg["total_frames"], time_limit_s, seconds_from_first_step=True),
+              log_interval_s=cfg["log"]["interval_s"], checkpointer=Checkpointer.from_config(run_dir, cfg["checkpoint"]),
+              payload=payload, score=lambda: _mean([e["return"] for e in recent]),  # the logged mean return
+              progress=Progress(_progress_line, quiet=quiet), on_log=on_log and (lambda row: on_log(row, actors)),
+              tensorboard=cfg.get("tensorboard", True))
+    started_ray, actors = False, None
+    publish = lambda w: w  # noqa: E731  (in-process actors take the weights as they are)
+    nonfinite_in_a_row, done = 0, run.done()
     try:
-        while not done:
-            results = [actors.next_result(weights_ref, counters["updates"]) for _ in range(learner_cfg["batch_unrolls"])]
-            train_start = train_start or time.time()
-            unroll = torch.cat([r.unroll for r in results], dim=1).to(device)
-            start_state = torch.cat([r.start_state for r in results], dim=0).to(device)
-            agent.train()
-            loss, parts = impala_loss(agent, unroll, start_state, loss_cfg)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(agent.parameters(), learner_cfg["max_grad_norm"])
-            if torch.isfinite(loss) and torch.isfinite(grad_norm):
-                optimizer.step()
-                nonfinite_in_a_row = 0
-            else:  # skip the update: the weights (and the last checkpoint) stay good
-                counters["skipped_updates"] += 1
-                nonfinite_in_a_row += 1
-                if nonfinite_in_a_row >= learner_cfg["max_nonfinite_updates"]:
-                    raise NonFiniteLossError(
-                        f"{nonfinite_in_a_row} updates in a row had a non-finite loss or gradient; stopped. "
-                        f"Last good checkpoint: {run_dir / CHECKPOINT if (run_dir / CHECKPOINT).exists() else 'none yet'}. "
-                        "Lower learner.learning_rate or check the env's rewards"
-                    )
+        with run:
+            if actors_cfg["num_actors"] == 0:
+                actors = LocalActors(cfg, actor_seed)
+            else:
+                started_ray = init_ray(cfg["ray"], actors_cfg["num_actors"], actors_cfg["cpus_per_actor"])
+                import ray
 
-            frames = (unroll.shape[0] - 1) * unroll.shape[1]
-            counters["frames"] += frames
-            window["frames"] += frames
-            window["lag"].extend(counters["updates"] - r.weights_version for r in results)
-            counters["updates"] += 1
+                publish = ray.put
             weights_ref = publish(cpu_weights(agent))
-            for r in results:
-                recent.extend(r.episodes)
-                counters["episodes"] += len(r.episodes)
-                counters["env_errors"] += r.env_errors
+            if actors_cfg["num_actors"] > 0:
+                actors = RayActors(cfg, actor_seed, weights_ref, counters["updates"])
+            while not done:
+                results = [actors.next_result(weights_ref, counters["updates"]) for _ in range(learner_cfg["batch_unrolls"])]
+                unroll = torch.cat([r.unroll for r in results], dim=1).to(device)
+                start_state = torch.cat([r.start_state for r in results], dim=0).to(device)
+                agent.train()
+                loss, parts = impala_loss(agent, unroll, start_state, loss_cfg)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(agent.parameters(), learner_cfg["max_grad_norm"])
+                if torch.isfinite(loss) and torch.isfinite(grad_norm):
+                    optimizer.step()
+                    nonfinite_in_a_row = 0
+                else:  # skip the update: the weights (and the last checkpoint) stay good
+                    counters["skipped_updates"] += 1
+                    nonfinite_in_a_row += 1
+                    if nonfinite_in_a_row >= learner_cfg["max_nonfinite_updates"]:
+                        raise NonFiniteLossError(
+                            f"{nonfinite_in_a_row} updates in a row had a non-finite loss or gradient; stopped. "
+                            f"Last good checkpoint: {run_dir / CHECKPOINT if (run_dir / CHECKPOINT).exists() else 'none yet'}. "
+                            "Lower learner.learning_rate or check the env's rewards"
+                        )
 
-            now = time.time()
-            done = counters["frames"] >= cfg["total_frames"] or (time_limit_s is not None and now - train_start >= time_limit_s)
-            if now - last_log >= cfg["log"]["interval_s"] or done:
-                row = _metrics_row(counters, now - start_time, window["frames"] / (now - last_log), recent, parts, loss, grad_norm, window["lag"])
-                row["skipped_updates"] = counters["skipped_updates"]
-                row["actor_restarts"] = getattr(actors, "restarts", 0)
-                row["env_errors"] = counters["env_errors"]
-                logger.log(row, counters["frames"])
-                if on_log is not None:
-                    on_log(row, actors)
-                if not quiet:
-                    print(_progress_line(row), flush=True)
-                window = {"lag": [], "frames": 0}
-                last_log = now
-            if now - last_checkpoint >= cfg["checkpoint"]["interval_s"] or done:
-                checkpoint_now()
-                last_checkpoint = now
-    except KeyboardInterrupt:
-        if counters["updates"] > 0:
-            checkpoint_now()  # Ctrl-C keeps the work done so far; `resume=` continues it
-            print(f"interrupted; checkpoint saved: {run_dir / CHECKPOINT}", flush=True)
-        raise
+                frames = (unroll.shape[0] - 1) * unroll.shape[1]
+                counters["frames"] += frames
+                run.window.add({"frames": frames, "unrolls": len(results),
+                                "lag": sum(counters["updates"] - r.weights_version for r in results)})
+                counters["updates"] += 1
+                weights_ref = publish(cpu_weights(agent))
+                for r in results:
+                    recent.extend(r.episodes)
+                    counters["episodes"] += len(r.episodes)
+                    counters["env_errors"] += r.env_errors
+                done = run.step(frames)
+                if run.log_due(done):
+                    run.log({**_metrics_row(counters, run, recent, parts, loss, grad_norm),
+                             "skipped_updates": counters["skipped_updates"],
+                             "actor_restarts": getattr(actors, "restarts", 0), "env_errors": counters["env_errors"]})
+                run.checkpoint_if_due(done)
     finally:
-        actors.close()
-        logger.close()
+        if actors is not None:
+            actors.close()
         if started_ray:
             import ray
 
             ray.shutdown()
-    return row
+    return run.last_row
+
+
+def make_learner_optimizer(params, learner_cfg: dict) -> torch.optim.Optimizer:
+    """The optimiser the ``learner`` section names (adam or rmsprop)."""
+    return make_optimizer(params, learner_cfg["optimizer"], learner_cfg["learning_rate"], learner_cfg["epsilon"],
+                          name_key="learner.optimizer")
+
+
+def restore(checkpoint: dict, agent: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: dict) -> None:
+    """Weights, optimiser and torch's random stream from a checkpoint; a one-line error when it does not fit."""
+    try:
+        agent.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as exc:  # other core or other sizes than the config says
+        first = str(exc).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[:2])[:240] if first else type(exc).__name__
+        raise CheckpointError(
+            f"checkpoint does not fit the configured {cfg['core']['name']} agent ({detail}); "
+            "resume without changing core/agent sizes, or start a new run"
+        ) from None
+    torch.set_rng_state(checkpoint["rng"]["torch"])
 
 
 def _mean(values) -> float:
@@ -477,14 +432,15 @@ def _mean(values) -> float:
     return float(np.mean(values)) if values else math.nan
 
 
-def _metrics_row(counters, seconds, fps, recent, parts, loss, grad_norm, lags) -> dict[str, float]:
+def _metrics_row(counters, run: Run, recent, parts, loss, grad_norm) -> dict[str, float]:
+    window = run.window.sums
     row = {
         "frames": counters["frames"], "updates": counters["updates"], "episodes": counters["episodes"],
-        "time_s": round(seconds, 2), "fps": fps,
+        "time_s": round(run.seconds(), 2), "fps": run.window.per_second(window["frames"]),
         "mean_return": _mean([e["return"] for e in recent]),
         "mean_success": pooled_success(recent),
         "mean_episode_length": _mean([e["length"] for e in recent]),
-        "total_loss": loss.item(), "grad_norm": grad_norm.item(), "policy_lag": _mean(lags),
+        "total_loss": loss.item(), "grad_norm": grad_norm.item(), "policy_lag": window["lag"] / window["unrolls"],
     }
     row.update({k: float(v) for k, v in parts.items()})
     return row

@@ -28,7 +28,6 @@ from __future__ import annotations
 import collections
 import functools
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,8 @@ import torch
 import envs
 
 from .actor import pooled_success
-from .run_dir import CHECKPOINT, MetricsLogger, save_checkpoint
+from .run_dir import CHECKPOINT
+from .run_loop import Checkpointer, Progress, Run, StopClock
 
 ALGOS = ("impala", "appo", "ppo")
 RLLIB_ENV = "memrl_rllib_env"
@@ -231,74 +231,63 @@ def train(cfg: dict, run_dir: Path, resume: bool = False, quiet: bool = False) -
     check_state_memory(cfg)
     started_ray = init_ray(cfg["ray"], cfg["actors"]["num_actors"], cfg["actors"]["cpus_per_actor"])
     algo = None
-    logger = MetricsLogger(run_dir, tensorboard=cfg.get("tensorboard", True))
     try:
         algo = algorithm_config(cfg).build_algo()
         counters = {"frames": 0, "updates": 0, "episodes": 0, "seconds": 0.0}
         if resume:
             algo.restore_from_path(str((Path(run_dir) / RLLIB_CHECKPOINT).resolve()))
             counters.update(torch.load(Path(run_dir) / CHECKPOINT, weights_only=True)["counters"])
-        row = _loop(cfg, run_dir, algo, counters, logger, quiet)
+        return _loop(cfg, run_dir, algo, counters, quiet)
     finally:
         if algo is not None:
             algo.stop()
-        logger.close()
         if started_ray:
             ray.shutdown()
-    return row
 
 
-def _loop(cfg, run_dir, algo, counters, logger, quiet) -> dict[str, float]:
-    """Call ``algo.train()``, log every ``log.interval_s`` and checkpoint every ``checkpoint.interval_s``."""
-    start_time = time.time() - counters["seconds"]
+def _loop(cfg, run_dir, algo, counters, quiet) -> dict[str, float]:
+    """Call ``algo.train()`` until ``total_frames``; the run (``run_loop.Run``) logs and checkpoints."""
     frames_before = counters["frames"]  # RLlib's lifetime counters restart at 0 on resume
     updates_before, episodes_before = counters["updates"], counters["episodes"]
-    last_log = last_checkpoint = time.time()
-    frames_at_last_log, row = counters["frames"], {}
     stats = dict.fromkeys(LEARNER_COLUMNS, math.nan)
     recent = collections.deque(maxlen=cfg["log"]["episodes_window"])  # (return, length, success, trials) of the last episodes
     scale = cfg["learner"]["loss"]["reward_scale"]
-    while counters["frames"] < cfg["total_frames"]:
-        result = algo.train()
-        runners = result.get("env_runners", {})
-        # One entry per finished episode; the env wrapper's reward scale is undone here.
-        recent.extend((ret / scale, length, success, trials) for ret, length, success, trials in runners.get(EPISODES_KEY, []))
-        _update_learner_stats(stats, result)
-        # max(): an iteration that sampled or trained nothing may leave a lifetime counter out.
-        counters["frames"] = max(counters["frames"], frames_before + int(runners.get("num_env_steps_sampled_lifetime", 0)))
-        counters["episodes"] = max(counters["episodes"], episodes_before + int(runners.get("num_episodes_lifetime", 0)))
-        counters["updates"] = max(counters["updates"], updates_before + _updates(algo))
-        now = time.time()
-        done = counters["frames"] >= cfg["total_frames"]
-        if now - last_log >= cfg["log"]["interval_s"] or done:
-            fps = (counters["frames"] - frames_at_last_log) / max(now - last_log, 1e-9)
-            row = {
-                "frames": counters["frames"], "updates": counters["updates"], "episodes": counters["episodes"],
-                "time_s": round(now - start_time, 2), "fps": fps, **_episode_means(recent), **stats,
-            }
-            logger.log(row, counters["frames"])
-            if not quiet:
-                print(_progress_line(row), flush=True)
-            last_log, frames_at_last_log = now, counters["frames"]
-        if now - last_checkpoint >= cfg["checkpoint"]["interval_s"] or done:
-            counters["seconds"] = time.time() - start_time
-            _checkpoint(cfg, run_dir, algo, counters)
-            last_checkpoint = now
-    return row
+
+    def payload() -> dict[str, Any]:
+        algo.save_to_path(str((Path(run_dir) / RLLIB_CHECKPOINT).resolve()))  # RLlib's own, for resume
+        return {"model": agent_weights(algo), "config": cfg, "backend": "rllib"}
+
+    run = Run(run_dir, counters, StopClock("frames", cfg["total_frames"]), log_interval_s=cfg["log"]["interval_s"],
+              checkpointer=Checkpointer.from_config(run_dir, cfg["checkpoint"]), payload=payload,
+              score=lambda: _episode_means(recent)["mean_return"], progress=Progress(_progress_line, quiet=quiet),
+              tensorboard=cfg.get("tensorboard", True))
+    with run:
+        done = run.done()
+        while not done:
+            result = algo.train()
+            runners = result.get("env_runners", {})
+            # One entry per finished episode; the env wrapper's reward scale is undone here.
+            recent.extend((ret / scale, length, success, trials) for ret, length, success, trials in runners.get(EPISODES_KEY, []))
+            _update_learner_stats(stats, result)
+            frames = counters["frames"]
+            # max(): an iteration that sampled or trained nothing may leave a lifetime counter out.
+            counters["frames"] = max(counters["frames"], frames_before + int(runners.get("num_env_steps_sampled_lifetime", 0)))
+            counters["episodes"] = max(counters["episodes"], episodes_before + int(runners.get("num_episodes_lifetime", 0)))
+            counters["updates"] = max(counters["updates"], updates_before + _updates(algo))
+            run.window.add({"frames": counters["frames"] - frames})
+            done = run.step(counters["frames"] - frames)
+            if run.log_due(done):
+                run.log({"frames": counters["frames"], "updates": counters["updates"], "episodes": counters["episodes"],
+                         "time_s": round(run.seconds(), 2), "fps": run.window.per_second(run.window.sums["frames"]),
+                         **_episode_means(recent), **stats})
+            run.checkpoint_if_due(done)
+    return run.last_row
 
 
 def _updates(algo) -> int:
     """Optimizer steps so far, summed over learners (PPO takes num_epochs * minibatches per batch)."""
     results = algo.learner_group.foreach_learner(lambda learner: learner.memrl_updates)
     return int(sum(r.get() for r in results.ignore_errors()))
-
-
-def _checkpoint(cfg, run_dir, algo, counters) -> None:
-    save_checkpoint(
-        Path(run_dir) / CHECKPOINT,
-        {"model": agent_weights(algo), "config": cfg, "counters": dict(counters), "backend": "rllib"},
-    )
-    algo.save_to_path(str((Path(run_dir) / RLLIB_CHECKPOINT).resolve()))
 
 
 LEARNER_COLUMNS = {  # metrics.csv column -> RLlib learner metric (first found)

@@ -23,7 +23,6 @@ character LSTM for keys): for ``neural_bloom`` the task sets its encoder fields.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,9 +36,10 @@ import memory_cores
 from memory_cores.bloom_filter import BloomFilter, space_at_rate
 from memory_cores.neural_bloom import LEAK, NeuralBloomConfig, NeuralBloomCore, build_encoder
 
-from ..run_dir import CHECKPOINT, MetricsLogger, new_run_dir, save_checkpoint
+from ..run_dir import new_run_dir
+from ..run_loop import Checkpointer, Progress, Run, StopClock
 from .report import show_result, write_result
-from .tasks.base import markdown_table
+from .tasks.base import add_sums, markdown_table
 from .tasks.bloom import BloomTask, build_bloom_task
 from .trainer import clip_gradients, make_optimizer, restore_training_state, start_process
 
@@ -208,11 +208,6 @@ def summarise(sums: dict[str, float], prefix: str = "") -> dict[str, float]:
             f"{prefix}false_negative_rate": div("false_negatives", "positives")}
 
 
-def add(total: dict[str, float], sums: dict[str, float]) -> None:
-    for key, value in sums.items():
-        total[key] = total.get(key, 0.0) + value
-
-
 @torch.no_grad()
 def validate(parts: BloomSetup, batch_size: int) -> dict[str, float]:
     """Fixed-seed sets at ``set_size_max`` from the evaluation pool (the same every call)."""
@@ -226,7 +221,7 @@ def validate(parts: BloomSetup, batch_size: int) -> dict[str, float]:
         episode = parts.task.eval.episode(generator, count, config.set_size_max, config.queries,
                                           config.positive_fraction)
         logits = episode_logits(parts.model, parts.task.eval.pool.items, episode.sets, episode.queries, parts.device)
-        add(total, episode_sums(logits.cpu(), episode.targets))
+        add_sums(total, episode_sums(logits.cpu(), episode.targets))
     parts.model.train(was_training)
     return summarise(total, "validation_")
 
@@ -237,30 +232,22 @@ def train_bloom(cfg: dict[str, Any], run_dir: Path, parts: BloomSetup, checkpoin
     """Algorithm 3 until ``max_batches`` or ``max_time_s``; returns the last logged row."""
     task, model, optimizer, device = parts.task, parts.model, parts.optimizer, parts.device
     config = task.config
-    counters = dict(checkpoint["counters"]) if checkpoint else {"batches": 0, "sets": 0, "time_s": 0.0}
-    logger = MetricsLogger(run_dir, tensorboard=cfg["tensorboard"])
-    start_time = time.time() - counters["time_s"]
-    last_log = last_checkpoint = time.time()
-    window: dict[str, float] = {}
-    window_batches, grad_norm, row = 0, 0.0, {}
+    counters = {"batches": 0, "sets": 0, "seconds": 0.0}
+    if checkpoint:
+        counters.update(checkpoint["counters"])
+        counters["seconds"] = counters.pop("time_s", counters["seconds"])  # runs saved before the run loop
     items = task.train.pool.items
-
-    def finished() -> bool:
-        over_batches = cfg["max_batches"] is not None and counters["batches"] >= cfg["max_batches"]
-        over_time = cfg["max_time_s"] is not None and time.time() - start_time >= cfg["max_time_s"]
-        return over_batches or over_time
-
-    def checkpoint_now() -> None:
-        counters["time_s"] = time.time() - start_time
-        save_checkpoint(run_dir / CHECKPOINT, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "counters": dict(counters),
-            "config": cfg, "task": {},
-            "rng": {"torch": torch.get_rng_state(), "data": parts.generator.get_state()},
-        })
-
+    payload = lambda: {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": cfg,  # noqa: E731
+                       "task": {}, "rng": {"torch": torch.get_rng_state(), "data": parts.generator.get_state()}}
+    run = Run(run_dir, counters, StopClock("batches", cfg["max_batches"], cfg["max_time_s"]),
+              log_interval_s=cfg["log"]["interval_s"], checkpointer=Checkpointer.from_config(run_dir, cfg["checkpoint"]),
+              payload=payload, tensorboard=cfg["tensorboard"],
+              progress=Progress(progress_line, total=cfg["max_batches"], initial=counters["batches"], bar=cfg["progress"],
+                                quiet=quiet))
     model.train()
-    try:
-        while not finished():
+    with run:
+        done = run.done()
+        while not done:
             size = int(torch.randint(config.set_size_min, config.set_size_max + 1, (1,), generator=parts.generator))
             episode = task.train.episode(parts.generator, cfg["batch_size"], size, config.queries,
                                          config.positive_fraction)
@@ -268,34 +255,23 @@ def train_bloom(cfg: dict[str, Any], run_dir: Path, parts: BloomSetup, checkpoin
             loss = F.binary_cross_entropy_with_logits(logits, episode.targets.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norm = max(grad_norm, clip_gradients(model, cfg["optimizer"]["max_grad_norm"]))
+            run.window.peak("grad_norm", clip_gradients(model, cfg["optimizer"]["max_grad_norm"]))
             optimizer.step()
-            add(window, episode_sums(logits.detach().cpu(), episode.targets))
-            window_batches += 1
+            run.window.add(episode_sums(logits.detach().cpu(), episode.targets))
             counters["batches"] += 1
             counters["sets"] += cfg["batch_size"]
+            done = run.step(1)
 
-            done = finished()
             validated = counters["batches"] % cfg["validation"]["interval_batches"] == 0 or done
             # Every row has the validation columns (NaN between validations): metrics.csv fixes its columns once.
             validation = validate(parts, cfg["validation"]["batch_size"]) if validated else summarise({}, "validation_")
-            now = time.time()
-            if now - last_log >= cfg["log"]["interval_s"] or done or validated:
-                row = {"batches": counters["batches"], "sets": counters["sets"],
-                       "time_s": round(now - start_time, 2), "batches_per_s": window_batches / max(now - last_log, 1e-9),
-                       "grad_norm": grad_norm, **summarise(window), **validation}
-                logger.log(row, counters["batches"])
-                if not quiet:
-                    print(progress_line(row), flush=True)
-                window, window_batches, grad_norm, last_log = {}, 0, 0.0, now
-            if now - last_checkpoint >= cfg["checkpoint"]["interval_s"] or done:
-                checkpoint_now()
-                last_checkpoint = now
-        if not row:  # resumed a finished run: still leave a checkpoint
-            checkpoint_now()
-    finally:
-        logger.close()
-    return row
+            if run.log_due(done or validated):
+                window = run.window
+                run.log({"batches": counters["batches"], "sets": counters["sets"], "time_s": round(run.seconds(), 2),
+                         "batches_per_s": window.per_second(window.steps), "grad_norm": window.peaks.get("grad_norm", 0.0),
+                         **summarise(window.sums), **validation})
+            run.checkpoint_if_due(done)
+    return run.last_row
 
 
 def progress_line(row: dict[str, float]) -> str:
