@@ -20,35 +20,21 @@ USAGE = __doc__.split("\n\n")[1]
 def cmd_train(overrides: list[str]) -> int:
     from agents import Agent  # noqa: F401  (imports torch once, before Ray workers fork)
 
-    import envs
-
-    from .actor import build_agent
-    from .config import ConfigError, compose_or_resume
-    from .impala import available_memory_mib, check_config, check_memory, make_learner_optimizer, train
-    from .learner import LossConfig
+    from .config import compose_or_resume
     from .run_dir import new_run_dir
-    from .run_loop import resolve_device
 
     cfg, run_dir, checkpoint = compose_or_resume(overrides, "train", ("core", "env", "agent"), "core/env/agent")
     if cfg.get("backend", "memrl") != "memrl":
         from .rllib_backend import train_from_cli
 
         return train_from_cli(cfg, run_dir)
-    # Build everything once before touching the disk: bad input leaves no run folder behind.
-    check_config(cfg)
-    check_memory(cfg, available_memory_mib())
-    probe_env = envs.make_from_config(cfg["env"])
-    make_learner_optimizer(build_agent(probe_env, cfg).parameters(), cfg["learner"])
-    probe_env.close()
-    resolve_device(cfg["device"])
-    try:
-        LossConfig(**cfg["learner"]["loss"])
-    except TypeError as exc:
-        raise ConfigError(f"learner.loss: {exc}") from None
-    if run_dir is None:
-        run_dir = new_run_dir(cfg, f"{cfg['core']['name']}-{cfg['env']['name'].split('/')[-1]}")
+    from .impala import train
+    from .prepare import prepare
+
+    parts = prepare(cfg, checkpoint)  # bad input stops here and leaves no run folder behind
+    run_dir = run_dir or new_run_dir(cfg, f"{cfg['core']['name']}-{cfg['env']['name'].split('/')[-1]}")
     print(f"run folder: {run_dir}", flush=True)
-    train(cfg, run_dir, checkpoint)
+    train(cfg, run_dir, checkpoint, parts=parts)
     print(f"done; checkpoint: {run_dir / 'checkpoint.pt'}")
     return 0
 

@@ -22,13 +22,12 @@ from typing import Any
 import numpy as np
 import torch
 
-import envs
-
-from .actor import Actor, ActorResult, build_agent, pooled_success
+from .actor import Actor, ActorResult, pooled_success
 from .env_guard import EnvFaultError
-from .learner import LossConfig, impala_loss
-from .run_dir import CHECKPOINT, CheckpointError
-from .run_loop import Checkpointer, Progress, Run, StopClock, make_optimizer, resolve_device
+from .learner import impala_loss
+from .prepare import Parts, prepare
+from .run_dir import CHECKPOINT
+from .run_loop import Checkpointer, Progress, Run, StopClock
 
 
 class NonFiniteLossError(ValueError):
@@ -37,100 +36,6 @@ class NonFiniteLossError(ValueError):
 
 class ActorFailureError(ValueError):
     """One actor slot died ``actors.max_actor_restarts`` times in a row without delivering an unroll."""
-
-
-# (section, key, smallest value, why): the run's integer settings, checked before anything starts.
-_LIMITS = [
-    (None, "seed", 0, "a seed is a non-negative integer"),
-    (None, "total_frames", 1, "the run must train for at least one frame"),
-    ("actors", "num_actors", 0, "0 runs one actor in-process"),
-    ("actors", "envs_per_actor", 1, "an actor steps at least one env"),
-    ("actors", "unroll_length", 1, "an unroll has at least one step"),
-    ("actors", "inflight_per_actor", 1, "each actor needs a request to work on"),
-    ("actors", "max_env_errors", 1, "1 stops at the first env error"),
-    ("actors", "max_actor_restarts", 0, "0 stops at the first actor death"),
-    ("learner", "batch_unrolls", 1, "an update needs at least one unroll"),
-    ("learner", "max_nonfinite_updates", 1, "1 stops at the first non-finite update"),
-    ("checkpoint", "keep_last", 0, "0 keeps only checkpoint.pt"),
-]
-
-
-def check_config(cfg: dict) -> None:
-    """One-line ValueError for a setting out of range, before Ray, actors or a run folder exist."""
-    for section, key, low, why in _LIMITS:
-        values = cfg if section is None else cfg.get(section, {})
-        if key not in values:  # configs saved before the setting existed
-            continue
-        value, name = values[key], key if section is None else f"{section}.{key}"
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low} (got {value!r}): {why}")
-    for section, key, low, high, example in _NUMBERS:
-        values = cfg
-        for part in section.split("."):
-            values = values.get(part, {})
-        if key not in values:
-            continue
-        value = values[key]
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not number or not (value > low if high is None else low <= value <= high):
-            bounds = f"> {low}" if high is None else f"in [{low}, {high}]"
-            raise ValueError(f"{section}.{key} must be a number {bounds} (got {value!r}); e.g. {example}")
-
-
-def available_memory_mib() -> float | None:
-    """MemAvailable from /proc/meminfo in MiB, or None where there is no such file (not Linux)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def check_memory(cfg: dict, available_mib: float | None) -> None:
-    """One-line ValueError when the actors' envs would not fit in this machine's memory.
-
-    Only for envs with a measured footprint (``envs.MIB_PER_ENV``) and actors on this machine
-    (no ``ray.address``): 2 actors x 16 memory_maze_3d envs need ~28 GiB, and a box that swaps
-    instead looks hung.
-    """
-    mib = envs.MIB_PER_ENV.get(cfg["env"]["name"])
-    if mib is None or available_mib is None or (cfg.get("ray") or {}).get("address"):
-        return
-    actors_cfg = cfg["actors"]
-    processes = max(1, actors_cfg["num_actors"])
-    needed = processes * actors_cfg["envs_per_actor"] * mib
-    if needed <= available_mib:
-        return
-    per_actor = int(available_mib // (processes * mib))
-    if per_actor >= 1:
-        fix = f"set actors.envs_per_actor={per_actor}"
-    elif available_mib >= mib:
-        fix = f"set actors.num_actors={int(available_mib // mib)} actors.envs_per_actor=1"
-    else:
-        fix = "free memory first: a single env needs that much"
-    raise ValueError(
-        f"{cfg['env']['name']} takes about {mib} MiB per env: {processes} actor(s) x {actors_cfg['envs_per_actor']} envs "
-        f"need ~{needed / 1024:.1f} GiB but {available_mib / 1024:.1f} GiB is available; {fix}"
-    )
-
-
-_NUMBERS = [  # (section, key, low, high or None for "> low", example)
-    ("actors", "cpus_per_actor", 0, None, "1 or 0.5"),
-    ("learner", "learning_rate", 0, None, "6e-4"),
-    ("learner", "epsilon", 0, None, "1e-5"),
-    ("learner", "max_grad_norm", 0, None, "40"),
-    ("learner.loss", "discount", 0, 1, "0.99"),
-    ("learner.loss", "trace_lambda", 0, 1, "1.0"),
-    ("learner.loss", "baseline_cost", 0, float("inf"), "0.5"),
-    ("learner.loss", "entropy_cost", 0, float("inf"), "0.01"),
-    ("learner.loss", "clip_rho_threshold", 0, None, "1.0"),
-    ("learner.loss", "clip_c_threshold", 0, None, "1.0"),
-    ("log", "interval_s", 0, float("inf"), "5 (0 logs after every update)"),
-    ("checkpoint", "interval_s", 0, float("inf"), "60 (0 saves after every update)"),
-]
 
 
 class LocalActors:
@@ -313,26 +218,18 @@ def cpu_weights(agent: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool = False,
-          time_limit_s: float | None = None, on_log=None) -> dict[str, float]:
+          time_limit_s: float | None = None, on_log=None, parts: Parts | None = None) -> dict[str, float]:
     """Train until ``total_frames`` env frames (or ``time_limit_s`` seconds of training, counted from the
     first update: actor start-up excluded); returns the last logged metrics.
 
-    ``on_log(row, actors)``, if given, is called after every logged row (``memrl bench soak`` samples memory there).
+    ``parts``: from ``prepare(cfg, checkpoint)`` (made here when None). ``on_log(row, actors)``, if given,
+    is called after every logged row (``memrl bench soak`` samples memory there).
     """
-    check_config(cfg)
-    check_memory(cfg, available_memory_mib())
+    parts = parts or prepare(cfg, checkpoint)
+    agent, optimizer, device = parts.agent, parts.optimizer, parts.device
     learner_cfg, actors_cfg = cfg["learner"], cfg["actors"]
-    device = resolve_device(cfg["device"])
-    torch.manual_seed(cfg["seed"])
-    probe_env = envs.make_from_config(cfg["env"])
-    agent = build_agent(probe_env, cfg).to(device)
-    probe_env.close()
-    optimizer = make_learner_optimizer(agent.parameters(), learner_cfg)
-    loss_cfg = LossConfig(**learner_cfg["loss"])
     counters = {"frames": 0, "updates": 0, "episodes": 0, "seconds": 0.0, "skipped_updates": 0, "env_errors": 0}
-    if checkpoint is not None:
-        restore(checkpoint, agent, optimizer, cfg)
-        counters.update(checkpoint["counters"])
+    counters.update(checkpoint["counters"] if checkpoint is not None else {})
     # A resumed run's actors get fresh env seeds, so they do not replay old episodes.
     actor_seed = cfg["seed"] + 1_000_003 * counters["updates"]
     recent = collections.deque(maxlen=cfg["log"]["episodes_window"])
@@ -363,7 +260,7 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
                 unroll = torch.cat([r.unroll for r in results], dim=1).to(device)
                 start_state = torch.cat([r.start_state for r in results], dim=0).to(device)
                 agent.train()
-                loss, parts = impala_loss(agent, unroll, start_state, loss_cfg)
+                loss, losses = impala_loss(agent, unroll, start_state, parts.loss)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(agent.parameters(), learner_cfg["max_grad_norm"])
@@ -392,7 +289,7 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
                     counters["env_errors"] += r.env_errors
                 done = run.step(frames)
                 if run.log_due(done):
-                    run.log({**_metrics_row(counters, run, recent, parts, loss, grad_norm),
+                    run.log({**_metrics_row(counters, run, recent, losses, loss, grad_norm),
                              "skipped_updates": counters["skipped_updates"],
                              "actor_restarts": getattr(actors, "restarts", 0), "env_errors": counters["env_errors"]})
                 run.checkpoint_if_due(done)
@@ -406,33 +303,12 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
     return run.last_row
 
 
-def make_learner_optimizer(params, learner_cfg: dict) -> torch.optim.Optimizer:
-    """The optimiser the ``learner`` section names (adam or rmsprop)."""
-    return make_optimizer(params, learner_cfg["optimizer"], learner_cfg["learning_rate"], learner_cfg["epsilon"],
-                          name_key="learner.optimizer")
-
-
-def restore(checkpoint: dict, agent: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: dict) -> None:
-    """Weights, optimiser and torch's random stream from a checkpoint; a one-line error when it does not fit."""
-    try:
-        agent.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-    except (RuntimeError, ValueError, KeyError) as exc:  # other core or other sizes than the config says
-        first = str(exc).strip().splitlines()
-        detail = " ".join(line.strip() for line in first[:2])[:240] if first else type(exc).__name__
-        raise CheckpointError(
-            f"checkpoint does not fit the configured {cfg['core']['name']} agent ({detail}); "
-            "resume without changing core/agent sizes, or start a new run"
-        ) from None
-    torch.set_rng_state(checkpoint["rng"]["torch"])
-
-
 def _mean(values) -> float:
     values = [v for v in values if not math.isnan(v)]
     return float(np.mean(values)) if values else math.nan
 
 
-def _metrics_row(counters, run: Run, recent, parts, loss, grad_norm) -> dict[str, float]:
+def _metrics_row(counters, run: Run, recent, losses, loss, grad_norm) -> dict[str, float]:
     window = run.window.sums
     row = {
         "frames": counters["frames"], "updates": counters["updates"], "episodes": counters["episodes"],
@@ -442,7 +318,7 @@ def _metrics_row(counters, run: Run, recent, parts, loss, grad_norm) -> dict[str
         "mean_episode_length": _mean([e["length"] for e in recent]),
         "total_loss": loss.item(), "grad_norm": grad_norm.item(), "policy_lag": window["lag"] / window["unrolls"],
     }
-    row.update({k: float(v) for k, v in parts.items()})
+    row.update({k: float(v) for k, v in losses.items()})
     return row
 
 

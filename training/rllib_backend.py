@@ -337,7 +337,7 @@ def _progress_line(row: dict[str, float]) -> str:
 
 def train_from_cli(cfg: dict, run_dir: Path | None = None) -> int:
     """``memrl train backend=rllib ...``: check, create the run folder (or resume ``run_dir``), train."""
-    from .run_dir import create_run_dir, save_config
+    from .run_dir import new_run_dir
 
     if cfg["backend"] != "rllib":
         raise ValueError(f"backend={cfg['backend']!r} is not known; use backend=memrl or backend=rllib")
@@ -345,14 +345,11 @@ def train_from_cli(cfg: dict, run_dir: Path | None = None) -> int:
         cfg["rllib"]["algo"] = cfg["algo"]
     check_config(cfg)
     check_state_memory(cfg)  # also builds the Agent once: a bad core or env stops here, before any folder exists
-    resume = run_dir is not None
-    if not resume:
-        name = cfg["name"] or f"{cfg['core']['name']}-{cfg['env']['name'].split('/')[-1]}-rllib-{cfg['rllib']['algo']}"
-        run_dir = create_run_dir(cfg["run_root"], name)
-        cfg["name"] = name
-        save_config(run_dir, cfg)
-    elif not (Path(run_dir) / RLLIB_CHECKPOINT).is_dir():
+    if run_dir is not None and not (Path(run_dir) / RLLIB_CHECKPOINT).is_dir():
         raise ValueError(f"{run_dir} has no {RLLIB_CHECKPOINT}/ folder to resume RLlib from; start a new run")
+    resume = run_dir is not None
+    env_name = cfg["env"]["name"].split("/")[-1]
+    run_dir = run_dir or new_run_dir(cfg, f"{cfg['core']['name']}-{env_name}-rllib-{cfg['rllib']['algo']}")
     print(f"run folder: {run_dir}", flush=True)
     train(cfg, Path(run_dir), resume=resume)
     print(f"done; checkpoint: {Path(run_dir) / CHECKPOINT}")
