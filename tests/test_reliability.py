@@ -178,9 +178,9 @@ def faulty_ray_actors(monkeypatch, ray_session):
                                 "actors.unroll_length=6", *overrides])
         from training.actor import build_agent
 
-        weights_ref = ray_session.put(impala.cpu_weights(build_agent(FaultyEnv(length=5), cfg)))
-        started.append(impala.RayActors(cfg, 0, weights_ref, 0))
-        return started[-1], weights_ref
+        weights = impala.cpu_weights(build_agent(FaultyEnv(length=5), cfg))
+        started.append(impala.RayActors(cfg, 0, weights, 0))
+        return started[-1], started[-1].publish(weights)
 
     yield start
     for actors in started:

@@ -269,9 +269,10 @@ def test_rllib_run_resumes_from_its_run_folder(tmp_path):
 
 
 def test_rllib_episode_columns_pool_success_over_trials_as_memrl_does():
-    from training.rllib_backend import _episode_means
+    from training.actor import episode_means
 
-    # (return, length, success, trials): 3 of 3 trials won, then 0 of 1; an episode with no trials is left out.
-    means = _episode_means([(10.0, 5, 1.0, 3.0), (-2.0, 7, 0.0, 1.0), (0.0, 6, math.nan, 0.0)])
+    # 3 of 3 trials won, then 0 of 1; an episode with no trials is left out.
+    episodes = [(10.0, 5, 1.0, 3.0), (-2.0, 7, 0.0, 1.0), (0.0, 6, math.nan, 0.0)]
+    means = episode_means([{"return": r, "length": n, "success": s, "trials": t} for r, n, s, t in episodes])
     assert means["mean_success"] == pytest.approx(0.75)  # the plain mean of fractions would say 0.5
     assert means["mean_return"] == pytest.approx(8 / 3) and means["mean_episode_length"] == pytest.approx(6.0)

@@ -49,6 +49,15 @@ def pooled_success(episodes: list[dict[str, float]]) -> float:
     return total / weight if weight else math.nan
 
 
+def episode_means(episodes: list[dict[str, float]]) -> dict[str, float]:
+    """The episode columns of a metrics row over finished ``episodes`` (NaN when there are none)."""
+    def mean(key: str) -> float:
+        values = [e[key] for e in episodes if not math.isnan(e[key])]
+        return float(np.mean(values)) if values else math.nan
+
+    return {"mean_return": mean("return"), "mean_success": pooled_success(episodes), "mean_episode_length": mean("length")}
+
+
 def stack_obs(observations: list[Any]):
     """List of B env observations -> tensor [B, ...] (or a dict of them)."""
     first = observations[0]

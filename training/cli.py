@@ -89,6 +89,7 @@ def cmd_bench(overrides: list[str]) -> int:
     from evaluation import benchmarks
 
     from .config import compose
+    from .supervised.tasks.base import markdown_table
 
     if not overrides or "=" in overrides[0]:
         raise ValueError(f"bench needs a name: memrl bench <name>; available: {', '.join(benchmarks.names())}")
@@ -99,31 +100,12 @@ def cmd_bench(overrides: list[str]) -> int:
     from omegaconf import OmegaConf
 
     rows = run(OmegaConf.create(cfg))
-    print(format_table(rows))
+    print(markdown_table(rows) or "(no rows)")
     out = Path(cfg.get("out") or f"bench-{name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=2) + "\n")
     print(f"wrote {out}")
     return 0
-
-
-def format_table(rows: list[dict]) -> str:
-    """Rows as a plain-text table (columns = union of keys in first-seen order)."""
-    if not rows:
-        return "(no rows)"
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    cells = [[_cell(row.get(c, "")) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    line = lambda values: "  ".join(v.rjust(w) for v, w in zip(values, widths))  # noqa: E731
-    return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, cells)])
-
-
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {

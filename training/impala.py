@@ -19,15 +19,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from .actor import Actor, ActorResult, pooled_success
+from .actor import Actor, ActorResult, episode_means
 from .env_guard import EnvFaultError
 from .learner import impala_loss
 from .prepare import Parts, prepare
 from .run_dir import CHECKPOINT
-from .run_loop import Checkpointer, Progress, Run, StopClock
+from .run_loop import Run, StopClock
 
 
 class NonFiniteLossError(ValueError):
@@ -39,10 +38,14 @@ class ActorFailureError(ValueError):
 
 
 class LocalActors:
-    """One in-process actor, stepped synchronously: deterministic, for tests and debugging."""
+    """One in-process actor, stepped synchronously: deterministic, for tests and debugging.
+    (``weights`` and ``version``: as ``RayActors``'; this actor takes its weights with each request.)"""
 
-    def __init__(self, cfg: dict, seed: int):
+    def __init__(self, cfg: dict, seed: int, weights: dict | None = None, version: int = 0):
         self.actor = Actor(cfg, 0, seed)
+
+    def publish(self, weights: dict) -> dict:
+        return weights
 
     def next_result(self, weights: dict, version: int) -> ActorResult:
         return self.actor.unroll(weights, version)
@@ -58,15 +61,17 @@ class RayActors:
     unrolls are simply not counted; ``restarts`` counts the replacements. An
     actor that keeps dying before it delivers anything (e.g. its constructor
     raises) stops the run after ``actors.max_actor_restarts`` tries instead of
-    being replaced forever.
+    being replaced forever. Starts Ray (``init_ray``) unless it runs, and stops it on ``close`` if it started it.
     """
 
     wait_notice_s = 30.0  # print a line when no unroll has arrived for this long
 
-    def __init__(self, cfg: dict, seed: int, weights_ref, version: int):
+    def __init__(self, cfg: dict, seed: int, weights: dict, version: int):
         import ray
 
         self.ray = ray
+        self.started_ray = init_ray(cfg["ray"], cfg["actors"]["num_actors"], cfg["actors"]["cpus_per_actor"])
+        weights_ref = ray.put(weights)  # the first requests' weights
         self.cfg, self.seed = cfg, seed
         self.inflight = cfg["actors"]["inflight_per_actor"]
         # SPREAD: on a cluster the actors go to as many nodes as have room, not all onto the first.
@@ -170,9 +175,15 @@ class RayActors:
         self.actors[index] = self._start(index, self.seed + 7919 * self.restarts)
         self._submit(index, weights_ref, version)
 
+    def publish(self, weights: dict):
+        """The weights in the object store, once for every actor: a ref to pass to ``next_result``."""
+        return self.ray.put(weights)
+
     def close(self) -> None:
         for actor in self.actors:
             self.ray.kill(actor)
+        if self.started_ray:
+            self.ray.shutdown()
 
 
 def _where(actor: Actor) -> dict:
@@ -236,25 +247,14 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
     payload = lambda: {"model": agent.state_dict(), "optimizer": optimizer.state_dict(), "config": cfg,  # noqa: E731
                        "rng": {"torch": torch.get_rng_state()}}
     run = Run(run_dir, counters, StopClock("frames", cfg["total_frames"], time_limit_s, seconds_from_first_step=True),
-              log_interval_s=cfg["log"]["interval_s"], checkpointer=Checkpointer.from_config(run_dir, cfg["checkpoint"]),
-              payload=payload, score=lambda: _mean([e["return"] for e in recent]),  # the logged mean return
-              progress=Progress(_progress_line, quiet=quiet), on_log=on_log and (lambda row: on_log(row, actors)),
-              tensorboard=cfg.get("tensorboard", True))
-    started_ray, actors = False, None
-    publish = lambda w: w  # noqa: E731  (in-process actors take the weights as they are)
-    nonfinite_in_a_row, done = 0, run.done()
+              cfg["checkpoint"], payload, progress_line, log_interval_s=cfg["log"]["interval_s"], quiet=quiet,
+              score=lambda: episode_means(recent)["mean_return"], tensorboard=cfg.get("tensorboard", True))
+    actors, nonfinite_in_a_row, done = None, 0, run.done()
     try:
         with run:
-            if actors_cfg["num_actors"] == 0:
-                actors = LocalActors(cfg, actor_seed)
-            else:
-                started_ray = init_ray(cfg["ray"], actors_cfg["num_actors"], actors_cfg["cpus_per_actor"])
-                import ray
-
-                publish = ray.put
-            weights_ref = publish(cpu_weights(agent))
-            if actors_cfg["num_actors"] > 0:
-                actors = RayActors(cfg, actor_seed, weights_ref, counters["updates"])
+            weights = cpu_weights(agent)
+            actors = (RayActors if actors_cfg["num_actors"] else LocalActors)(cfg, actor_seed, weights, counters["updates"])
+            weights_ref = actors.publish(weights)
             while not done:
                 results = [actors.next_result(weights_ref, counters["updates"]) for _ in range(learner_cfg["batch_unrolls"])]
                 unroll = torch.cat([r.unroll for r in results], dim=1).to(device)
@@ -282,47 +282,36 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
                 run.window.add({"frames": frames, "unrolls": len(results),
                                 "lag": sum(counters["updates"] - r.weights_version for r in results)})
                 counters["updates"] += 1
-                weights_ref = publish(cpu_weights(agent))
+                weights_ref = actors.publish(cpu_weights(agent))
                 for r in results:
                     recent.extend(r.episodes)
                     counters["episodes"] += len(r.episodes)
                     counters["env_errors"] += r.env_errors
                 done = run.step(frames)
                 if run.log_due(done):
-                    run.log({**_metrics_row(counters, run, recent, losses, loss, grad_norm),
+                    lag = run.window.sums["lag"] / run.window.sums["unrolls"]
+                    run.log({**rl_row(counters, run, recent), "total_loss": loss.item(), "grad_norm": grad_norm.item(),
+                             "policy_lag": lag, **{k: float(v) for k, v in losses.items()},
                              "skipped_updates": counters["skipped_updates"],
                              "actor_restarts": getattr(actors, "restarts", 0), "env_errors": counters["env_errors"]})
+                    if on_log is not None:
+                        on_log(run.last_row, actors)
                 run.checkpoint_if_due(done)
     finally:
         if actors is not None:
             actors.close()
-        if started_ray:
-            import ray
-
-            ray.shutdown()
     return run.last_row
 
 
-def _mean(values) -> float:
-    values = [v for v in values if not math.isnan(v)]
-    return float(np.mean(values)) if values else math.nan
+def rl_row(counters: dict, run: Run, recent) -> dict[str, float]:
+    """The columns an RL run's metrics row starts with (IMPALA's and RLlib's); ``recent``: the last episodes."""
+    return {"frames": counters["frames"], "updates": counters["updates"], "episodes": counters["episodes"],
+            "time_s": round(run.seconds(), 2), "fps": run.window.per_second(run.window.sums["frames"]),
+            **episode_means(recent)}
 
 
-def _metrics_row(counters, run: Run, recent, losses, loss, grad_norm) -> dict[str, float]:
-    window = run.window.sums
-    row = {
-        "frames": counters["frames"], "updates": counters["updates"], "episodes": counters["episodes"],
-        "time_s": round(run.seconds(), 2), "fps": run.window.per_second(window["frames"]),
-        "mean_return": _mean([e["return"] for e in recent]),
-        "mean_success": pooled_success(recent),
-        "mean_episode_length": _mean([e["length"] for e in recent]),
-        "total_loss": loss.item(), "grad_norm": grad_norm.item(), "policy_lag": window["lag"] / window["unrolls"],
-    }
-    row.update({k: float(v) for k, v in losses.items()})
-    return row
-
-
-def _progress_line(row: dict[str, float]) -> str:
+def progress_line(row: dict[str, float]) -> str:
+    """An RL run's progress line (IMPALA's and RLlib's)."""
     return (
         f"frames {row['frames']:>10,} | {row['fps']:>7,.0f} fps | return {row['mean_return']:8.2f} | "
         f"success {row['mean_success']:5.2f} | loss {row['total_loss']:9.3f} | lag {row['policy_lag']:4.1f} | "

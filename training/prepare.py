@@ -17,8 +17,7 @@ from agents import Agent
 from .actor import build_agent
 from .config import ConfigError
 from .learner import LossConfig
-from .run_dir import CheckpointError
-from .run_loop import make_optimizer, resolve_device
+from .run_loop import make_optimizer, resolve_device, restore_training_state
 
 
 @dataclass
@@ -44,13 +43,14 @@ def prepare(cfg: dict[str, Any], checkpoint: dict[str, Any] | None = None) -> Pa
     probe_env = envs.make_from_config(cfg["env"])
     agent = build_agent(probe_env, cfg).to(device)
     probe_env.close()
-    optimizer = make_learner_optimizer(agent.parameters(), cfg["learner"])
+    optimizer = make_optimizer(agent.parameters(), cfg["learner"], "learner.optimizer")
     try:
         loss = LossConfig(**cfg["learner"]["loss"])
     except TypeError as exc:
         raise ConfigError(f"learner.loss: {exc}") from None
     if checkpoint is not None:
-        restore(checkpoint, agent, optimizer, cfg)
+        restore_training_state(checkpoint, agent, optimizer, f"checkpoint does not fit the configured {cfg['core']['name']} "
+                               "agent; resume without changing core/agent sizes, or start a new run")
     return Parts(cfg, probe_env.observation_space, probe_env.action_space, agent, optimizer, loss, device)
 
 
@@ -146,24 +146,3 @@ _NUMBERS = [  # (section, key, low, high or None for "> low", example)
     ("log", "interval_s", 0, float("inf"), "5 (0 logs after every update)"),
     ("checkpoint", "interval_s", 0, float("inf"), "60 (0 saves after every update)"),
 ]
-
-
-def make_learner_optimizer(params, learner_cfg: dict) -> torch.optim.Optimizer:
-    """The optimiser the ``learner`` section names (adam or rmsprop)."""
-    return make_optimizer(params, learner_cfg["optimizer"], learner_cfg["learning_rate"], learner_cfg["epsilon"],
-                          name_key="learner.optimizer")
-
-
-def restore(checkpoint: dict, agent: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: dict) -> None:
-    """Weights, optimiser and torch's random stream from a checkpoint; a one-line error when it does not fit."""
-    try:
-        agent.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-    except (RuntimeError, ValueError, KeyError) as exc:  # other core or other sizes than the config says
-        first = str(exc).strip().splitlines()
-        detail = " ".join(line.strip() for line in first[:2])[:240] if first else type(exc).__name__
-        raise CheckpointError(
-            f"checkpoint does not fit the configured {cfg['core']['name']} agent ({detail}); "
-            "resume without changing core/agent sizes, or start a new run"
-        ) from None
-    torch.set_rng_state(checkpoint["rng"]["torch"])

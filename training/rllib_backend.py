@@ -36,9 +36,10 @@ import torch
 
 import envs
 
-from .actor import pooled_success
+from .actor import episode_means
+from .impala import init_ray, progress_line, rl_row
 from .run_dir import CHECKPOINT
-from .run_loop import Checkpointer, Progress, Run, StopClock
+from .run_loop import Run, StopClock
 
 ALGOS = ("impala", "appo", "ppo")
 RLLIB_ENV = "memrl_rllib_env"
@@ -223,65 +224,57 @@ def agent_weights(algo) -> dict[str, torch.Tensor]:
 
 
 def train(cfg: dict, run_dir: Path, resume: bool = False, quiet: bool = False) -> dict[str, float]:
-    """Train until ``total_frames`` env frames; returns the last logged metrics row."""
+    """Call ``algo.train()`` until ``total_frames`` env frames; the run (``run_loop.Run``) logs and checkpoints.
+    Returns the last logged metrics row."""
     import ray
-
-    from .impala import init_ray
 
     check_state_memory(cfg)
     started_ray = init_ray(cfg["ray"], cfg["actors"]["num_actors"], cfg["actors"]["cpus_per_actor"])
     algo = None
-    try:
-        algo = algorithm_config(cfg).build_algo()
-        counters = {"frames": 0, "updates": 0, "episodes": 0, "seconds": 0.0}
-        if resume:
-            algo.restore_from_path(str((Path(run_dir) / RLLIB_CHECKPOINT).resolve()))
-            counters.update(torch.load(Path(run_dir) / CHECKPOINT, weights_only=True)["counters"])
-        return _loop(cfg, run_dir, algo, counters, quiet)
-    finally:
-        if algo is not None:
-            algo.stop()
-        if started_ray:
-            ray.shutdown()
-
-
-def _loop(cfg, run_dir, algo, counters, quiet) -> dict[str, float]:
-    """Call ``algo.train()`` until ``total_frames``; the run (``run_loop.Run``) logs and checkpoints."""
-    frames_before = counters["frames"]  # RLlib's lifetime counters restart at 0 on resume
-    updates_before, episodes_before = counters["updates"], counters["episodes"]
+    counters = {"frames": 0, "updates": 0, "episodes": 0, "seconds": 0.0}
     stats = dict.fromkeys(LEARNER_COLUMNS, math.nan)
-    recent = collections.deque(maxlen=cfg["log"]["episodes_window"])  # (return, length, success, trials) of the last episodes
+    recent = collections.deque(maxlen=cfg["log"]["episodes_window"])  # the last episodes, as memrl's actors report them
     scale = cfg["learner"]["loss"]["reward_scale"]
 
     def payload() -> dict[str, Any]:
         algo.save_to_path(str((Path(run_dir) / RLLIB_CHECKPOINT).resolve()))  # RLlib's own, for resume
         return {"model": agent_weights(algo), "config": cfg, "backend": "rllib"}
 
-    run = Run(run_dir, counters, StopClock("frames", cfg["total_frames"]), log_interval_s=cfg["log"]["interval_s"],
-              checkpointer=Checkpointer.from_config(run_dir, cfg["checkpoint"]), payload=payload,
-              score=lambda: _episode_means(recent)["mean_return"], progress=Progress(_progress_line, quiet=quiet),
-              tensorboard=cfg.get("tensorboard", True))
-    with run:
-        done = run.done()
-        while not done:
-            result = algo.train()
-            runners = result.get("env_runners", {})
-            # One entry per finished episode; the env wrapper's reward scale is undone here.
-            recent.extend((ret / scale, length, success, trials) for ret, length, success, trials in runners.get(EPISODES_KEY, []))
-            _update_learner_stats(stats, result)
-            frames = counters["frames"]
-            # max(): an iteration that sampled or trained nothing may leave a lifetime counter out.
-            counters["frames"] = max(counters["frames"], frames_before + int(runners.get("num_env_steps_sampled_lifetime", 0)))
-            counters["episodes"] = max(counters["episodes"], episodes_before + int(runners.get("num_episodes_lifetime", 0)))
-            counters["updates"] = max(counters["updates"], updates_before + _updates(algo))
-            run.window.add({"frames": counters["frames"] - frames})
-            done = run.step(counters["frames"] - frames)
-            if run.log_due(done):
-                run.log({"frames": counters["frames"], "updates": counters["updates"], "episodes": counters["episodes"],
-                         "time_s": round(run.seconds(), 2), "fps": run.window.per_second(run.window.sums["frames"]),
-                         **_episode_means(recent), **stats})
-            run.checkpoint_if_due(done)
-    return run.last_row
+    try:
+        algo = algorithm_config(cfg).build_algo()
+        if resume:
+            algo.restore_from_path(str((Path(run_dir) / RLLIB_CHECKPOINT).resolve()))
+            counters.update(torch.load(Path(run_dir) / CHECKPOINT, weights_only=True)["counters"])
+        frames_before = counters["frames"]  # RLlib's lifetime counters restart at 0 on resume
+        updates_before, episodes_before = counters["updates"], counters["episodes"]
+        run = Run(run_dir, counters, StopClock("frames", cfg["total_frames"]), cfg["checkpoint"], payload, progress_line,
+                  log_interval_s=cfg["log"]["interval_s"], quiet=quiet, score=lambda: episode_means(recent)["mean_return"],
+                  tensorboard=cfg.get("tensorboard", True))
+        with run:
+            done = run.done()
+            while not done:
+                result = algo.train()
+                runners = result.get("env_runners", {})
+                # One entry per finished episode; the env wrapper's reward scale is undone here.
+                recent.extend({"return": ret / scale, "length": length, "success": success, "trials": trials}
+                              for ret, length, success, trials in runners.get(EPISODES_KEY, []))
+                _update_learner_stats(stats, result)
+                frames = counters["frames"]
+                # max(): an iteration that sampled or trained nothing may leave a lifetime counter out.
+                counters["frames"] = max(frames, frames_before + int(runners.get("num_env_steps_sampled_lifetime", 0)))
+                counters["episodes"] = max(counters["episodes"], episodes_before + int(runners.get("num_episodes_lifetime", 0)))
+                counters["updates"] = max(counters["updates"], updates_before + _updates(algo))
+                run.window.add({"frames": counters["frames"] - frames})
+                done = run.step(counters["frames"] - frames)
+                if run.log_due(done):
+                    run.log({**rl_row(counters, run, recent), **stats})
+                run.checkpoint_if_due(done)
+        return run.last_row
+    finally:
+        if algo is not None:
+            algo.stop()
+        if started_ray:
+            ray.shutdown()
 
 
 def _updates(algo) -> int:
@@ -300,15 +293,6 @@ LEARNER_COLUMNS = {  # metrics.csv column -> RLlib learner metric (first found)
 }
 
 
-def _episode_means(recent) -> dict[str, float]:
-    """memrl's episode columns over the last log.episodes_window episodes, success pooled over trials."""
-    return {
-        "mean_return": float(np.mean([r for r, _, _, _ in recent])) if recent else math.nan,
-        "mean_success": pooled_success([{"success": s, "trials": t} for _, _, s, t in recent]),
-        "mean_episode_length": float(np.mean([n for _, n, _, _ in recent])) if recent else math.nan,
-    }
-
-
 def _update_learner_stats(stats: dict, result: dict) -> None:
     """RLlib reports learner metrics only for iterations where an update ran; like memrl, keep the latest."""
     from ray.rllib.core import DEFAULT_MODULE_ID
@@ -325,14 +309,6 @@ def _float(value) -> float:
         return float(value)
     except (TypeError, ValueError):
         return math.nan
-
-
-def _progress_line(row: dict[str, float]) -> str:
-    return (
-        f"frames {row['frames']:>10,} | {row['fps']:>7,.0f} fps | return {row['mean_return']:8.2f} | "
-        f"success {row['mean_success']:5.2f} | loss {row['total_loss']:9.3f} | updates {row['updates']:>6} | "
-        f"{row['time_s']:6.0f} s"
-    )
 
 
 def train_from_cli(cfg: dict, run_dir: Path | None = None) -> int:

@@ -30,31 +30,22 @@ class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupt, or does not fit."""
 
 
-def create_run_dir(root: str | os.PathLike, name: str) -> Path:
-    """A new, empty run folder; never reuses an existing one."""
-    root = Path(root)
+def new_run_dir(cfg: dict[str, Any], default_name: str) -> Path:
+    """A new, empty run folder ``<run_root>/<time>-<name>`` (``cfg["name"]``, ``default_name`` when unset; never
+    an existing folder), holding the config. Callers check everything first: bad input leaves no folder behind."""
+    cfg["name"] = cfg["name"] or default_name
+    root = Path(cfg["run_root"])
     root.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in cfg["name"])
     for suffix in [""] + [f"-{i}" for i in range(1, 1000)]:
-        path = root / f"{stamp}-{safe}{suffix}"
+        run_dir = root / f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}{suffix}"
         try:
-            path.mkdir()
-            return path
+            run_dir.mkdir()
         except FileExistsError:
             continue
+        save_config(run_dir, cfg)
+        return run_dir
     raise RuntimeError(f"could not create a fresh run folder under {root}")
-
-
-def new_run_dir(cfg: dict[str, Any], default_name: str) -> Path:
-    """A fresh run folder named ``cfg["name"]`` (``default_name`` when unset), holding the config.
-
-    Sets ``cfg["name"]``; callers build and check everything first, so bad input leaves no folder behind.
-    """
-    cfg["name"] = cfg["name"] or default_name
-    run_dir = create_run_dir(cfg["run_root"], cfg["name"])
-    save_config(run_dir, cfg)
-    return run_dir
 
 
 def save_config(run_dir: Path, config: dict[str, Any]) -> None:

@@ -1,23 +1,21 @@
 """The bookkeeping every training loop shares: stop clock, metrics window, log rows, progress, checkpoints, signals.
 
-The four loops (IMPALA ``impala.train``, RLlib ``rllib_backend.train``, the sequence trainer
-``supervised.trainer.train`` and Bloom's ``supervised.bloom.train_bloom``) keep only their own work
-(the actor pool, ``algo.train()``, the batches, the validation) and hand the rest to a ``Run``::
+The four loops (``impala.train``, ``rllib_backend.train``, ``supervised.trainer.train``,
+``supervised.bloom.train_bloom``) keep only their own work (the actor pool, ``algo.train()``, the
+batches, the validation) and hand the rest to a ``Run``::
 
-    run = Run(run_dir, counters, StopClock("batches", limit=1000), log_interval_s=5,
-              checkpointer=Checkpointer(run_dir, interval_s=60), payload=lambda: {"model": ...})
-    with run:                                   # SIGTERM/SIGINT -> checkpoint, then KeyboardInterrupt
+    with Run(run_dir, counters, StopClock("batches", 1000), cfg["checkpoint"], payload, line, log_interval_s=5) as run:
         done = run.done()
         while not done:
             ...one batch...; counters["batches"] += 1; run.window.add(sums)
-            done = run.step(1)                  # progress bar; the clock's verdict
+            done = run.step(1)                  # the bar; the clock's verdict
             if run.log_due(done):
-                run.log({"batches": ..., "time_s": run.seconds(), **run.window.sums})
+                run.log({"batches": counters["batches"], "time_s": run.seconds(), **run.window.sums})
             run.checkpoint_if_due(done)
-    # leaving the block: a final checkpoint if none was written, the logger and the bar closed
+    # SIGINT/SIGTERM inside: a checkpoint, then KeyboardInterrupt; the end: a checkpoint if none was written
 
-``counters`` is the loop's own dict of totals (saved in every checkpoint); the run keeps its
-``"seconds"`` entry: training time including the time of the runs it resumes.
+``counters`` is the loop's own dict of totals, saved in every checkpoint; the run keeps its
+``"seconds"`` entry: training time, the runs it resumes included.
 """
 from __future__ import annotations
 
@@ -33,7 +31,7 @@ from typing import Any, Callable
 import torch
 from tqdm import tqdm
 
-from .run_dir import CHECKPOINT, MetricsLogger, save_run_checkpoint
+from .run_dir import CHECKPOINT, CheckpointError, MetricsLogger, save_run_checkpoint
 
 
 def resolve_device(name: str) -> torch.device:
@@ -48,35 +46,44 @@ def resolve_device(name: str) -> torch.device:
         raise ValueError(f"device={name!r} is not a torch device; use auto, cpu, cuda or cuda:N") from None
 
 
-def make_optimizer(params, name: str, learning_rate: float, epsilon: float, momentum: float = 0.0,
-                   weight_decay: float | None = None, name_key: str = "optimizer.name") -> torch.optim.Optimizer:
-    """Adam (AdamW when ``weight_decay`` is given; AdamW at 0 is Adam) or RMSprop (alpha 0.99, as IMPALA's).
-
-    ``name_key`` is where the config sets ``name`` (``learner.optimizer``, ``optimizer.name``), for the one-line errors.
-    """
-    section = name_key.rpartition(".")[0]
-    if not learning_rate > 0:
-        raise ValueError(f"{section}.learning_rate={learning_rate} must be positive")
+def make_optimizer(params, section: dict[str, Any], name_key: str = "optimizer.name") -> torch.optim.Optimizer:
+    """The optimiser a config section names at ``name_key`` (``learner.optimizer``, ``optimizer.name``):
+    adam (AdamW when the section has ``weight_decay``; AdamW at 0 is Adam) or rmsprop (alpha 0.99, as IMPALA's)."""
+    where, _, key = name_key.rpartition(".")
+    rate, epsilon, weight_decay = section["learning_rate"], section["epsilon"], section.get("weight_decay")
+    if not rate > 0:
+        raise ValueError(f"{where}.learning_rate={rate} must be positive")
     if weight_decay is not None and weight_decay < 0:
-        raise ValueError(f"{section}.weight_decay={weight_decay} must be >= 0")
-    if name == "adam" and weight_decay is None:
-        return torch.optim.Adam(params, lr=learning_rate, eps=epsilon)
-    if name == "adam":
-        return torch.optim.AdamW(params, lr=learning_rate, eps=epsilon, weight_decay=weight_decay)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=learning_rate, eps=epsilon, momentum=momentum, alpha=0.99,
+        raise ValueError(f"{where}.weight_decay={weight_decay} must be >= 0")
+    if section[key] == "adam" and weight_decay is None:
+        return torch.optim.Adam(params, lr=rate, eps=epsilon)
+    if section[key] == "adam":
+        return torch.optim.AdamW(params, lr=rate, eps=epsilon, weight_decay=weight_decay)
+    if section[key] == "rmsprop":
+        return torch.optim.RMSprop(params, lr=rate, eps=epsilon, momentum=section.get("momentum", 0.0), alpha=0.99,
                                    weight_decay=weight_decay or 0.0)
-    raise ValueError(f"{name_key}={name!r} is not known; use adam or rmsprop")
+    raise ValueError(f"{name_key}={section[key]!r} is not known; use adam or rmsprop")
+
+
+def restore_training_state(checkpoint: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                           mismatch: str, generator: torch.Generator | None = None) -> None:
+    """Weights, optimiser and the random streams (torch's; ``generator``'s when given) from a checkpoint, so a
+    resumed run continues exactly; a one-line ``CheckpointError`` "<mismatch> (<why>)" when they do not fit."""
+    try:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as exc:  # another core or other sizes than the config says
+        first = str(exc).strip().splitlines()
+        raise CheckpointError(f"{mismatch} ({' '.join(line.strip() for line in first[:2])[:240] or type(exc).__name__})") from None
+    torch.set_rng_state(checkpoint["rng"]["torch"])
+    if generator is not None:
+        generator.set_state(checkpoint["rng"]["data"])
 
 
 @dataclass
 class StopClock:
-    """When a run ends: ``counters[counter] >= limit``, or ``max_seconds`` of training.
-
-    ``max_seconds`` counts the run's whole training time (resumed runs included), or with
-    ``seconds_from_first_step`` only this process's time since its first step (start-up excluded).
-    None leaves a limit out.
-    """
+    """A run ends at ``counters[counter] >= limit`` or after ``max_seconds`` of training (None: no such limit):
+    the run's whole training time, or with ``seconds_from_first_step`` this process's since its first step."""
 
     counter: str  # "frames" or "batches"
     limit: int | None
@@ -97,9 +104,6 @@ class MetricsWindow:
     """What happened since the last logged row: summed values, the peaks of others, steps, seconds."""
 
     def __init__(self):
-        self.restart()
-
-    def restart(self) -> None:
         self.sums: dict[str, float] = {}
         self.peaks: dict[str, float] = {}
         self.steps = 0
@@ -112,108 +116,73 @@ class MetricsWindow:
     def peak(self, key: str, value: float) -> None:
         self.peaks[key] = max(self.peaks.get(key, value), value)
 
-    def per_second(self, amount: float, now: float | None = None) -> float:
-        return amount / max((now or time.time()) - self.started, 1e-9)
+    def per_second(self, amount: float) -> float:
+        return amount / max(time.time() - self.started, 1e-9)
 
 
 class Checkpointer:
-    """``checkpoint.pt`` every ``interval_s`` seconds (0: every step) and at the end, written atomically;
-    ``keep_last`` > 0 also keeps the last K as ``checkpoint-<frames>.pt``, ``keep_best`` the one with the
-    highest score so far as ``checkpoint-best.pt`` (the score kept in ``counters["best_<score_name>"]``).
-    """
+    """``checkpoint.pt`` every ``interval_s`` seconds (0: every step), written atomically; ``keep_last`` > 0
+    also keeps the last K as ``checkpoint-<frames>.pt``, ``keep_best`` the one with the highest score so far
+    as ``checkpoint-best.pt`` (the score in ``counters["best_return"]``)."""
 
-    def __init__(self, run_dir: Path, interval_s: float, keep_last: int = 0, keep_best: bool = False,
-                 score_name: str = "return"):
-        self.run_dir, self.interval_s = Path(run_dir), interval_s
-        self.keep_last, self.keep_best, self.best_key = keep_last, keep_best, f"best_{score_name}"
-        self.last = time.time()
-        self.saved = False
-
-    @classmethod
-    def from_config(cls, run_dir: Path, section: dict[str, Any]) -> "Checkpointer":
-        """From a config's ``checkpoint`` section (``interval_s``; ``keep_last``, ``keep_best`` where it has them)."""
-        return cls(run_dir, section["interval_s"], section.get("keep_last", 0), section.get("keep_best", False))
-
-    def due(self, now: float) -> bool:
-        return now - self.last >= self.interval_s
+    def __init__(self, run_dir: Path, interval_s: float, keep_last: int = 0, keep_best: bool = False):
+        self.run_dir, self.interval_s, self.keep_last, self.keep_best = Path(run_dir), interval_s, keep_last, keep_best
+        self.last, self.saved = time.time(), False
 
     def save(self, payload: dict[str, Any], counters: dict[str, Any], score: float = math.nan) -> Path:
-        best = self.keep_best and math.isfinite(score) and score > counters.get(self.best_key, -math.inf)
+        best = self.keep_best and math.isfinite(score) and score > counters.get("best_return", -math.inf)
         if best:
-            counters[self.best_key] = score
+            counters["best_return"] = score
         path = save_run_checkpoint(self.run_dir, {**payload, "counters": dict(counters)}, self.keep_last, best)
         self.last, self.saved = time.time(), True
         return path
 
 
-class Progress:
-    """A tqdm bar over the clock's counter where one fits (``bar=True`` and a limit), else a printed line per
-    logged row (``line(row)``); nothing when ``quiet``."""
-
-    def __init__(self, line: Callable[[dict[str, float]], str], total: int | None = None, initial: int = 0,
-                 unit: str = "batch", bar: bool = False, quiet: bool = False):
-        self.line, self.quiet = line, quiet
-        self.bar = tqdm(total=total, initial=initial, unit=unit, dynamic_ncols=True, mininterval=1.0,
-                        disable=quiet or not bar)
-
-    def step(self, amount: int, postfix: dict[str, Any] | None = None) -> None:
-        self.bar.update(amount)
-        if postfix is not None:
-            self.bar.set_postfix(postfix, refresh=False)
-
-    def row(self, row: dict[str, float]) -> None:
-        if self.bar.disable and not self.quiet:
-            print(self.line(row), flush=True)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
 class Run:
-    """One training run's shared bookkeeping; a context manager (see the module docstring).
+    """One training run's shared bookkeeping, as a context manager (see the module docstring).
 
     Args:
-        counters: the loop's totals, restored from a checkpoint on resume; ``"seconds"`` is kept here.
+        counters: the loop's totals (restored from the checkpoint on resume).
         clock: when to stop.
-        log_interval_s: seconds between metrics.csv rows (0: after every step; always one at the end).
-        checkpointer: when and how to write checkpoints.
-        payload: the checkpoint's content (model, optimizer, config, rng ...); the run adds ``counters``.
-        score: the value ``checkpointer.keep_best`` ranks checkpoints by (e.g. the mean return).
-        progress: the bar or progress lines.
-        on_log: called with each logged row (``memrl bench soak`` samples memory there).
-        tensorboard: also write TensorBoard events.
+        checkpoint: the config's ``checkpoint`` section: ``interval_s``; ``keep_last``, ``keep_best`` where given.
+        payload: the checkpoint's content (model, optimiser, config, rng ...); the run adds ``counters``.
+        line: a logged row as a progress line, printed where there is no bar (and not ``quiet``).
+        log_interval_s: seconds between metrics.csv rows (0: every step; always one at the end).
+        score: what ``checkpoint.keep_best`` ranks by (e.g. the mean return).
+        bar: a tqdm bar over the clock's counter instead of lines.
     """
 
-    def __init__(self, run_dir: Path, counters: dict[str, Any], clock: StopClock, *, log_interval_s: float,
-                 checkpointer: Checkpointer, payload: Callable[[], dict[str, Any]], progress: Progress,
-                 score: Callable[[], float] | None = None, on_log: Callable[[dict[str, float]], None] | None = None,
+    def __init__(self, run_dir: Path, counters: dict[str, Any], clock: StopClock, checkpoint: dict[str, Any],
+                 payload: Callable[[], dict[str, Any]], line: Callable[[dict[str, float]], str], *,
+                 log_interval_s: float, score: Callable[[], float] | None = None, bar: bool = False, quiet: bool = False,
                  tensorboard: bool = True):
-        self.run_dir, self.counters, self.clock = Path(run_dir), counters, clock
-        self.log_interval_s, self.checkpointer, self.payload, self.progress = log_interval_s, checkpointer, payload, progress
-        self.score, self.on_log = score, on_log
-        counters.setdefault("seconds", 0.0)
-        self.started = time.time() - counters["seconds"]
+        self.run_dir, self.counters, self.clock, self.payload, self.score = Path(run_dir), counters, clock, payload, score
+        self.log_interval_s = log_interval_s
+        self.checkpointer = Checkpointer(run_dir, checkpoint["interval_s"], checkpoint.get("keep_last", 0),
+                                         checkpoint.get("keep_best", False))
+        self.line, self.quiet = line, quiet
+        self.bar = tqdm(total=clock.limit, initial=counters[clock.counter], unit=clock.counter, dynamic_ncols=True,
+                        mininterval=1.0, disable=quiet or not bar)
+        self.started = time.time() - counters.setdefault("seconds", 0.0)
         self.first_step: float | None = None
-        self.steps = 0  # steps taken by this process
-        self.window = MetricsWindow()
-        self.last_row: dict[str, float] = {}
+        self.window, self.last_row = MetricsWindow(), {}
         self.logger = MetricsLogger(run_dir, tensorboard=tensorboard)
-        self._signals = contextlib.ExitStack()
+        self.signals = stop_on_signals()
 
     def __enter__(self) -> "Run":
-        self._signals.enter_context(stop_on_signals())
+        self.signals.__enter__()
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
         try:
-            if kind is KeyboardInterrupt and self.steps > 0:
+            if kind is KeyboardInterrupt and self.first_step is not None:
                 self.save()  # Ctrl-C or SIGTERM keeps the work done so far; `resume=` continues it
                 print(f"interrupted; checkpoint saved: {self.run_dir / CHECKPOINT}", flush=True)
             elif kind is None and not self.checkpointer.saved:
                 self.save()  # e.g. a resumed run that had already finished still leaves its checkpoint
         finally:
-            self._signals.close()
-            self.progress.close()
+            self.signals.__exit__(None, None, None)
+            self.bar.close()
             self.logger.close()
 
     def seconds(self) -> float:
@@ -224,33 +193,31 @@ class Run:
         return self.clock.done(self.counters, self)
 
     def step(self, amount: int = 1, postfix: dict[str, Any] | None = None) -> bool:
-        """After each step (``amount`` of the clock's counter): advance the bar; returns ``done()``."""
+        """After each step (``amount`` of the clock's counter): the bar (and its ``postfix``); returns ``done()``."""
         self.first_step = self.first_step or time.time()
-        self.steps += 1
         self.window.steps += 1
-        self.progress.step(amount, postfix)
+        self.bar.update(amount)
+        if postfix is not None:
+            self.bar.set_postfix(postfix, refresh=False)
         return self.done()
 
     def log_due(self, force: bool = False) -> bool:
         return force or time.time() - self.window.started >= self.log_interval_s
 
     def log(self, row: dict[str, float]) -> None:
-        """One row to metrics.csv and TensorBoard (step: the clock's counter), the progress line; a fresh window."""
+        """A row to metrics.csv and TensorBoard (at the clock's counter) and the progress line; a fresh window."""
         self.logger.log(row, self.counters[self.clock.counter])
-        if self.on_log is not None:
-            self.on_log(row)
-        self.progress.row(row)
-        self.last_row = row
-        self.window.restart()
+        if self.bar.disable and not self.quiet:
+            print(self.line(row), flush=True)
+        self.last_row, self.window = row, MetricsWindow()
 
     def checkpoint_if_due(self, force: bool = False) -> None:
-        if force or self.checkpointer.due(time.time()):
+        if force or time.time() - self.checkpointer.last >= self.checkpointer.interval_s:
             self.save()
 
     def save(self) -> Path:
         self.counters["seconds"] = self.seconds()
-        score = self.score() if self.score is not None else math.nan
-        return self.checkpointer.save(self.payload(), self.counters, score)
+        return self.checkpointer.save(self.payload(), self.counters, self.score() if self.score else math.nan)
 
 
 @contextlib.contextmanager

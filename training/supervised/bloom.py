@@ -37,11 +37,11 @@ from memory_cores.bloom_filter import BloomFilter, space_at_rate
 from memory_cores.neural_bloom import LEAK, NeuralBloomConfig, NeuralBloomCore, build_encoder
 
 from ..run_dir import new_run_dir
-from ..run_loop import Checkpointer, Progress, Run, StopClock
-from .report import show_result, write_result
+from ..run_loop import Run, StopClock, make_optimizer, restore_training_state
+from .report import write_result
 from .tasks.base import add_sums, markdown_table
 from .tasks.bloom import BloomTask, build_bloom_task
-from .trainer import clip_gradients, make_optimizer, restore_training_state, start_process
+from .trainer import MISMATCH, clip_gradients, start_process
 
 SCALE_BITS = 32  # an 8-bit state also stores one float32 scale per set
 
@@ -176,7 +176,7 @@ def setup_bloom(cfg: dict[str, Any], checkpoint: dict[str, Any] | None = None, t
     optimizer = make_optimizer(model.parameters(), cfg["optimizer"])
     generator = torch.Generator().manual_seed(cfg["seed"])
     if checkpoint is not None:
-        restore_training_state(checkpoint, model, optimizer, generator)
+        restore_training_state(checkpoint, model, optimizer, MISMATCH, generator)
     return BloomSetup(task, model, optimizer, device, generator)
 
 
@@ -239,11 +239,9 @@ def train_bloom(cfg: dict[str, Any], run_dir: Path, parts: BloomSetup, checkpoin
     items = task.train.pool.items
     payload = lambda: {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": cfg,  # noqa: E731
                        "task": {}, "rng": {"torch": torch.get_rng_state(), "data": parts.generator.get_state()}}
-    run = Run(run_dir, counters, StopClock("batches", cfg["max_batches"], cfg["max_time_s"]),
-              log_interval_s=cfg["log"]["interval_s"], checkpointer=Checkpointer.from_config(run_dir, cfg["checkpoint"]),
-              payload=payload, tensorboard=cfg["tensorboard"],
-              progress=Progress(progress_line, total=cfg["max_batches"], initial=counters["batches"], bar=cfg["progress"],
-                                quiet=quiet))
+    run = Run(run_dir, counters, StopClock("batches", cfg["max_batches"], cfg["max_time_s"]), cfg["checkpoint"], payload,
+              progress_line, log_interval_s=cfg["log"]["interval_s"], bar=cfg["progress"], quiet=quiet,
+              tensorboard=cfg["tensorboard"])
     model.train()
     with run:
         done = run.done()
@@ -360,8 +358,7 @@ def run_bloom(cfg: dict[str, Any], run_dir: Path | None = None, checkpoint: dict
     Returns {"run_dir", "row" (last training row), "eval" (rows or None)}.
     """
     parts = setup_bloom(cfg, checkpoint, task)  # everything is checked before a folder exists
-    if run_dir is None:
-        run_dir = new_run_dir(cfg, f"{cfg['core']['name']}-bloom-{parts.task.config.distribution}")
+    run_dir = run_dir or new_run_dir(cfg, f"{cfg['core']['name']}-bloom-{parts.task.config.distribution}")
     if not quiet:
         print(f"run folder: {run_dir}", flush=True)
     row = train_bloom(cfg, run_dir, parts, checkpoint, quiet=quiet)
@@ -373,8 +370,3 @@ def run_bloom(cfg: dict[str, Any], run_dir: Path | None = None, checkpoint: dict
             print(result["markdown"])
     return {"run_dir": run_dir, "row": row, "eval": None if result is None else result["rows"]}
 
-
-def evaluate_bloom_checkpoint(cfg: dict[str, Any], checkpoint: dict[str, Any], out: Path) -> int:
-    """``memrl eval checkpoint=<bloom run>``: the space table of a trained model."""
-    show_result(evaluate_bloom(setup_bloom(cfg, checkpoint)), out)
-    return 0

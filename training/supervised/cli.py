@@ -28,8 +28,7 @@ def run_supervised(overrides: list[str]) -> int:
         run_bloom(cfg, run_dir, checkpoint)
         return 0
     parts = setup(cfg, checkpoint)  # everything is checked before a folder exists
-    if run_dir is None:
-        run_dir = new_run_dir(cfg, f"{cfg['core']['name']}-{cfg['task']['name']}")
+    run_dir = run_dir or new_run_dir(cfg, f"{cfg['core']['name']}-{cfg['task']['name']}")
     print(f"run folder: {run_dir}", flush=True)
     train(cfg, run_dir, parts, checkpoint)
     if cfg["eval"]["at_end"]:
@@ -58,11 +57,11 @@ def evaluate_checkpoint(overrides: list[str]) -> int:
     cfg = apply_overrides(checkpoint["config"], rest)
     out = Path(cfg["eval"]["out"]) if cfg["eval"]["out"] else path.parent / "eval"
     if cfg["task"].get("name") == "bloom":  # the space table of a set-membership model
-        from .bloom import evaluate_bloom_checkpoint
+        from .bloom import evaluate_bloom, setup_bloom
 
-        return evaluate_bloom_checkpoint(cfg, checkpoint, out)
-    parts = setup(cfg, checkpoint)
-    show_result(evaluate(parts, cfg["eval"], lambda: checkpoint), out)
+        show_result(evaluate_bloom(setup_bloom(cfg, checkpoint)), out)
+    else:
+        show_result(evaluate(setup(cfg, checkpoint), cfg["eval"], lambda: checkpoint), out)
     return 0
 
 

@@ -25,11 +25,13 @@ from tensordict import TensorDict
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from memory_cores import auxiliary_loss
 
-from .. import run_loop
-from ..run_loop import Checkpointer, Progress, Run, StopClock, resolve_device
+from ..run_loop import Run, StopClock, make_optimizer, resolve_device, restore_training_state
 from .model import SequenceModel, build_model
 from .tasks import Batch, Task, build_task
 from .tasks.base import loss, sum_scores
+
+
+MISMATCH = "checkpoint does not fit its own config"  # the error when a checkpoint's weights do not load
 
 
 @dataclass
@@ -62,7 +64,7 @@ def setup(cfg: dict[str, Any], checkpoint: dict[str, Any] | None = None) -> Setu
     averaged = make_weight_average(model, cfg["optimizer"])
     generator = torch.Generator().manual_seed(cfg["seed"])
     if checkpoint is not None:
-        restore_training_state(checkpoint, model, optimizer, generator)
+        restore_training_state(checkpoint, model, optimizer, MISMATCH, generator)
         if scheduler is not None and "scheduler" in checkpoint:
             scheduler.load_state_dict(checkpoint["scheduler"])
         if averaged is not None and "averaged" in checkpoint:
@@ -78,18 +80,6 @@ def start_process(cfg: dict[str, Any]) -> torch.device:
         torch.set_num_threads(cfg["threads"])
     torch.manual_seed(cfg["seed"])
     return device
-
-
-def restore_training_state(checkpoint: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                           generator: torch.Generator) -> None:
-    """Weights, optimizer and both random streams from a checkpoint, so a resumed run continues exactly."""
-    try:
-        model.load_state_dict(checkpoint["model"])
-    except RuntimeError as exc:
-        raise ValueError(f"checkpoint does not fit its own config ({str(exc).splitlines()[0][:100]})") from None
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    torch.set_rng_state(checkpoint["rng"]["torch"])
-    generator.set_state(checkpoint["rng"]["data"])
 
 
 def check_config(cfg: dict[str, Any]) -> None:
@@ -109,12 +99,6 @@ def check_config(cfg: dict[str, Any]) -> None:
         raise ValueError(f"optimizer.max_grad_norm={cfg['optimizer']['max_grad_norm']} must be positive (null: no clipping)")
     if cfg["eval"].get("weights", "last") not in ("last", "best"):
         raise ValueError(f"eval.weights={cfg['eval']['weights']!r} is not known; use last or best")
-
-
-def make_optimizer(params, cfg: dict[str, Any]) -> torch.optim.Optimizer:
-    """The optimiser the ``optimizer`` section names (adam, rmsprop)."""
-    return run_loop.make_optimizer(params, cfg["name"], cfg["learning_rate"], cfg["epsilon"], cfg["momentum"],
-                                   cfg.get("weight_decay", 0.0))  # runs from before the field existed had none
 
 
 def make_plateau_scheduler(optimizer: torch.optim.Optimizer, cfg: dict[str, Any],
@@ -258,11 +242,9 @@ def train(cfg: dict[str, Any], run_dir: Path, parts: Setup, checkpoint: dict[str
             **({"averaged": parts.averaged.state_dict()} if parts.averaged is not None else {}),
         }
 
-    run = Run(run_dir, counters, StopClock("batches", cfg["max_batches"], cfg["max_time_s"]),
-              log_interval_s=cfg["log"]["interval_s"], checkpointer=Checkpointer.from_config(run_dir, cfg["checkpoint"]),
-              payload=payload, tensorboard=cfg["tensorboard"],
-              progress=Progress(lambda row: _progress_line(task, row), total=cfg["max_batches"],
-                                initial=counters["batches"], bar=cfg["progress"], quiet=quiet))
+    run = Run(run_dir, counters, StopClock("batches", cfg["max_batches"], cfg["max_time_s"]), cfg["checkpoint"], payload,
+              lambda row: _progress_line(task, row), log_interval_s=cfg["log"]["interval_s"], bar=cfg["progress"],
+              quiet=quiet, tensorboard=cfg["tensorboard"])
     model.train()
     with run:
         done = run.done()
@@ -313,7 +295,5 @@ def _postfix(task: Task, summary: dict[str, float]) -> dict[str, Any]:
 
 
 def _progress_line(task: Task, row: dict[str, float]) -> str:
-    loss_key = "loss_bits_per_seq" if task.output_kind == "bits" else "loss"
-    extras = " | ".join(f"{k} {v:g}" for k, v in task.progress().items())
-    return (f"batch {row['batches']:>8,} | loss {row[loss_key]:8.4f} | {task.headline()} {row[task.headline()]:8.4f} | "
-            f"{extras + ' | ' if extras else ''}{row['time_s']:6.0f} s")
+    fields = " | ".join(f"{key} {value}" for key, value in _postfix(task, row).items())
+    return f"batch {row['batches']:>8,} | {fields} | {row['time_s']:6.0f} s"
