@@ -79,10 +79,11 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         tmp.unlink(missing_ok=True)  # a failed save leaves the previous checkpoint and no debris
 
 
-def save_run_checkpoint(run_dir: Path, payload: dict[str, Any], keep_last: int = 0, best: bool = False) -> Path:
+def save_run_checkpoint(run_dir: Path, payload: dict[str, Any], keep_last: int = 0, best: bool = False,
+                        counter: str = "frames") -> Path:
     """``checkpoint.pt`` (the latest) plus the retention policy; returns its path.
 
-    keep_last > 0 also keeps this checkpoint as ``checkpoint-<frames>.pt`` and deletes
+    keep_last > 0 also keeps this checkpoint as ``checkpoint-<counter>.pt`` (frames, batches) and deletes
     all but the newest ``keep_last`` of those; ``best`` also keeps it as
     ``checkpoint-best.pt``. The copies are hard links to the file just written
     (a copy where links are not supported), each put in place by an atomic rename.
@@ -90,7 +91,7 @@ def save_run_checkpoint(run_dir: Path, payload: dict[str, Any], keep_last: int =
     latest = Path(run_dir) / CHECKPOINT
     save_checkpoint(latest, payload)
     if keep_last > 0:
-        _keep_copy(latest, latest.with_name(f"checkpoint-{int(payload['counters']['frames']):012d}.pt"))
+        _keep_copy(latest, latest.with_name(f"checkpoint-{int(payload['counters'][counter]):012d}.pt"))
         history = sorted(latest.parent.glob("checkpoint-[0-9]*.pt"))
         for old in history[:-keep_last]:
             old.unlink(missing_ok=True)

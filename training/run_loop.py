@@ -122,18 +122,19 @@ class MetricsWindow:
 
 class Checkpointer:
     """``checkpoint.pt`` every ``interval_s`` seconds (0: every step), written atomically; ``keep_last`` > 0
-    also keeps the last K as ``checkpoint-<frames>.pt``, ``keep_best`` the one with the highest score so far
+    also keeps the last K as ``checkpoint-<counter>.pt``, ``keep_best`` the one with the highest score so far
     as ``checkpoint-best.pt`` (the score in ``counters["best_return"]``)."""
 
-    def __init__(self, run_dir: Path, interval_s: float, keep_last: int = 0, keep_best: bool = False):
+    def __init__(self, run_dir: Path, interval_s: float, keep_last: int = 0, keep_best: bool = False, counter="frames"):
         self.run_dir, self.interval_s, self.keep_last, self.keep_best = Path(run_dir), interval_s, keep_last, keep_best
+        self.counter = counter  # names the kept copies
         self.last, self.saved = time.time(), False
 
     def save(self, payload: dict[str, Any], counters: dict[str, Any], score: float = math.nan) -> Path:
         best = self.keep_best and math.isfinite(score) and score > counters.get("best_return", -math.inf)
         if best:
             counters["best_return"] = score
-        path = save_run_checkpoint(self.run_dir, {**payload, "counters": dict(counters)}, self.keep_last, best)
+        path = save_run_checkpoint(self.run_dir, {**payload, "counters": dict(counters)}, self.keep_last, best, self.counter)
         self.last, self.saved = time.time(), True
         return path
 
@@ -159,7 +160,7 @@ class Run:
         self.run_dir, self.counters, self.clock, self.payload, self.score = Path(run_dir), counters, clock, payload, score
         self.log_interval_s = log_interval_s
         self.checkpointer = Checkpointer(run_dir, checkpoint["interval_s"], checkpoint.get("keep_last", 0),
-                                         checkpoint.get("keep_best", False))
+                                         checkpoint.get("keep_best", False), clock.counter)
         self.line, self.quiet = line, quiet
         self.bar = tqdm(total=clock.limit, initial=counters[clock.counter], unit=clock.counter, dynamic_ncols=True,
                         mininterval=1.0, disable=quiet or not bar)

@@ -23,7 +23,6 @@ character LSTM for keys): for ``neural_bloom`` the task sets its encoder fields.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,7 @@ from ..run_loop import Run, StopClock, make_optimizer, restore_training_state
 from .report import write_result
 from .tasks.base import add_sums, markdown_table
 from .tasks.bloom import BloomTask, build_bloom_task
-from .trainer import MISMATCH, clip_gradients, start_process
+from .trainer import MISMATCH, Setup, clip_gradients, start_process
 
 SCALE_BITS = 32  # an 8-bit state also stores one float32 scale per set
 
@@ -156,16 +155,7 @@ def state_bits(elements: int, bits: int) -> int:
 
 
 # -- setup --------------------------------------------------------------------------------------------
-@dataclass
-class BloomSetup:
-    task: BloomTask
-    model: SetModel
-    optimizer: torch.optim.Optimizer
-    device: torch.device
-    generator: torch.Generator  # the training data stream's randomness
-
-
-def setup_bloom(cfg: dict[str, Any], checkpoint: dict[str, Any] | None = None, task: BloomTask | None = None) -> BloomSetup:
+def setup_bloom(cfg: dict[str, Any], checkpoint: dict[str, Any] | None = None, task: BloomTask | None = None) -> Setup:
     device = start_process(cfg)
     if ((cfg["optimizer"].get("plateau") or {}).get("patience") is not None or cfg["eval"].get("weights") == "best"
             or cfg["optimizer"].get("ema_decay") is not None):
@@ -177,7 +167,7 @@ def setup_bloom(cfg: dict[str, Any], checkpoint: dict[str, Any] | None = None, t
     generator = torch.Generator().manual_seed(cfg["seed"])
     if checkpoint is not None:
         restore_training_state(checkpoint, model, optimizer, MISMATCH, generator)
-    return BloomSetup(task, model, optimizer, device, generator)
+    return Setup(task, model, optimizer, device, generator)
 
 
 # -- one batch ----------------------------------------------------------------------------------------
@@ -209,7 +199,7 @@ def summarise(sums: dict[str, float], prefix: str = "") -> dict[str, float]:
 
 
 @torch.no_grad()
-def validate(parts: BloomSetup, batch_size: int) -> dict[str, float]:
+def validate(parts: Setup, batch_size: int) -> dict[str, float]:
     """Fixed-seed sets at ``set_size_max`` from the evaluation pool (the same every call)."""
     config = parts.task.config
     generator = torch.Generator().manual_seed(config.split_seed + 7919)
@@ -227,7 +217,7 @@ def validate(parts: BloomSetup, batch_size: int) -> dict[str, float]:
 
 
 # -- the loop -----------------------------------------------------------------------------------------
-def train_bloom(cfg: dict[str, Any], run_dir: Path, parts: BloomSetup, checkpoint: dict[str, Any] | None = None,
+def train_bloom(cfg: dict[str, Any], run_dir: Path, parts: Setup, checkpoint: dict[str, Any] | None = None,
                 quiet: bool = False) -> dict[str, float]:
     """Algorithm 3 until ``max_batches`` or ``max_time_s``; returns the last logged row."""
     task, model, optimizer, device = parts.task, parts.model, parts.optimizer, parts.device
@@ -288,7 +278,7 @@ def embed_pool(model: SetModel, items: torch.Tensor, device: torch.device, chunk
 
 
 @torch.no_grad()
-def evaluate_space(parts: BloomSetup, set_size: int, seed: int = 12345, batch_sets: int = 8) -> list[dict[str, Any]]:
+def evaluate_space(parts: Setup, set_size: int, seed: int = 12345, batch_sets: int = 8) -> list[dict[str, Any]]:
     """One row per state precision: the model's total space (state + backup filters) at the target rate.
 
     ceil(eval_queries / eval_negatives_per_set) sets of ``set_size`` are drawn
@@ -344,7 +334,7 @@ def evaluate_space(parts: BloomSetup, set_size: int, seed: int = 12345, batch_se
     return rows
 
 
-def evaluate_bloom(parts: BloomSetup) -> dict[str, Any]:
+def evaluate_bloom(parts: Setup) -> dict[str, Any]:
     """Space rows for every ``task.eval_set_sizes`` and precision, plus a markdown table."""
     rows = [row for size in parts.task.config.eval_set_sizes for row in evaluate_space(parts, int(size))]
     return {"rows": rows, "markdown": markdown_table(rows)}

@@ -38,8 +38,8 @@ MISMATCH = "checkpoint does not fit its own config"  # the error when a checkpoi
 class Setup:
     """Everything a run needs, built (and checked) before any file is written."""
 
-    task: Task
-    model: SequenceModel
+    task: Task  # Bloom: a BloomTask
+    model: SequenceModel  # Bloom: a SetModel
     optimizer: torch.optim.Optimizer
     device: torch.device
     generator: torch.Generator  # the training data stream's randomness
@@ -289,9 +289,7 @@ def train(cfg: dict[str, Any], run_dir: Path, parts: Setup, checkpoint: dict[str
 
 def _postfix(task: Task, summary: dict[str, float]) -> dict[str, Any]:
     loss_key = "loss_bits_per_seq" if task.output_kind == "bits" else "loss"
-    postfix = {"loss": f"{summary[loss_key]:.3f}", task.headline(): f"{summary[task.headline()]:.3f}"}
-    postfix.update({k: v for k, v in task.progress().items()})
-    return postfix
+    return {"loss": f"{summary[loss_key]:.3f}", task.headline(): f"{summary[task.headline()]:.3f}", **task.progress()}
 
 
 def _progress_line(task: Task, row: dict[str, float]) -> str:
