@@ -7,8 +7,9 @@ can be left out: a feedforward agent that sees its own last action has a one-ste
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from gymnasium import spaces
@@ -20,6 +21,8 @@ import memory_cores
 
 from .encoders import action_sizes, build_encoder
 
+DEFAULT_CORE = {"name": "lstm"}  # the core section an Agent gets when none is given
+
 
 @dataclass
 class AgentOutput:
@@ -29,37 +32,39 @@ class AgentOutput:
     aux: dict[str, torch.Tensor]  # the core's aux: loss_* entries and diagnostics
 
 
+@dataclass
+class AgentConfig:
+    """The agent's own options: the run config's ``agent`` section (``memrl train agent.encoder_size=64``)."""
+
+    encoder_size: int = 128  # width of the observation encoder's output
+    reward_clip: float = 1.0  # the previous reward fed to the core is clipped to [-reward_clip, reward_clip]
+    prev_action_input: bool = True  # feed the previous action (one-hot) to the core
+    prev_reward_input: bool = True  # feed the previous (clipped) reward to the core
+
+
 class Agent(nn.Module):
     """Recurrent actor-critic over a registered memory core.
 
     Args:
         observation_space, action_space: gymnasium spaces (Discrete or MultiDiscrete actions).
-        core: registered core name (``memory_cores.names()``).
-        core_config: overrides for the core's typed config.
-        encoder_size: width of the observation encoder.
-        reward_clip: prev_reward input is clipped to [-reward_clip, reward_clip].
-        prev_action_input, prev_reward_input: feed the previous action / reward to the core.
+        core: the core section, ``{"name": <registered core>, **its options}`` (``memory_cores.names()``).
+        options: ``AgentConfig`` fields (encoder_size, reward_clip, prev_action_input, prev_reward_input).
     """
 
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        action_space: spaces.Space,
-        core: str = "lstm",
-        core_config: dict[str, Any] | None = None,
-        encoder_size: int = 128,
-        reward_clip: float = 1.0,
-        prev_action_input: bool = True,
-        prev_reward_input: bool = True,
-    ):
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space,
+                 core: Mapping[str, Any] = DEFAULT_CORE, **options: Any):
         super().__init__()
+        known = {f.name for f in dataclasses.fields(AgentConfig)}
+        if set(options) - known:
+            raise ValueError(f"unknown agent option(s) {sorted(set(options) - known)}; valid: {sorted(known)}")
+        config = AgentConfig(**options)
         self.action_sizes = action_sizes(action_space)
-        self.encoder = build_encoder(observation_space, encoder_size)
-        self.reward_clip = reward_clip
-        self.prev_action_input = prev_action_input
-        self.prev_reward_input = prev_reward_input
-        core_input = self.encoder.output_size + prev_action_input * sum(self.action_sizes) + prev_reward_input
-        self.core = memory_cores.build(core, core_input, **(core_config or {}))
+        self.encoder = build_encoder(observation_space, config.encoder_size)
+        self.reward_clip = config.reward_clip
+        self.prev_action_input = config.prev_action_input
+        self.prev_reward_input = config.prev_reward_input
+        core_input = self.encoder.output_size + self.prev_action_input * sum(self.action_sizes) + self.prev_reward_input
+        self.core = memory_cores.build_from_config(core, core_input)
         self.policy = nn.Linear(self.core.output_size, sum(self.action_sizes))
         self.baseline = nn.Linear(self.core.output_size, 1)
 

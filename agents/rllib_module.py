@@ -29,7 +29,7 @@ initial state is the same as resetting at step 0. A core with an empty state
 Value function: ``compute_values`` (ValueFunctionAPI) for IMPALA, APPO and PPO;
 the train forward hands its values to the learners under ``embeddings``.
 APPO's target network (TargetNetworkAPI) is a frozen copy of the whole Agent.
-The core's ``loss_*`` aux losses are summed under ``AUX_LOSS`` for the learner
+The core's ``loss_*`` aux losses (``memory_cores.auxiliary_loss``) are summed under ``AUX_LOSS`` for the learner
 mixin in ``training/rllib_backend.py``.
 """
 from __future__ import annotations
@@ -54,8 +54,10 @@ from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 from ray.rllib.core.rl_module.torch import TorchRLModule
 from tensordict import TensorDict
 
+from memory_cores import auxiliary_loss
+
 from .encoders import action_sizes
-from .network import Agent
+from .network import DEFAULT_CORE, Agent
 
 ORIG_OBS = PrevActionsPrevRewards.ORIG_OBS_KEY
 PREV_ACTIONS = PrevActionsPrevRewards.PREV_ACTIONS_KEY
@@ -64,12 +66,8 @@ AUX_LOSS = "memrl_aux_loss"  # fwd_out key: sum of the core's loss_* aux entries
 
 # model_config keys the module reads, each with its default.
 MODEL_CONFIG_DEFAULTS = {
-    "core": "lstm",  # registered core name
-    "core_config": {},  # overrides for the core's typed config
-    "encoder_size": 128,  # width of the observation encoder
-    "reward_clip": 1.0,  # the previous reward fed to the core is clipped to +-reward_clip
-    "prev_action_input": True,  # feed the previous action to the core
-    "prev_reward_input": True,  # feed the previous reward to the core
+    "core": DEFAULT_CORE,  # the core section: {"name": <registered core>, **its options}
+    "agent": {},  # the Agent's options (agents.AgentConfig; unset ones take its defaults)
     "reward_scale": 1.0,  # the env's rewards were multiplied by this; prev rewards are divided back
     "max_seq_len": 20,  # T of the learner's sequences (RLlib reads this key)
 }
@@ -118,15 +116,11 @@ class MemoryCoreRLModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI, Infe
                 "MemoryCoreRLModule needs previous actions and rewards in its observations; add "
                 "env_to_module_connector=agents.rllib_module.prev_action_and_reward_connector to config.env_runners()"
             )
-        if dict(config["core_config"]).get("in_place_state"):
+        if dict(config["core"]).get("in_place_state"):
             raise ValueError("core in_place_state=true would overwrite the states RLlib keeps in its episodes; set core.in_place_state=false")
         self.reward_scale = float(config["reward_scale"])
         self._state_dtypes = None  # the core's state dtypes, read on first use
-        self.agent = Agent(
-            space[ORIG_OBS], self.action_space, core=config["core"], core_config=dict(config["core_config"]),
-            encoder_size=config["encoder_size"], reward_clip=config["reward_clip"],
-            prev_action_input=config["prev_action_input"], prev_reward_input=config["prev_reward_input"],
-        )
+        self.agent = Agent(space[ORIG_OBS], self.action_space, core=dict(config["core"]), **dict(config["agent"]))
 
     # -- state -------------------------------------------------------------------------
     def get_initial_state(self) -> dict[str, Any]:
@@ -140,10 +134,10 @@ class MemoryCoreRLModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI, Infe
 
     def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         logits, values, state, aux = self._unroll(self.agent, batch)
-        losses = [v.mean() for k, v in aux.items() if k.startswith("loss_")]
         out = {Columns.ACTION_DIST_INPUTS: logits, Columns.EMBEDDINGS: values, **state}
-        if losses:
-            out[AUX_LOSS] = sum(losses)
+        extra = auxiliary_loss(aux)
+        if extra is not None:
+            out[AUX_LOSS] = extra
         return out
 
     def compute_values(self, batch: dict[str, Any], embeddings: Any = None) -> torch.Tensor:

@@ -191,12 +191,3 @@ def report(run_dirs: list[Path], metric: str = "mean_return", stat: str = "iqm",
              for a in finals for b in finals if a != b]
     return rows, pairs
 
-
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "(no rows)\n"
-    columns = list(rows[0])
-    cell = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(r[c]) for c in columns) + " |" for r in rows]
-    return "\n".join(lines) + "\n"

@@ -16,7 +16,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 import envs
-from training.actor import _time, build_agent, stack_obs
+from training.actor import add_time_dim, build_agent, stack_obs
 from training.unroll import inputs_after_step
 
 MIN_SIDE_PIXELS = 192  # small renders (a 5x5 grid at 8 px a cell) are scaled up to at least this
@@ -49,7 +49,7 @@ def play_episode(agent, env, seed: int, max_steps: int, greedy: bool = False) ->
     total = 0.0
     frames = [(_rgb(env.render(), env), 0, total)]
     for step in range(1, max_steps + 1):
-        out = agent(_time(stack_obs([observation])), prev_action[None], prev_reward[None], reset[None], state)
+        out = agent(add_time_dim(stack_obs([observation])), prev_action[None], prev_reward[None], reset[None], state)
         action = agent.greedy(out.logits[0]) if greedy else agent.sample(out.logits[0], generator)
         state = out.state
         env_action = action[0, 0].item() if action.shape[1] == 1 else action[0].numpy()

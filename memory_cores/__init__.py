@@ -7,8 +7,8 @@
 >>> out.shape
 torch.Size([5, 4, 16])
 """
-from .base import MemoryCore, select_state, stack_aux
-from .registry import build, config_class, make_config, names, register
+from .base import MemoryCore, auxiliary_loss, auxiliary_losses, select_state, stack_aux
+from .registry import build, build_from_config, config_class, make_config, names, register
 
 # Importing a core module registers it, so every module of this package is
 # imported here (Ray workers import this package too). A new core is a new file.
@@ -19,4 +19,5 @@ for _module in _pkgutil.iter_modules(__path__):
     if not _module.name.startswith("_"):
         _importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["MemoryCore", "build", "config_class", "make_config", "names", "register", "select_state", "stack_aux"]
+__all__ = ["MemoryCore", "auxiliary_loss", "auxiliary_losses", "build", "build_from_config", "config_class", "make_config",
+           "names", "register", "select_state", "stack_aux"]

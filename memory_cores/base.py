@@ -124,3 +124,19 @@ def stack_aux(auxes: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         values = torch.stack([a[key] for a in auxes])
         merged[key] = values.mean(0) if key.startswith("loss_") else values
     return merged
+
+
+def auxiliary_losses(aux: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The core's ``loss_*`` entries, each reduced to a scalar by its mean; the diagnostics left out.
+
+    The one reduction every trainer uses (IMPALA's learner, the supervised
+    trainers, the RLlib module): a core may return a loss of any shape (a
+    scalar, per env [B], per step [T, B]) and each counts as its mean.
+    """
+    return {key: value.mean() for key, value in aux.items() if key.startswith("loss_")}
+
+
+def auxiliary_loss(aux: dict[str, torch.Tensor]) -> torch.Tensor | None:
+    """The sum of ``auxiliary_losses(aux)``: a scalar to add to the objective, or None when there is none."""
+    losses = list(auxiliary_losses(aux).values())
+    return torch.stack(losses).sum() if losses else None

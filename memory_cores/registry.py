@@ -8,7 +8,7 @@ other pluggable parts (e.g. the supervised tasks).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, Mapping, TypeVar
 
 from .base import MemoryCore
 
@@ -90,3 +90,14 @@ def build(name: str, input_size: int, **cfg: Any) -> MemoryCore:
     """Build core ``name`` for inputs of size ``input_size`` with config overrides ``cfg``."""
     config = CORES.make_config(name, cfg)
     return CORES.get(name)[0](input_size, config)
+
+
+def build_from_config(section: Mapping[str, Any], input_size: int, **overrides: Any) -> MemoryCore:
+    """Build the core a config's ``core`` section names: ``{"name": <core>, **its options}``.
+
+    ``overrides`` are options the caller sets on top (e.g. the Bloom task's encoder fields).
+    """
+    if "name" not in section:
+        raise ValueError(f"the core section has no name ({dict(section)}); set core=<name>, one of {', '.join(names())}")
+    options = {key: value for key, value in section.items() if key != "name"}
+    return build(section["name"], input_size, **{**options, **overrides})

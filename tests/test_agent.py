@@ -61,7 +61,7 @@ def test_unsupported_observation_space_is_a_one_line_error(space):
 @pytest.mark.parametrize("action_space", [spaces.Discrete(4), spaces.MultiDiscrete([3, 2, 5])])
 def test_agent_sampling_log_prob_and_entropy(action_space):
     torch.manual_seed(0)
-    agent = Agent(spaces.Box(-1, 1, (3,), np.float32), action_space, core="lstm", core_config={"hidden_size": 16})
+    agent = Agent(spaces.Box(-1, 1, (3,), np.float32), action_space, core={"name": "lstm", "hidden_size": 16})
     T, B = 4, 5
     n = len(agent.action_sizes)
     out = agent(torch.randn(T, B, 3), torch.zeros(T, B, n, dtype=torch.long), torch.zeros(T, B),
@@ -84,7 +84,7 @@ def test_agent_sampling_log_prob_and_entropy(action_space):
 @pytest.mark.parametrize("prev_action_input, prev_reward_input", [(True, True), (False, True), (True, False), (False, False)])
 def test_previous_action_and_reward_reach_the_core_unless_left_out(prev_action_input, prev_reward_input):
     torch.manual_seed(0)
-    agent = Agent(spaces.Box(-1, 1, (3,), np.float32), spaces.Discrete(3), core="feedforward", core_config={"hidden_size": 8},
+    agent = Agent(spaces.Box(-1, 1, (3,), np.float32), spaces.Discrete(3), core={"name": "feedforward", "hidden_size": 8},
                   prev_action_input=prev_action_input, prev_reward_input=prev_reward_input)
     assert agent.core.input_size == agent.encoder.output_size + 3 * prev_action_input + prev_reward_input
     obs = torch.randn(1, 1, 3)

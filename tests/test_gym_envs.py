@@ -19,8 +19,8 @@ TINY = ["core.hidden_size=8", "agent.encoder_size=8", "actors.envs_per_actor=2",
 def test_module_id_is_made_inside_each_ray_actor(ray_session):
     cfg = compose("train", ["env=gym", f"env.name={AUTOENCODE}", "actors.num_actors=1", *TINY])
     agent = build_agent(envs.make_from_config(cfg["env"]), cfg)
-    weights_ref = ray_session.put(cpu_weights(agent))
-    actors = RayActors(cfg, seed=0, weights_ref=weights_ref, version=0)
+    actors = RayActors(cfg, seed=0, weights=cpu_weights(agent), version=0)
+    weights_ref = actors.publish(cpu_weights(agent))
     try:
         result = actors.next_result(weights_ref, 0)
     finally:

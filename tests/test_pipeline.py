@@ -23,8 +23,8 @@ def test_state_sent_with_each_unroll_matches_its_first_step_and_unrolls_join(ray
          f"actors.unroll_length={T}", "actors.inflight_per_actor=2"],
     )
     agent = build_agent(envs.make_from_config(cfg["env"]), cfg)
-    weights_ref = ray_session.put(cpu_weights(agent))
-    actors = RayActors(cfg, seed=0, weights_ref=weights_ref, version=0)
+    actors = RayActors(cfg, seed=0, weights=cpu_weights(agent), version=0)
+    weights_ref = actors.publish(cpu_weights(agent))
     last_entry, seen, resets_inside = {}, {0: 0, 1: 0}, 0
     try:
         deadline = time.time() + 300  # until both actors have delivered several unrolls
@@ -58,8 +58,8 @@ def test_a_killed_actor_is_replaced_and_training_goes_on(ray_session):
     cfg = compose("train", ["core=counter", "env=counter", "actors.num_actors=2", "actors.envs_per_actor=2",
                             "actors.unroll_length=4"])
     agent = build_agent(envs.make_from_config(cfg["env"]), cfg)
-    weights_ref = ray_session.put(cpu_weights(agent))
-    actors = RayActors(cfg, seed=0, weights_ref=weights_ref, version=0)
+    actors = RayActors(cfg, seed=0, weights=cpu_weights(agent), version=0)
+    weights_ref = actors.publish(cpu_weights(agent))
     try:
         actors.next_result(weights_ref, 0)
         ray_session.kill(actors.actors[0])

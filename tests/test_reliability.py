@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from envs.counter import CounterEnv
-from training import cli, impala
+from training import cli, impala, prepare
 from training.actor import Actor
 from training.config import compose
 from training.env_guard import EnvFaultError, GuardedEnv
@@ -178,9 +178,9 @@ def faulty_ray_actors(monkeypatch, ray_session):
                                 "actors.unroll_length=6", *overrides])
         from training.actor import build_agent
 
-        weights_ref = ray_session.put(impala.cpu_weights(build_agent(FaultyEnv(length=5), cfg)))
-        started.append(impala.RayActors(cfg, 0, weights_ref, 0))
-        return started[-1], weights_ref
+        weights = impala.cpu_weights(build_agent(FaultyEnv(length=5), cfg))
+        started.append(impala.RayActors(cfg, 0, weights, 0))
+        return started[-1], started[-1].publish(weights)
 
     yield start
     for actors in started:
@@ -234,15 +234,15 @@ def test_envs_that_would_not_fit_in_memory_are_a_one_line_error_with_a_setting_t
                                (1500, "actors.num_actors=1 actors.envs_per_actor=1"),
                                (500, "free memory first: a single env needs that much")):
         with pytest.raises(ValueError) as error:
-            impala.check_memory(cfg, available_mib)
+            prepare.check_memory(cfg, available_mib)
         message = str(error.value)
         assert "\n" not in message and message.startswith("memrl/memory_maze_3d takes about 900 MiB per env: 2 actor(s) x 16 envs")
         assert message.endswith(fix), message
         if "=" in fix:  # the suggested setting fits
-            impala.check_memory(compose("train", ["env=memory_maze_3d", *fix.split()]), available_mib)
-    impala.check_memory(cfg, 40 * 1024)
-    impala.check_memory(compose("train", ["env=memory_maze_3d", "ray.address=auto"]), 500)  # actors run elsewhere
-    impala.check_memory(compose("train", ["env=counter"]), 1)  # no measured footprint: nothing to check
+            prepare.check_memory(compose("train", ["env=memory_maze_3d", *fix.split()]), available_mib)
+    prepare.check_memory(cfg, 40 * 1024)
+    prepare.check_memory(compose("train", ["env=memory_maze_3d", "ray.address=auto"]), 500)  # actors run elsewhere
+    prepare.check_memory(compose("train", ["env=counter"]), 1)  # no measured footprint: nothing to check
 
 
 def test_multi_node_cluster_actors_spread_over_nodes_and_survive_losing_one(tmp_path):

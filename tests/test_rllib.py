@@ -31,7 +31,7 @@ def small_config(core):
 def make_module(core, action_space, obs_space=None, reward_scale=1.0) -> MemoryCoreRLModule:
     obs_space = obs_space or spaces.Box(0.0, 1.0, (5,), np.float32)
     module_space = PrevActionAndReward()._convert_individual_space(obs_space, action_space)
-    config = {"core": core, "core_config": small_config(core), "encoder_size": 8, "reward_scale": reward_scale}
+    config = {"core": {"name": core, **small_config(core)}, "agent": {"encoder_size": 8}, "reward_scale": reward_scale}
     return MemoryCoreRLModule(observation_space=module_space, action_space=action_space, model_config=config)
 
 
@@ -126,7 +126,7 @@ def test_bad_module_setup_is_a_one_line_error():
     with pytest.raises(ValueError, match="in_place_state=false"):
         make_module("sam", spaces.Discrete(2)).__class__(
             observation_space=PrevActionAndReward()._convert_individual_space(spaces.Box(0, 1, (3,)), spaces.Discrete(2)),
-            action_space=spaces.Discrete(2), model_config={"core": "sam", "core_config": {**SMALL_CORES["sam"], "in_place_state": True}},
+            action_space=spaces.Discrete(2), model_config={"core": {"name": "sam", **SMALL_CORES["sam"], "in_place_state": True}},
         )
 
 
@@ -269,9 +269,10 @@ def test_rllib_run_resumes_from_its_run_folder(tmp_path):
 
 
 def test_rllib_episode_columns_pool_success_over_trials_as_memrl_does():
-    from training.rllib_backend import _episode_means
+    from training.actor import episode_means
 
-    # (return, length, success, trials): 3 of 3 trials won, then 0 of 1; an episode with no trials is left out.
-    means = _episode_means([(10.0, 5, 1.0, 3.0), (-2.0, 7, 0.0, 1.0), (0.0, 6, math.nan, 0.0)])
+    # 3 of 3 trials won, then 0 of 1; an episode with no trials is left out.
+    episodes = [(10.0, 5, 1.0, 3.0), (-2.0, 7, 0.0, 1.0), (0.0, 6, math.nan, 0.0)]
+    means = episode_means([{"return": r, "length": n, "success": s, "trials": t} for r, n, s, t in episodes])
     assert means["mean_success"] == pytest.approx(0.75)  # the plain mean of fractions would say 0.5
     assert means["mean_return"] == pytest.approx(8 / 3) and means["mean_episode_length"] == pytest.approx(6.0)

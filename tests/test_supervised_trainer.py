@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from memory_cores import auxiliary_loss
 from training import cli
 from training.config import compose
 from training.run_dir import load_checkpoint, read_metrics
 from training.supervised import report, trainer
-from training.supervised.model import auxiliary_loss
 from training.supervised.tasks import Batch, Task, register_task
 from training.supervised.trainer import run_model, setup, train, train_on_batch
 

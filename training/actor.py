@@ -49,6 +49,15 @@ def pooled_success(episodes: list[dict[str, float]]) -> float:
     return total / weight if weight else math.nan
 
 
+def episode_means(episodes: list[dict[str, float]]) -> dict[str, float]:
+    """The episode columns of a metrics row over finished ``episodes`` (NaN when there are none)."""
+    def mean(key: str) -> float:
+        values = [e[key] for e in episodes if not math.isnan(e[key])]
+        return float(np.mean(values)) if values else math.nan
+
+    return {"mean_return": mean("return"), "mean_success": pooled_success(episodes), "mean_episode_length": mean("length")}
+
+
 def stack_obs(observations: list[Any]):
     """List of B env observations -> tensor [B, ...] (or a dict of them; a tuple becomes a dict keyed "0", "1", ...)."""
     first = observations[0]
@@ -60,19 +69,11 @@ def stack_obs(observations: list[Any]):
 
 
 def build_agent(env, cfg) -> Agent:
-    """The agent for ``env`` from the run config (core, agent sections)."""
-    core_cfg = {k: v for k, v in cfg["core"].items() if k != "name"}
-    return Agent(
-        env.observation_space,
-        env.action_space,
-        core=cfg["core"]["name"],
-        core_config=core_cfg,
-        encoder_size=cfg["agent"]["encoder_size"],
-        reward_clip=cfg["agent"]["reward_clip"],
-        # Runs saved before these options existed fed both inputs.
-        prev_action_input=cfg["agent"].get("prev_action_input", True),
-        prev_reward_input=cfg["agent"].get("prev_reward_input", True),
-    )
+    """The agent for ``env`` from the run config (core, agent sections).
+
+    Options missing from the ``agent`` section (runs saved before they existed) take ``AgentConfig``'s defaults.
+    """
+    return Agent(env.observation_space, env.action_space, core=cfg["core"], **cfg["agent"])
 
 
 class Actor:
@@ -133,7 +134,7 @@ class Actor:
         for _ in range(T):
             inputs = self._inputs()
             out = self.agent(
-                _time(inputs["obs"]), inputs["prev_action"][None], inputs["prev_reward"][None],
+                add_time_dim(inputs["obs"]), inputs["prev_action"][None], inputs["prev_reward"][None],
                 inputs["reset"][None], self.state,
             )
             logits = out.logits[0]
@@ -199,15 +200,15 @@ class Actor:
         index = torch.tensor(sorted(final_obs))
         obs = stack_obs([final_obs[b] for b in index.tolist()])
         out = self.agent(
-            _time(obs), action[index][None], reward[index][None],
+            add_time_dim(obs), action[index][None], reward[index][None],
             torch.zeros(1, len(index), dtype=torch.bool), self.state[index],
         )
         values[index] = out.values[0]
         return values
 
 
-def _time(obs):
+def add_time_dim(obs):
     """Add a leading time dim of 1 to a batch of observations."""
     if isinstance(obs, dict):
-        return {k: _time(v) for k, v in obs.items()}
+        return {k: add_time_dim(v) for k, v in obs.items()}
     return obs[None]

@@ -11,13 +11,10 @@ Bad input stops with one line on stderr and exit status 2.
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import signal
 import sys
-import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 USAGE = __doc__.split("\n\n")[1]
 
@@ -25,12 +22,7 @@ USAGE = __doc__.split("\n\n")[1]
 def cmd_train(overrides: list[str]) -> int:
     from agents import Agent  # noqa: F401  (imports torch once, before Ray workers fork)
 
-    import envs
-
-    from .actor import build_agent
-    from .config import ConfigError
-    from .impala import available_memory_mib, check_config, check_memory, make_optimizer, resolve_device, train
-    from .learner import LossConfig
+    from .config import compose_or_resume
     from .run_dir import new_run_dir
 
     cfg, run_dir, checkpoint = compose_or_resume(overrides, "train", ("core", "env", "agent"), "core/env/agent")
@@ -38,21 +30,13 @@ def cmd_train(overrides: list[str]) -> int:
         from .rllib_backend import train_from_cli
 
         return train_from_cli(cfg, run_dir)
-    # Build everything once before touching the disk: bad input leaves no run folder behind.
-    check_config(cfg)
-    check_memory(cfg, available_memory_mib())
-    probe_env = envs.make_from_config(cfg["env"])
-    make_optimizer(build_agent(probe_env, cfg).parameters(), cfg["learner"])
-    probe_env.close()
-    resolve_device(cfg["device"])
-    try:
-        LossConfig(**cfg["learner"]["loss"])
-    except TypeError as exc:
-        raise ConfigError(f"learner.loss: {exc}") from None
-    if run_dir is None:
-        run_dir = new_run_dir(cfg, f"{cfg['core']['name']}-{cfg['env']['name'].split('/')[-1]}")
+    from .impala import train
+    from .prepare import prepare
+
+    parts = prepare(cfg, checkpoint)  # bad input stops here and leaves no run folder behind
+    run_dir = run_dir or new_run_dir(cfg, f"{cfg['core']['name']}-{cfg['env']['name'].split('/')[-1]}")
     print(f"run folder: {run_dir}", flush=True)
-    train(cfg, run_dir, checkpoint)
+    train(cfg, run_dir, checkpoint, parts=parts)
     print(f"done; checkpoint: {run_dir / 'checkpoint.pt'}")
     return 0
 
@@ -60,7 +44,7 @@ def cmd_train(overrides: list[str]) -> int:
 def cmd_eval(overrides: list[str]) -> int:
     from evaluation.evaluate import evaluate
 
-    from .config import compose
+    from .config import compose, override_value
     from .supervised.cli import evaluate_checkpoint, is_supervised_checkpoint
 
     if is_supervised_checkpoint(override_value(overrides, "checkpoint")):
@@ -108,10 +92,11 @@ def cmd_report(overrides: list[str]) -> int:
     """``memrl report <sweep> [key=value ...]``: grouped final scores and MMER with CIs -> markdown + CSV."""
     import csv
 
-    from evaluation.aggregate import markdown_table, report
+    from evaluation.aggregate import report
     from evaluation.plot import expand_run_dirs
 
     from .config import compose
+    from .supervised.tasks.base import markdown_table
 
     if overrides and "=" not in overrides[0]:
         overrides = [f"run_dir={overrides[0]}", *overrides[1:]]
@@ -125,9 +110,9 @@ def cmd_report(overrides: list[str]) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     text = (f"Final score: {cfg['statistic']} over runs of the mean `{cfg['metric']}` in the last 10% of frames; "
             f"MMER: {cfg['statistic']} of each run's best logged `{cfg['metric']}`; 95% stratified bootstrap CIs "
-            f"({cfg['reps']} resamples, rliable).\n\n" + markdown_table(rows))
+            f"({cfg['reps']} resamples, rliable).\n\n" + markdown_table(rows) + "\n")
     if pairs:
-        text += "\nProbability that a run of `group` ends above a run of `versus` (final score):\n\n" + markdown_table(pairs)
+        text += "\nProbability that a run of `group` ends above a run of `versus` (final score):\n\n" + markdown_table(pairs) + "\n"
     (out.parent / f"{out.name}.md").write_text(text)
     for suffix, table in (("", rows), ("_pairs", pairs)):
         if table:
@@ -144,6 +129,7 @@ def cmd_bench(overrides: list[str]) -> int:
     from evaluation import benchmarks
 
     from .config import compose
+    from .supervised.tasks.base import markdown_table
 
     if not overrides or "=" in overrides[0]:
         raise ValueError(f"bench needs a name: memrl bench <name>; available: {', '.join(benchmarks.names())}")
@@ -154,65 +140,12 @@ def cmd_bench(overrides: list[str]) -> int:
     from omegaconf import OmegaConf
 
     rows = run(OmegaConf.create(cfg))
-    print(format_table(rows))
+    print(markdown_table(rows) or "(no rows)")
     out = Path(cfg.get("out") or f"bench-{name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=2) + "\n")
     print(f"wrote {out}")
     return 0
-
-
-def format_table(rows: list[dict]) -> str:
-    """Rows as a plain-text table (columns = union of keys in first-seen order)."""
-    if not rows:
-        return "(no rows)"
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    cells = [[_cell(row.get(c, "")) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    line = lambda values: "  ".join(v.rjust(w) for v, w in zip(values, widths))  # noqa: E731
-    return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, cells)])
-
-
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def compose_or_resume(overrides: list[str], config_name: str, own: tuple[str, ...], own_words: str,
-                      load: Callable[[Path], dict[str, Any]] | None = None
-                      ) -> tuple[dict[str, Any], Path | None, dict[str, Any] | None]:
-    """(config, run folder, checkpoint) for ``memrl train`` and ``memrl supervised``.
-
-    A new run: ``configs/<config_name>.yaml`` plus the overrides; no folder and no checkpoint yet
-    (make it with ``run_dir.new_run_dir`` once everything is checked). With ``resume=<run>``: the
-    run's checkpoint (read by ``load``), its saved config plus the other overrides, and its folder.
-    The config groups in ``own`` (``own_words`` in the error) belong to the run and cannot change.
-    """
-    from .config import ConfigError, apply_overrides, compose
-    from .run_dir import load_checkpoint, resolve_checkpoint
-
-    resume = override_value(overrides, "resume")
-    if not resume:
-        return compose(config_name, overrides), None, None
-    path = resolve_checkpoint(resume)
-    checkpoint = (load or load_checkpoint)(path)
-    groups = [o for o in overrides if o.split("=", 1)[0] in own]
-    if groups:
-        raise ConfigError(f"resume continues the run's own {own_words}; drop {groups} or start a new run")
-    cfg = apply_overrides(checkpoint["config"], [o for o in overrides if not o.startswith("resume=")])
-    return cfg, path.parent, checkpoint
-
-
-def override_value(overrides: list[str], key: str) -> str | None:
-    """The value of ``key=value`` among the overrides; None when absent, empty or null."""
-    for o in overrides:
-        if o.startswith(f"{key}="):
-            value = o.split("=", 1)[1]
-            return value if value not in ("", "null", "None") else None
-    return None
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
@@ -223,27 +156,6 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "report": cmd_report,
     "bench": cmd_bench,
 }
-
-
-@contextlib.contextmanager
-def stop_on_signals():
-    """SIGTERM (a cluster scheduler, `kill`) stops a command as Ctrl-C does: training saves
-    a checkpoint and exits 130. SIGINT gets Python's handler back because a shell starts
-    background jobs with SIGINT ignored. Handlers are restored afterwards."""
-    if threading.current_thread() is not threading.main_thread():  # signals can only be set there
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, interrupt),
-                signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -258,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     from agents.encoders import UnsupportedSpaceError  # noqa: F401  (a ValueError)
 
     from .run_dir import CheckpointError  # noqa: F401  (a ValueError)
+    from .run_loop import stop_on_signals
 
     try:
         with stop_on_signals():

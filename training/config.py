@@ -1,8 +1,8 @@
-"""Compose configs from the Hydra tree in ``configs/`` with command-line overrides."""
+"""Compose configs from the Hydra tree in ``configs/`` with command-line overrides, or resume a run's saved config."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from omegaconf import OmegaConf
 
@@ -20,6 +20,7 @@ def compose(config_name: str, overrides: list[str]) -> dict[str, Any]:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    store_code_defaults()
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
@@ -27,6 +28,15 @@ def compose(config_name: str, overrides: list[str]) -> dict[str, Any]:
     except (HydraException, OmegaConfBaseException) as exc:
         cause = f"\n{exc.__cause__}" if exc.__cause__ else ""  # Hydra keeps "Key ... is not in struct" here
         raise ConfigError(one_line(f"{exc}{cause}")) from None
+
+
+def store_code_defaults() -> None:
+    """Config groups whose defaults are defined in code: ``agent: default`` is ``agents.AgentConfig``."""
+    from hydra.core.config_store import ConfigStore
+
+    from agents.network import AgentConfig
+
+    ConfigStore.instance().store(group="agent", name="default", node=AgentConfig)
 
 
 def one_line(message: str) -> str:
@@ -57,3 +67,36 @@ def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, A
     except Exception as exc:  # omegaconf's errors for unknown keys and bad values
         raise ConfigError(one_line(str(exc))) from None
     return OmegaConf.to_container(merged, resolve=True)
+
+
+def compose_or_resume(overrides: list[str], config_name: str, own: tuple[str, ...], own_words: str,
+                      load: Callable[[Path], dict[str, Any]] | None = None
+                      ) -> tuple[dict[str, Any], Path | None, dict[str, Any] | None]:
+    """(config, run folder, checkpoint) for ``memrl train`` and ``memrl supervised``.
+
+    A new run: ``configs/<config_name>.yaml`` plus the overrides; no folder and no checkpoint yet
+    (make it with ``run_dir.new_run_dir`` once everything is checked). With ``resume=<run>``: the
+    run's checkpoint (read by ``load``), its saved config plus the other overrides, and its folder.
+    The config groups in ``own`` (``own_words`` in the error) belong to the run and cannot change.
+    """
+    from .run_dir import load_checkpoint, resolve_checkpoint
+
+    resume = override_value(overrides, "resume")
+    if not resume:
+        return compose(config_name, overrides), None, None
+    path = resolve_checkpoint(resume)
+    checkpoint = (load or load_checkpoint)(path)
+    groups = [o for o in overrides if o.split("=", 1)[0] in own]
+    if groups:
+        raise ConfigError(f"resume continues the run's own {own_words}; drop {groups} or start a new run")
+    cfg = apply_overrides(checkpoint["config"], [o for o in overrides if not o.startswith("resume=")])
+    return cfg, path.parent, checkpoint
+
+
+def override_value(overrides: list[str], key: str) -> str | None:
+    """The value of ``key=value`` among the overrides; None when absent, empty or null."""
+    for o in overrides:
+        if o.startswith(f"{key}="):
+            value = o.split("=", 1)[1]
+            return value if value not in ("", "null", "None") else None
+    return None

@@ -6,7 +6,7 @@
 2. repeatedly take ``learner.batch_unrolls`` finished unrolls, resubmitting each
    actor at once with a reference to the newest weights in the object store,
 3. replay the core from each unroll's start state, compute the loss, step,
-4. publish the new weights, log, checkpoint.
+4. publish the new weights; the run (``run_loop.Run``) logs and checkpoints.
 
 With Ray the actors run while the learner learns, so training is asynchronous
 and not bit-reproducible; ``num_actors=0`` is synchronous and deterministic.
@@ -19,15 +19,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-import envs
-
-from .actor import Actor, ActorResult, build_agent, pooled_success
+from .actor import Actor, ActorResult, episode_means
 from .env_guard import EnvFaultError
-from .learner import LossConfig, impala_loss
-from .run_dir import CHECKPOINT, CheckpointError, MetricsLogger, save_run_checkpoint
+from .learner import impala_loss
+from .prepare import Parts, prepare
+from .run_dir import CHECKPOINT
+from .run_loop import Run, StopClock
 
 
 class NonFiniteLossError(ValueError):
@@ -38,116 +37,15 @@ class ActorFailureError(ValueError):
     """One actor slot died ``actors.max_actor_restarts`` times in a row without delivering an unroll."""
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={name} but CUDA is not available here; use device=cpu or device=auto")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"device={name!r} is not a torch device; use auto, cpu, cuda or cuda:N") from None
-
-
-# (section, key, smallest value, why): the run's integer settings, checked before anything starts.
-_LIMITS = [
-    (None, "seed", 0, "a seed is a non-negative integer"),
-    (None, "total_frames", 1, "the run must train for at least one frame"),
-    ("actors", "num_actors", 0, "0 runs one actor in-process"),
-    ("actors", "envs_per_actor", 1, "an actor steps at least one env"),
-    ("actors", "unroll_length", 1, "an unroll has at least one step"),
-    ("actors", "inflight_per_actor", 1, "each actor needs a request to work on"),
-    ("actors", "max_env_errors", 1, "1 stops at the first env error"),
-    ("actors", "max_actor_restarts", 0, "0 stops at the first actor death"),
-    ("learner", "batch_unrolls", 1, "an update needs at least one unroll"),
-    ("learner", "max_nonfinite_updates", 1, "1 stops at the first non-finite update"),
-    ("checkpoint", "keep_last", 0, "0 keeps only checkpoint.pt"),
-]
-
-
-def check_config(cfg: dict) -> None:
-    """One-line ValueError for a setting out of range, before Ray, actors or a run folder exist."""
-    for section, key, low, why in _LIMITS:
-        values = cfg if section is None else cfg.get(section, {})
-        if key not in values:  # configs saved before the setting existed
-            continue
-        value, name = values[key], key if section is None else f"{section}.{key}"
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low} (got {value!r}): {why}")
-    for section, key, low, high, example in _NUMBERS:
-        values = cfg
-        for part in section.split("."):
-            values = values.get(part, {})
-        if key not in values:
-            continue
-        value = values[key]
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not number or not (value > low if high is None else low <= value <= high):
-            bounds = f"> {low}" if high is None else f"in [{low}, {high}]"
-            raise ValueError(f"{section}.{key} must be a number {bounds} (got {value!r}); e.g. {example}")
-
-
-def available_memory_mib() -> float | None:
-    """MemAvailable from /proc/meminfo in MiB, or None where there is no such file (not Linux)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def check_memory(cfg: dict, available_mib: float | None) -> None:
-    """One-line ValueError when the actors' envs would not fit in this machine's memory.
-
-    Only for envs with a measured footprint (``envs.MIB_PER_ENV``) and actors on this machine
-    (no ``ray.address``): 2 actors x 16 memory_maze_3d envs need ~28 GiB, and a box that swaps
-    instead looks hung.
-    """
-    mib = envs.MIB_PER_ENV.get(cfg["env"]["name"])
-    if mib is None or available_mib is None or (cfg.get("ray") or {}).get("address"):
-        return
-    actors_cfg = cfg["actors"]
-    processes = max(1, actors_cfg["num_actors"])
-    needed = processes * actors_cfg["envs_per_actor"] * mib
-    if needed <= available_mib:
-        return
-    per_actor = int(available_mib // (processes * mib))
-    if per_actor >= 1:
-        fix = f"set actors.envs_per_actor={per_actor}"
-    elif available_mib >= mib:
-        fix = f"set actors.num_actors={int(available_mib // mib)} actors.envs_per_actor=1"
-    else:
-        fix = "free memory first: a single env needs that much"
-    raise ValueError(
-        f"{cfg['env']['name']} takes about {mib} MiB per env: {processes} actor(s) x {actors_cfg['envs_per_actor']} envs "
-        f"need ~{needed / 1024:.1f} GiB but {available_mib / 1024:.1f} GiB is available; {fix}"
-    )
-
-
-_NUMBERS = [  # (section, key, low, high or None for "> low", example)
-    ("actors", "cpus_per_actor", 0, None, "1 or 0.5"),
-    ("learner", "learning_rate", 0, None, "6e-4"),
-    ("learner", "epsilon", 0, None, "1e-5"),
-    ("learner", "max_grad_norm", 0, None, "40"),
-    ("learner.loss", "discount", 0, 1, "0.99"),
-    ("learner.loss", "trace_lambda", 0, 1, "1.0"),
-    ("learner.loss", "baseline_cost", 0, float("inf"), "0.5"),
-    ("learner.loss", "entropy_cost", 0, float("inf"), "0.01"),
-    ("learner.loss", "clip_rho_threshold", 0, None, "1.0"),
-    ("learner.loss", "clip_c_threshold", 0, None, "1.0"),
-    ("log", "interval_s", 0, float("inf"), "5 (0 logs after every update)"),
-    ("checkpoint", "interval_s", 0, float("inf"), "60 (0 saves after every update)"),
-]
-
-
 class LocalActors:
-    """One in-process actor, stepped synchronously: deterministic, for tests and debugging."""
+    """One in-process actor, stepped synchronously: deterministic, for tests and debugging.
+    (``weights`` and ``version``: as ``RayActors``'; this actor takes its weights with each request.)"""
 
-    def __init__(self, cfg: dict, seed: int):
+    def __init__(self, cfg: dict, seed: int, weights: dict | None = None, version: int = 0):
         self.actor = Actor(cfg, 0, seed)
+
+    def publish(self, weights: dict) -> dict:
+        return weights
 
     def next_result(self, weights: dict, version: int) -> ActorResult:
         return self.actor.unroll(weights, version)
@@ -163,15 +61,17 @@ class RayActors:
     unrolls are simply not counted; ``restarts`` counts the replacements. An
     actor that keeps dying before it delivers anything (e.g. its constructor
     raises) stops the run after ``actors.max_actor_restarts`` tries instead of
-    being replaced forever.
+    being replaced forever. Starts Ray (``init_ray``) unless it runs, and stops it on ``close`` if it started it.
     """
 
     wait_notice_s = 30.0  # print a line when no unroll has arrived for this long
 
-    def __init__(self, cfg: dict, seed: int, weights_ref, version: int):
+    def __init__(self, cfg: dict, seed: int, weights: dict, version: int):
         import ray
 
         self.ray = ray
+        self.started_ray = init_ray(cfg["ray"], cfg["actors"]["num_actors"], cfg["actors"]["cpus_per_actor"])
+        weights_ref = ray.put(weights)  # the first requests' weights
         self.cfg, self.seed = cfg, seed
         self.inflight = cfg["actors"]["inflight_per_actor"]
         # SPREAD: on a cluster the actors go to as many nodes as have room, not all onto the first.
@@ -275,9 +175,15 @@ class RayActors:
         self.actors[index] = self._start(index, self.seed + 7919 * self.restarts)
         self._submit(index, weights_ref, version)
 
+    def publish(self, weights: dict):
+        """The weights in the object store, once for every actor: a ref to pass to ``next_result``."""
+        return self.ray.put(weights)
+
     def close(self) -> None:
         for actor in self.actors:
             self.ray.kill(actor)
+        if self.started_ray:
+            self.ray.shutdown()
 
 
 def _where(actor: Actor) -> dict:
@@ -320,179 +226,94 @@ def init_ray(ray_cfg: dict, num_actors: int, cpus_per_actor: float) -> bool:
     return True
 
 
-def make_optimizer(params, cfg: dict) -> torch.optim.Optimizer:
-    if cfg["optimizer"] == "adam":
-        return torch.optim.Adam(params, lr=cfg["learning_rate"], eps=cfg["epsilon"])
-    if cfg["optimizer"] == "rmsprop":
-        return torch.optim.RMSprop(params, lr=cfg["learning_rate"], eps=cfg["epsilon"], alpha=0.99)
-    raise ValueError(f"learner.optimizer={cfg['optimizer']!r} is not known; use adam or rmsprop")
-
-
 def cpu_weights(agent: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in agent.state_dict().items()}
 
 
 def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool = False,
-          time_limit_s: float | None = None, on_log=None) -> dict[str, float]:
+          time_limit_s: float | None = None, on_log=None, parts: Parts | None = None) -> dict[str, float]:
     """Train until ``total_frames`` env frames (or ``time_limit_s`` seconds of training, counted from the
-    first batch of unrolls: actor start-up excluded); returns the last logged metrics.
+    first update: actor start-up excluded); returns the last logged metrics.
 
-    ``on_log(row, actors)``, if given, is called after every logged row (``memrl bench soak`` samples memory there).
+    ``parts``: from ``prepare(cfg, checkpoint)`` (made here when None). ``on_log(row, actors)``, if given,
+    is called after every logged row (``memrl bench soak`` samples memory there).
     """
-    check_config(cfg)
-    check_memory(cfg, available_memory_mib())
+    parts = parts or prepare(cfg, checkpoint)
+    agent, optimizer, device = parts.agent, parts.optimizer, parts.device
     learner_cfg, actors_cfg = cfg["learner"], cfg["actors"]
-    device = resolve_device(cfg["device"])
-    torch.manual_seed(cfg["seed"])
-    probe_env = envs.make_from_config(cfg["env"])
-    agent = build_agent(probe_env, cfg).to(device)
-    probe_env.close()
-    optimizer = make_optimizer(agent.parameters(), learner_cfg)
-    loss_cfg = LossConfig(**learner_cfg["loss"])
-    counters = {"frames": 0, "updates": 0, "episodes": 0, "seconds": 0.0, "skipped_updates": 0, "env_errors": 0,
-                "best_return": -math.inf}
-    if checkpoint is not None:
-        try:
-            agent.load_state_dict(checkpoint["model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as exc:  # other core or other sizes than the config says
-            first = str(exc).strip().splitlines()
-            detail = " ".join(line.strip() for line in first[:2])[:240] if first else type(exc).__name__
-            raise CheckpointError(
-                f"checkpoint does not fit the configured {cfg['core']['name']} agent ({detail}); "
-                "resume without changing core/agent sizes, or start a new run"
-            ) from None
-        counters.update(checkpoint["counters"])
-        torch.set_rng_state(checkpoint["rng"]["torch"])
+    counters = {"frames": 0, "updates": 0, "episodes": 0, "seconds": 0.0, "skipped_updates": 0, "env_errors": 0}
+    counters.update(checkpoint["counters"] if checkpoint is not None else {})
     # A resumed run's actors get fresh env seeds, so they do not replay old episodes.
     actor_seed = cfg["seed"] + 1_000_003 * counters["updates"]
-
-    num_actors = actors_cfg["num_actors"]
-    started_ray = False
-    weights = cpu_weights(agent)
-    if num_actors == 0:
-        actors: LocalActors | RayActors = LocalActors(cfg, actor_seed)
-        publish = lambda w: w  # noqa: E731
-    else:
-        started_ray = init_ray(cfg["ray"], num_actors, actors_cfg["cpus_per_actor"])
-        import ray
-
-        publish = ray.put
-    weights_ref = publish(weights)
-    if num_actors > 0:
-        actors = RayActors(cfg, actor_seed, weights_ref, counters["updates"])
-
-    logger = MetricsLogger(run_dir, tensorboard=cfg.get("tensorboard", True))
     recent = collections.deque(maxlen=cfg["log"]["episodes_window"])
-    window = {"lag": [], "frames": 0}
-    start_time = time.time() - counters["seconds"]
-    train_start = None  # when the first batch of unrolls arrived (time_limit_s counts from there)
-    last_log = last_checkpoint = time.time()
-    row: dict[str, float] = {}
-    nonfinite_in_a_row = 0
-    done = counters["frames"] >= cfg["total_frames"]
-
-    def checkpoint_now() -> None:
-        counters["seconds"] = time.time() - start_time
-        score = _mean([e["return"] for e in recent])  # mean return over the episode window, as logged
-        best = cfg["checkpoint"].get("keep_best", False) and math.isfinite(score) and score > counters["best_return"]
-        if best:
-            counters["best_return"] = score
-        save_run_checkpoint(
-            run_dir,
-            {
-                "model": agent.state_dict(), "optimizer": optimizer.state_dict(), "counters": dict(counters),
-                "config": cfg, "rng": {"torch": torch.get_rng_state()},
-            },
-            keep_last=cfg["checkpoint"].get("keep_last", 0), best=best,
-        )
-
+    payload = lambda: {"model": agent.state_dict(), "optimizer": optimizer.state_dict(), "config": cfg,  # noqa: E731
+                       "rng": {"torch": torch.get_rng_state()}}
+    run = Run(run_dir, counters, StopClock("frames", cfg["total_frames"], time_limit_s, seconds_from_first_step=True),
+              cfg["checkpoint"], payload, progress_line, log_interval_s=cfg["log"]["interval_s"], quiet=quiet,
+              score=lambda: episode_means(recent)["mean_return"], tensorboard=cfg.get("tensorboard", True))
+    actors, nonfinite_in_a_row, done = None, 0, run.done()
     try:
-        while not done:
-            results = [actors.next_result(weights_ref, counters["updates"]) for _ in range(learner_cfg["batch_unrolls"])]
-            train_start = train_start or time.time()
-            unroll = torch.cat([r.unroll for r in results], dim=1).to(device)
-            start_state = torch.cat([r.start_state for r in results], dim=0).to(device)
-            agent.train()
-            loss, parts = impala_loss(agent, unroll, start_state, loss_cfg)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(agent.parameters(), learner_cfg["max_grad_norm"])
-            if torch.isfinite(loss) and torch.isfinite(grad_norm):
-                optimizer.step()
-                nonfinite_in_a_row = 0
-            else:  # skip the update: the weights (and the last checkpoint) stay good
-                counters["skipped_updates"] += 1
-                nonfinite_in_a_row += 1
-                if nonfinite_in_a_row >= learner_cfg["max_nonfinite_updates"]:
-                    raise NonFiniteLossError(
-                        f"{nonfinite_in_a_row} updates in a row had a non-finite loss or gradient; stopped. "
-                        f"Last good checkpoint: {run_dir / CHECKPOINT if (run_dir / CHECKPOINT).exists() else 'none yet'}. "
-                        "Lower learner.learning_rate or check the env's rewards"
-                    )
+        with run:
+            weights = cpu_weights(agent)
+            actors = (RayActors if actors_cfg["num_actors"] else LocalActors)(cfg, actor_seed, weights, counters["updates"])
+            weights_ref = actors.publish(weights)
+            while not done:
+                results = [actors.next_result(weights_ref, counters["updates"]) for _ in range(learner_cfg["batch_unrolls"])]
+                unroll = torch.cat([r.unroll for r in results], dim=1).to(device)
+                start_state = torch.cat([r.start_state for r in results], dim=0).to(device)
+                agent.train()
+                loss, losses = impala_loss(agent, unroll, start_state, parts.loss)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(agent.parameters(), learner_cfg["max_grad_norm"])
+                if torch.isfinite(loss) and torch.isfinite(grad_norm):
+                    optimizer.step()
+                    nonfinite_in_a_row = 0
+                else:  # skip the update: the weights (and the last checkpoint) stay good
+                    counters["skipped_updates"] += 1
+                    nonfinite_in_a_row += 1
+                    if nonfinite_in_a_row >= learner_cfg["max_nonfinite_updates"]:
+                        raise NonFiniteLossError(
+                            f"{nonfinite_in_a_row} updates in a row had a non-finite loss or gradient; stopped. "
+                            f"Last good checkpoint: {run_dir / CHECKPOINT if (run_dir / CHECKPOINT).exists() else 'none yet'}. "
+                            "Lower learner.learning_rate or check the env's rewards"
+                        )
 
-            frames = (unroll.shape[0] - 1) * unroll.shape[1]
-            counters["frames"] += frames
-            window["frames"] += frames
-            window["lag"].extend(counters["updates"] - r.weights_version for r in results)
-            counters["updates"] += 1
-            weights_ref = publish(cpu_weights(agent))
-            for r in results:
-                recent.extend(r.episodes)
-                counters["episodes"] += len(r.episodes)
-                counters["env_errors"] += r.env_errors
-
-            now = time.time()
-            done = counters["frames"] >= cfg["total_frames"] or (time_limit_s is not None and now - train_start >= time_limit_s)
-            if now - last_log >= cfg["log"]["interval_s"] or done:
-                row = _metrics_row(counters, now - start_time, window["frames"] / (now - last_log), recent, parts, loss, grad_norm, window["lag"])
-                row["skipped_updates"] = counters["skipped_updates"]
-                row["actor_restarts"] = getattr(actors, "restarts", 0)
-                row["env_errors"] = counters["env_errors"]
-                logger.log(row, counters["frames"])
-                if on_log is not None:
-                    on_log(row, actors)
-                if not quiet:
-                    print(_progress_line(row), flush=True)
-                window = {"lag": [], "frames": 0}
-                last_log = now
-            if now - last_checkpoint >= cfg["checkpoint"]["interval_s"] or done:
-                checkpoint_now()
-                last_checkpoint = now
-    except KeyboardInterrupt:
-        if counters["updates"] > 0:
-            checkpoint_now()  # Ctrl-C keeps the work done so far; `resume=` continues it
-            print(f"interrupted; checkpoint saved: {run_dir / CHECKPOINT}", flush=True)
-        raise
+                frames = (unroll.shape[0] - 1) * unroll.shape[1]
+                counters["frames"] += frames
+                run.window.add({"frames": frames, "unrolls": len(results),
+                                "lag": sum(counters["updates"] - r.weights_version for r in results)})
+                counters["updates"] += 1
+                weights_ref = actors.publish(cpu_weights(agent))
+                for r in results:
+                    recent.extend(r.episodes)
+                    counters["episodes"] += len(r.episodes)
+                    counters["env_errors"] += r.env_errors
+                done = run.step(frames)
+                if run.log_due(done):
+                    lag = run.window.sums["lag"] / run.window.sums["unrolls"]
+                    run.log({**rl_row(counters, run, recent), "total_loss": loss.item(), "grad_norm": grad_norm.item(),
+                             "policy_lag": lag, **{k: float(v) for k, v in losses.items()},
+                             "skipped_updates": counters["skipped_updates"],
+                             "actor_restarts": getattr(actors, "restarts", 0), "env_errors": counters["env_errors"]})
+                    if on_log is not None:
+                        on_log(run.last_row, actors)
+                run.checkpoint_if_due(done)
     finally:
-        actors.close()
-        logger.close()
-        if started_ray:
-            import ray
-
-            ray.shutdown()
-    return row
+        if actors is not None:
+            actors.close()
+    return run.last_row
 
 
-def _mean(values) -> float:
-    values = [v for v in values if not math.isnan(v)]
-    return float(np.mean(values)) if values else math.nan
+def rl_row(counters: dict, run: Run, recent) -> dict[str, float]:
+    """The columns an RL run's metrics row starts with (IMPALA's and RLlib's); ``recent``: the last episodes."""
+    return {"frames": counters["frames"], "updates": counters["updates"], "episodes": counters["episodes"],
+            "time_s": round(run.seconds(), 2), "fps": run.window.per_second(run.window.sums["frames"]),
+            **episode_means(recent)}
 
 
-def _metrics_row(counters, seconds, fps, recent, parts, loss, grad_norm, lags) -> dict[str, float]:
-    row = {
-        "frames": counters["frames"], "updates": counters["updates"], "episodes": counters["episodes"],
-        "time_s": round(seconds, 2), "fps": fps,
-        "mean_return": _mean([e["return"] for e in recent]),
-        "mean_success": pooled_success(recent),
-        "mean_episode_length": _mean([e["length"] for e in recent]),
-        "total_loss": loss.item(), "grad_norm": grad_norm.item(), "policy_lag": _mean(lags),
-    }
-    row.update({k: float(v) for k, v in parts.items()})
-    return row
-
-
-def _progress_line(row: dict[str, float]) -> str:
+def progress_line(row: dict[str, float]) -> str:
+    """An RL run's progress line (IMPALA's and RLlib's)."""
     return (
         f"frames {row['frames']:>10,} | {row['fps']:>7,.0f} fps | return {row['mean_return']:8.2f} | "
         f"success {row['mean_success']:5.2f} | loss {row['total_loss']:9.3f} | lag {row['policy_lag']:4.1f} | "

@@ -7,6 +7,7 @@ import torch
 from tensordict import TensorDict
 
 from agents import Agent, vtrace
+from memory_cores import auxiliary_losses
 
 from .unroll import transitions
 
@@ -38,7 +39,7 @@ def impala_loss(agent: Agent, unroll: TensorDict, start_state: TensorDict, cfg: 
     """Total loss and its parts for one batch. ``unroll`` is [T+1, B], ``start_state`` [B].
 
     Losses are summed over time and averaged over the batch, as in IMPALA; the
-    core's ``loss_*`` aux terms are added as they come.
+    core's ``loss_*`` aux terms are added, each as its mean (``memory_cores.auxiliary_losses``).
     """
     out = agent(unroll["obs"], unroll["prev_action"], unroll["prev_reward"], unroll["reset"], start_state)
     steps = transitions(unroll, cfg.discount, cfg.reward_scale)
@@ -56,8 +57,6 @@ def impala_loss(agent: Agent, unroll: TensorDict, start_state: TensorDict, cfg: 
         "baseline_loss": cfg.baseline_cost * compute_baseline_loss(values, returns.vs),
         "entropy_loss": cfg.entropy_cost * compute_entropy_loss(agent.entropy(logits)),
     }
-    for key, value in out.aux.items():
-        if key.startswith("loss_"):
-            parts[key] = value
+    parts.update(auxiliary_losses(out.aux))
     total = sum(parts.values())
     return total, {k: v.detach() for k, v in parts.items()}

@@ -28,7 +28,6 @@ from __future__ import annotations
 import collections
 import functools
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +36,10 @@ import torch
 
 import envs
 
-from .actor import pooled_success
-from .run_dir import CHECKPOINT, MetricsLogger, save_checkpoint
+from .actor import episode_means
+from .impala import init_ray, progress_line, rl_row
+from .run_dir import CHECKPOINT
+from .run_loop import Run, StopClock
 
 ALGOS = ("impala", "appo", "ppo")
 RLLIB_ENV = "memrl_rllib_env"
@@ -95,12 +96,8 @@ def batch_frames(cfg: dict) -> int:
 def model_config(cfg: dict) -> dict[str, Any]:
     """The RLModule's model_config (see agents.rllib_module.MODEL_CONFIG_DEFAULTS)."""
     return {
-        "core": cfg["core"]["name"],
-        "core_config": {k: v for k, v in cfg["core"].items() if k != "name"},
-        "encoder_size": cfg["agent"]["encoder_size"],
-        "reward_clip": cfg["agent"]["reward_clip"],
-        "prev_action_input": cfg["agent"].get("prev_action_input", True),
-        "prev_reward_input": cfg["agent"].get("prev_reward_input", True),
+        "core": cfg["core"],
+        "agent": cfg["agent"],
         "reward_scale": cfg["learner"]["loss"]["reward_scale"],
         "max_seq_len": cfg["actors"]["unroll_length"],
     }
@@ -227,84 +224,64 @@ def agent_weights(algo) -> dict[str, torch.Tensor]:
 
 
 def train(cfg: dict, run_dir: Path, resume: bool = False, quiet: bool = False) -> dict[str, float]:
-    """Train until ``total_frames`` env frames; returns the last logged metrics row."""
+    """Call ``algo.train()`` until ``total_frames`` env frames; the run (``run_loop.Run``) logs and checkpoints.
+    Returns the last logged metrics row."""
     import ray
-
-    from .impala import init_ray
 
     check_state_memory(cfg)
     started_ray = init_ray(cfg["ray"], cfg["actors"]["num_actors"], cfg["actors"]["cpus_per_actor"])
     algo = None
-    logger = MetricsLogger(run_dir, tensorboard=cfg.get("tensorboard", True))
+    counters = {"frames": 0, "updates": 0, "episodes": 0, "seconds": 0.0}
+    stats = dict.fromkeys(LEARNER_COLUMNS, math.nan)
+    recent = collections.deque(maxlen=cfg["log"]["episodes_window"])  # the last episodes, as memrl's actors report them
+    scale = cfg["learner"]["loss"]["reward_scale"]
+
+    def payload() -> dict[str, Any]:
+        algo.save_to_path(str((Path(run_dir) / RLLIB_CHECKPOINT).resolve()))  # RLlib's own, for resume
+        return {"model": agent_weights(algo), "config": cfg, "backend": "rllib"}
+
     try:
         algo = algorithm_config(cfg).build_algo()
-        counters = {"frames": 0, "updates": 0, "episodes": 0, "seconds": 0.0}
         if resume:
             algo.restore_from_path(str((Path(run_dir) / RLLIB_CHECKPOINT).resolve()))
             counters.update(torch.load(Path(run_dir) / CHECKPOINT, weights_only=True)["counters"])
-        row = _loop(cfg, run_dir, algo, counters, logger, quiet)
+        frames_before = counters["frames"]  # RLlib's lifetime counters restart at 0 on resume
+        updates_before, episodes_before = counters["updates"], counters["episodes"]
+        run = Run(run_dir, counters, StopClock("frames", cfg["total_frames"]), cfg["checkpoint"], payload, progress_line,
+                  log_interval_s=cfg["log"]["interval_s"], quiet=quiet, score=lambda: episode_means(recent)["mean_return"],
+                  tensorboard=cfg.get("tensorboard", True))
+        with run:
+            done = run.done()
+            while not done:
+                result = algo.train()
+                runners = result.get("env_runners", {})
+                # One entry per finished episode; the env wrapper's reward scale is undone here.
+                episodes = runners.get(EPISODES_KEY, [])  # RLlib reports NaN, not [], for an iteration with none
+                recent.extend({"return": ret / scale, "length": length, "success": success, "trials": trials}
+                              for ret, length, success, trials in (episodes if isinstance(episodes, list) else []))
+                _update_learner_stats(stats, result)
+                frames = counters["frames"]
+                # max(): an iteration that sampled or trained nothing may leave a lifetime counter out.
+                counters["frames"] = max(frames, frames_before + int(runners.get("num_env_steps_sampled_lifetime", 0)))
+                counters["episodes"] = max(counters["episodes"], episodes_before + int(runners.get("num_episodes_lifetime", 0)))
+                counters["updates"] = max(counters["updates"], updates_before + _updates(algo))
+                run.window.add({"frames": counters["frames"] - frames})
+                done = run.step(counters["frames"] - frames)
+                if run.log_due(done):
+                    run.log({**rl_row(counters, run, recent), **stats})
+                run.checkpoint_if_due(done)
+        return run.last_row
     finally:
         if algo is not None:
             algo.stop()
-        logger.close()
         if started_ray:
             ray.shutdown()
-    return row
-
-
-def _loop(cfg, run_dir, algo, counters, logger, quiet) -> dict[str, float]:
-    """Call ``algo.train()``, log every ``log.interval_s`` and checkpoint every ``checkpoint.interval_s``."""
-    start_time = time.time() - counters["seconds"]
-    frames_before = counters["frames"]  # RLlib's lifetime counters restart at 0 on resume
-    updates_before, episodes_before = counters["updates"], counters["episodes"]
-    last_log = last_checkpoint = time.time()
-    frames_at_last_log, row = counters["frames"], {}
-    stats = dict.fromkeys(LEARNER_COLUMNS, math.nan)
-    recent = collections.deque(maxlen=cfg["log"]["episodes_window"])  # (return, length, success, trials) of the last episodes
-    scale = cfg["learner"]["loss"]["reward_scale"]
-    while counters["frames"] < cfg["total_frames"]:
-        result = algo.train()
-        runners = result.get("env_runners", {})
-        # One entry per finished episode; the env wrapper's reward scale is undone here.
-        episodes = runners.get(EPISODES_KEY, [])  # RLlib reports NaN, not [], for an iteration with none
-        recent.extend((ret / scale, length, success, trials) for ret, length, success, trials in
-                      (episodes if isinstance(episodes, list) else []))
-        _update_learner_stats(stats, result)
-        # max(): an iteration that sampled or trained nothing may leave a lifetime counter out.
-        counters["frames"] = max(counters["frames"], frames_before + int(runners.get("num_env_steps_sampled_lifetime", 0)))
-        counters["episodes"] = max(counters["episodes"], episodes_before + int(runners.get("num_episodes_lifetime", 0)))
-        counters["updates"] = max(counters["updates"], updates_before + _updates(algo))
-        now = time.time()
-        done = counters["frames"] >= cfg["total_frames"]
-        if now - last_log >= cfg["log"]["interval_s"] or done:
-            fps = (counters["frames"] - frames_at_last_log) / max(now - last_log, 1e-9)
-            row = {
-                "frames": counters["frames"], "updates": counters["updates"], "episodes": counters["episodes"],
-                "time_s": round(now - start_time, 2), "fps": fps, **_episode_means(recent), **stats,
-            }
-            logger.log(row, counters["frames"])
-            if not quiet:
-                print(_progress_line(row), flush=True)
-            last_log, frames_at_last_log = now, counters["frames"]
-        if now - last_checkpoint >= cfg["checkpoint"]["interval_s"] or done:
-            counters["seconds"] = time.time() - start_time
-            _checkpoint(cfg, run_dir, algo, counters)
-            last_checkpoint = now
-    return row
 
 
 def _updates(algo) -> int:
     """Optimizer steps so far, summed over learners (PPO takes num_epochs * minibatches per batch)."""
     results = algo.learner_group.foreach_learner(lambda learner: learner.memrl_updates)
     return int(sum(r.get() for r in results.ignore_errors()))
-
-
-def _checkpoint(cfg, run_dir, algo, counters) -> None:
-    save_checkpoint(
-        Path(run_dir) / CHECKPOINT,
-        {"model": agent_weights(algo), "config": cfg, "counters": dict(counters), "backend": "rllib"},
-    )
-    algo.save_to_path(str((Path(run_dir) / RLLIB_CHECKPOINT).resolve()))
 
 
 LEARNER_COLUMNS = {  # metrics.csv column -> RLlib learner metric (first found)
@@ -315,15 +292,6 @@ LEARNER_COLUMNS = {  # metrics.csv column -> RLlib learner metric (first found)
     "grad_norm": ("gradients_default_optimizer_global_norm",),
     "policy_lag": ("diff_num_grad_updates_vs_sampler_policy",),  # learner updates ahead of the acting weights
 }
-
-
-def _episode_means(recent) -> dict[str, float]:
-    """memrl's episode columns over the last log.episodes_window episodes, success pooled over trials."""
-    return {
-        "mean_return": float(np.mean([r for r, _, _, _ in recent])) if recent else math.nan,
-        "mean_success": pooled_success([{"success": s, "trials": t} for _, _, s, t in recent]),
-        "mean_episode_length": float(np.mean([n for _, n, _, _ in recent])) if recent else math.nan,
-    }
 
 
 def _update_learner_stats(stats: dict, result: dict) -> None:
@@ -344,17 +312,9 @@ def _float(value) -> float:
         return math.nan
 
 
-def _progress_line(row: dict[str, float]) -> str:
-    return (
-        f"frames {row['frames']:>10,} | {row['fps']:>7,.0f} fps | return {row['mean_return']:8.2f} | "
-        f"success {row['mean_success']:5.2f} | loss {row['total_loss']:9.3f} | updates {row['updates']:>6} | "
-        f"{row['time_s']:6.0f} s"
-    )
-
-
 def train_from_cli(cfg: dict, run_dir: Path | None = None) -> int:
     """``memrl train backend=rllib ...``: check, create the run folder (or resume ``run_dir``), train."""
-    from .run_dir import create_run_dir, save_config
+    from .run_dir import new_run_dir
 
     if cfg["backend"] != "rllib":
         raise ValueError(f"backend={cfg['backend']!r} is not known; use backend=memrl or backend=rllib")
@@ -362,14 +322,11 @@ def train_from_cli(cfg: dict, run_dir: Path | None = None) -> int:
         cfg["rllib"]["algo"] = cfg["algo"]
     check_config(cfg)
     check_state_memory(cfg)  # also builds the Agent once: a bad core or env stops here, before any folder exists
-    resume = run_dir is not None
-    if not resume:
-        name = cfg["name"] or f"{cfg['core']['name']}-{cfg['env']['name'].split('/')[-1]}-rllib-{cfg['rllib']['algo']}"
-        run_dir = create_run_dir(cfg["run_root"], name)
-        cfg["name"] = name
-        save_config(run_dir, cfg)
-    elif not (Path(run_dir) / RLLIB_CHECKPOINT).is_dir():
+    if run_dir is not None and not (Path(run_dir) / RLLIB_CHECKPOINT).is_dir():
         raise ValueError(f"{run_dir} has no {RLLIB_CHECKPOINT}/ folder to resume RLlib from; start a new run")
+    resume = run_dir is not None
+    env_name = cfg["env"]["name"].split("/")[-1]
+    run_dir = run_dir or new_run_dir(cfg, f"{cfg['core']['name']}-{env_name}-rllib-{cfg['rllib']['algo']}")
     print(f"run folder: {run_dir}", flush=True)
     train(cfg, Path(run_dir), resume=resume)
     print(f"done; checkpoint: {Path(run_dir) / CHECKPOINT}")

@@ -30,31 +30,22 @@ class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupt, or does not fit."""
 
 
-def create_run_dir(root: str | os.PathLike, name: str) -> Path:
-    """A new, empty run folder; never reuses an existing one."""
-    root = Path(root)
+def new_run_dir(cfg: dict[str, Any], default_name: str) -> Path:
+    """A new, empty run folder ``<run_root>/<time>-<name>`` (``cfg["name"]``, ``default_name`` when unset; never
+    an existing folder), holding the config. Callers check everything first: bad input leaves no folder behind."""
+    cfg["name"] = cfg["name"] or default_name
+    root = Path(cfg["run_root"])
     root.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in cfg["name"])
     for suffix in [""] + [f"-{i}" for i in range(1, 1000)]:
-        path = root / f"{stamp}-{safe}{suffix}"
+        run_dir = root / f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}{suffix}"
         try:
-            path.mkdir()
-            return path
+            run_dir.mkdir()
         except FileExistsError:
             continue
+        save_config(run_dir, cfg)
+        return run_dir
     raise RuntimeError(f"could not create a fresh run folder under {root}")
-
-
-def new_run_dir(cfg: dict[str, Any], default_name: str) -> Path:
-    """A fresh run folder named ``cfg["name"]`` (``default_name`` when unset), holding the config.
-
-    Sets ``cfg["name"]``; callers build and check everything first, so bad input leaves no folder behind.
-    """
-    cfg["name"] = cfg["name"] or default_name
-    run_dir = create_run_dir(cfg["run_root"], cfg["name"])
-    save_config(run_dir, cfg)
-    return run_dir
 
 
 def save_config(run_dir: Path, config: dict[str, Any]) -> None:
@@ -88,10 +79,11 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         tmp.unlink(missing_ok=True)  # a failed save leaves the previous checkpoint and no debris
 
 
-def save_run_checkpoint(run_dir: Path, payload: dict[str, Any], keep_last: int = 0, best: bool = False) -> Path:
+def save_run_checkpoint(run_dir: Path, payload: dict[str, Any], keep_last: int = 0, best: bool = False,
+                        counter: str = "frames") -> Path:
     """``checkpoint.pt`` (the latest) plus the retention policy; returns its path.
 
-    keep_last > 0 also keeps this checkpoint as ``checkpoint-<frames>.pt`` and deletes
+    keep_last > 0 also keeps this checkpoint as ``checkpoint-<counter>.pt`` (frames, batches) and deletes
     all but the newest ``keep_last`` of those; ``best`` also keeps it as
     ``checkpoint-best.pt``. The copies are hard links to the file just written
     (a copy where links are not supported), each put in place by an atomic rename.
@@ -99,7 +91,7 @@ def save_run_checkpoint(run_dir: Path, payload: dict[str, Any], keep_last: int =
     latest = Path(run_dir) / CHECKPOINT
     save_checkpoint(latest, payload)
     if keep_last > 0:
-        _keep_copy(latest, latest.with_name(f"checkpoint-{int(payload['counters']['frames']):012d}.pt"))
+        _keep_copy(latest, latest.with_name(f"checkpoint-{int(payload['counters'][counter]):012d}.pt"))
         history = sorted(latest.parent.glob("checkpoint-[0-9]*.pt"))
         for old in history[:-keep_last]:
             old.unlink(missing_ok=True)

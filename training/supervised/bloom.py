@@ -23,8 +23,6 @@ character LSTM for keys): for ``neural_bloom`` the task sets its encoder fields.
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +35,12 @@ import memory_cores
 from memory_cores.bloom_filter import BloomFilter, space_at_rate
 from memory_cores.neural_bloom import LEAK, NeuralBloomConfig, NeuralBloomCore, build_encoder
 
-from ..run_dir import CHECKPOINT, MetricsLogger, new_run_dir, save_checkpoint
-from .tasks.base import markdown_table
+from ..run_dir import new_run_dir
+from ..run_loop import Run, StopClock, make_optimizer, restore_training_state
+from .report import write_result
+from .tasks.base import add_sums, markdown_table
 from .tasks.bloom import BloomTask, build_bloom_task
-from .trainer import clip_gradients, make_optimizer, restore_training_state, start_process
+from .trainer import MISMATCH, Setup, clip_gradients, start_process
 
 SCALE_BITS = 32  # an 8-bit state also stores one float32 scale per set
 
@@ -128,17 +128,15 @@ class RecurrentSetModel(SetModel):
 
 def build_set_model(task: BloomTask, core_cfg: dict[str, Any]) -> SetModel:
     """The Bloom model for ``core_cfg`` (a core section with ``name``), with the task's encoder."""
-    name = core_cfg["name"]
     config = task.config
     encoder_fields = {"encoder": "conv" if task.input_kind == "image" else "lstm",
                       "embedding_size": config.embedding_size, "conv_channels": config.conv_channels,
                       "image_shape": task.image_shape or [1, 1, task.input_size],
                       "alphabet_size": task.alphabet_size}
-    rest = {k: v for k, v in core_cfg.items() if k != "name"}
-    if name == "neural_bloom":
-        return NeuralBloomSetModel(memory_cores.build(name, task.input_size, **{**rest, **encoder_fields}))
+    if core_cfg["name"] == "neural_bloom":
+        return NeuralBloomSetModel(memory_cores.build_from_config(core_cfg, task.input_size, **encoder_fields))
     encoder = build_encoder(task.input_size, NeuralBloomConfig(**encoder_fields))
-    core = memory_cores.build(name, config.embedding_size, **rest)
+    core = memory_cores.build_from_config(core_cfg, config.embedding_size)
     return RecurrentSetModel(encoder, core, config.embedding_size, config.query_hidden_size)
 
 
@@ -157,16 +155,7 @@ def state_bits(elements: int, bits: int) -> int:
 
 
 # -- setup --------------------------------------------------------------------------------------------
-@dataclass
-class BloomSetup:
-    task: BloomTask
-    model: SetModel
-    optimizer: torch.optim.Optimizer
-    device: torch.device
-    generator: torch.Generator  # the training data stream's randomness
-
-
-def setup_bloom(cfg: dict[str, Any], checkpoint: dict[str, Any] | None = None, task: BloomTask | None = None) -> BloomSetup:
+def setup_bloom(cfg: dict[str, Any], checkpoint: dict[str, Any] | None = None, task: BloomTask | None = None) -> Setup:
     device = start_process(cfg)
     if ((cfg["optimizer"].get("plateau") or {}).get("patience") is not None or cfg["eval"].get("weights") == "best"
             or cfg["optimizer"].get("ema_decay") is not None):
@@ -177,8 +166,8 @@ def setup_bloom(cfg: dict[str, Any], checkpoint: dict[str, Any] | None = None, t
     optimizer = make_optimizer(model.parameters(), cfg["optimizer"])
     generator = torch.Generator().manual_seed(cfg["seed"])
     if checkpoint is not None:
-        restore_training_state(checkpoint, model, optimizer, generator)
-    return BloomSetup(task, model, optimizer, device, generator)
+        restore_training_state(checkpoint, model, optimizer, MISMATCH, generator)
+    return Setup(task, model, optimizer, device, generator)
 
 
 # -- one batch ----------------------------------------------------------------------------------------
@@ -209,13 +198,8 @@ def summarise(sums: dict[str, float], prefix: str = "") -> dict[str, float]:
             f"{prefix}false_negative_rate": div("false_negatives", "positives")}
 
 
-def add(total: dict[str, float], sums: dict[str, float]) -> None:
-    for key, value in sums.items():
-        total[key] = total.get(key, 0.0) + value
-
-
 @torch.no_grad()
-def validate(parts: BloomSetup, batch_size: int) -> dict[str, float]:
+def validate(parts: Setup, batch_size: int) -> dict[str, float]:
     """Fixed-seed sets at ``set_size_max`` from the evaluation pool (the same every call)."""
     config = parts.task.config
     generator = torch.Generator().manual_seed(config.split_seed + 7919)
@@ -227,41 +211,31 @@ def validate(parts: BloomSetup, batch_size: int) -> dict[str, float]:
         episode = parts.task.eval.episode(generator, count, config.set_size_max, config.queries,
                                           config.positive_fraction)
         logits = episode_logits(parts.model, parts.task.eval.pool.items, episode.sets, episode.queries, parts.device)
-        add(total, episode_sums(logits.cpu(), episode.targets))
+        add_sums(total, episode_sums(logits.cpu(), episode.targets))
     parts.model.train(was_training)
     return summarise(total, "validation_")
 
 
 # -- the loop -----------------------------------------------------------------------------------------
-def train_bloom(cfg: dict[str, Any], run_dir: Path, parts: BloomSetup, checkpoint: dict[str, Any] | None = None,
+def train_bloom(cfg: dict[str, Any], run_dir: Path, parts: Setup, checkpoint: dict[str, Any] | None = None,
                 quiet: bool = False) -> dict[str, float]:
     """Algorithm 3 until ``max_batches`` or ``max_time_s``; returns the last logged row."""
     task, model, optimizer, device = parts.task, parts.model, parts.optimizer, parts.device
     config = task.config
-    counters = dict(checkpoint["counters"]) if checkpoint else {"batches": 0, "sets": 0, "time_s": 0.0}
-    logger = MetricsLogger(run_dir, tensorboard=cfg["tensorboard"])
-    start_time = time.time() - counters["time_s"]
-    last_log = last_checkpoint = time.time()
-    window: dict[str, float] = {}
-    window_batches, grad_norm, row = 0, 0.0, {}
+    counters = {"batches": 0, "sets": 0, "seconds": 0.0}
+    if checkpoint:
+        counters.update(checkpoint["counters"])
+        counters["seconds"] = counters.pop("time_s", counters["seconds"])  # runs saved before the run loop
     items = task.train.pool.items
-
-    def finished() -> bool:
-        over_batches = cfg["max_batches"] is not None and counters["batches"] >= cfg["max_batches"]
-        over_time = cfg["max_time_s"] is not None and time.time() - start_time >= cfg["max_time_s"]
-        return over_batches or over_time
-
-    def checkpoint_now() -> None:
-        counters["time_s"] = time.time() - start_time
-        save_checkpoint(run_dir / CHECKPOINT, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "counters": dict(counters),
-            "config": cfg, "task": {},
-            "rng": {"torch": torch.get_rng_state(), "data": parts.generator.get_state()},
-        })
-
+    payload = lambda: {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": cfg,  # noqa: E731
+                       "task": {}, "rng": {"torch": torch.get_rng_state(), "data": parts.generator.get_state()}}
+    run = Run(run_dir, counters, StopClock("batches", cfg["max_batches"], cfg["max_time_s"]), cfg["checkpoint"], payload,
+              progress_line, log_interval_s=cfg["log"]["interval_s"], bar=cfg["progress"], quiet=quiet,
+              tensorboard=cfg["tensorboard"])
     model.train()
-    try:
-        while not finished():
+    with run:
+        done = run.done()
+        while not done:
             size = int(torch.randint(config.set_size_min, config.set_size_max + 1, (1,), generator=parts.generator))
             episode = task.train.episode(parts.generator, cfg["batch_size"], size, config.queries,
                                          config.positive_fraction)
@@ -269,34 +243,23 @@ def train_bloom(cfg: dict[str, Any], run_dir: Path, parts: BloomSetup, checkpoin
             loss = F.binary_cross_entropy_with_logits(logits, episode.targets.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norm = max(grad_norm, clip_gradients(model, cfg["optimizer"]["max_grad_norm"]))
+            run.window.peak("grad_norm", clip_gradients(model, cfg["optimizer"]["max_grad_norm"]))
             optimizer.step()
-            add(window, episode_sums(logits.detach().cpu(), episode.targets))
-            window_batches += 1
+            run.window.add(episode_sums(logits.detach().cpu(), episode.targets))
             counters["batches"] += 1
             counters["sets"] += cfg["batch_size"]
+            done = run.step(1)
 
-            done = finished()
             validated = counters["batches"] % cfg["validation"]["interval_batches"] == 0 or done
             # Every row has the validation columns (NaN between validations): metrics.csv fixes its columns once.
             validation = validate(parts, cfg["validation"]["batch_size"]) if validated else summarise({}, "validation_")
-            now = time.time()
-            if now - last_log >= cfg["log"]["interval_s"] or done or validated:
-                row = {"batches": counters["batches"], "sets": counters["sets"],
-                       "time_s": round(now - start_time, 2), "batches_per_s": window_batches / max(now - last_log, 1e-9),
-                       "grad_norm": grad_norm, **summarise(window), **validation}
-                logger.log(row, counters["batches"])
-                if not quiet:
-                    print(progress_line(row), flush=True)
-                window, window_batches, grad_norm, last_log = {}, 0, 0.0, now
-            if now - last_checkpoint >= cfg["checkpoint"]["interval_s"] or done:
-                checkpoint_now()
-                last_checkpoint = now
-        if not row:  # resumed a finished run: still leave a checkpoint
-            checkpoint_now()
-    finally:
-        logger.close()
-    return row
+            if run.log_due(done or validated):
+                window = run.window
+                run.log({"batches": counters["batches"], "sets": counters["sets"], "time_s": round(run.seconds(), 2),
+                         "batches_per_s": window.per_second(window.steps), "grad_norm": window.peaks.get("grad_norm", 0.0),
+                         **summarise(window.sums), **validation})
+            run.checkpoint_if_due(done)
+    return run.last_row
 
 
 def progress_line(row: dict[str, float]) -> str:
@@ -315,7 +278,7 @@ def embed_pool(model: SetModel, items: torch.Tensor, device: torch.device, chunk
 
 
 @torch.no_grad()
-def evaluate_space(parts: BloomSetup, set_size: int, seed: int = 12345, batch_sets: int = 8) -> list[dict[str, Any]]:
+def evaluate_space(parts: Setup, set_size: int, seed: int = 12345, batch_sets: int = 8) -> list[dict[str, Any]]:
     """One row per state precision: the model's total space (state + backup filters) at the target rate.
 
     ceil(eval_queries / eval_negatives_per_set) sets of ``set_size`` are drawn
@@ -371,7 +334,7 @@ def evaluate_space(parts: BloomSetup, set_size: int, seed: int = 12345, batch_se
     return rows
 
 
-def evaluate_bloom(parts: BloomSetup) -> dict[str, Any]:
+def evaluate_bloom(parts: Setup) -> dict[str, Any]:
     """Space rows for every ``task.eval_set_sizes`` and precision, plus a markdown table."""
     rows = [row for size in parts.task.config.eval_set_sizes for row in evaluate_space(parts, int(size))]
     return {"rows": rows, "markdown": markdown_table(rows)}
@@ -385,25 +348,15 @@ def run_bloom(cfg: dict[str, Any], run_dir: Path | None = None, checkpoint: dict
     Returns {"run_dir", "row" (last training row), "eval" (rows or None)}.
     """
     parts = setup_bloom(cfg, checkpoint, task)  # everything is checked before a folder exists
-    if run_dir is None:
-        run_dir = new_run_dir(cfg, f"{cfg['core']['name']}-bloom-{parts.task.config.distribution}")
+    run_dir = run_dir or new_run_dir(cfg, f"{cfg['core']['name']}-bloom-{parts.task.config.distribution}")
     if not quiet:
         print(f"run folder: {run_dir}", flush=True)
     row = train_bloom(cfg, run_dir, parts, checkpoint, quiet=quiet)
     result = None
     if cfg["eval"]["at_end"]:
-        from .cli import write_result
-
         result = evaluate_bloom(parts)
         write_result(result, run_dir / "eval")
         if not quiet:
             print(result["markdown"])
     return {"run_dir": run_dir, "row": row, "eval": None if result is None else result["rows"]}
 
-
-def evaluate_bloom_checkpoint(cfg: dict[str, Any], checkpoint: dict[str, Any], out: Path) -> int:
-    """``memrl eval checkpoint=<bloom run>``: the space table of a trained model."""
-    from .cli import show_result
-
-    show_result(evaluate_bloom(setup_bloom(cfg, checkpoint)), out)
-    return 0

@@ -6,15 +6,14 @@
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from ..cli import compose_or_resume, override_value
-from ..config import apply_overrides
+from ..config import apply_overrides, compose_or_resume, override_value
 from ..run_dir import CHECKPOINT, CheckpointError, load_checkpoint, new_run_dir, resolve_checkpoint
+from .report import show_result, write_result
 from .trainer import make_runner, setup, train, use_weights
 
 KIND = "supervised"
@@ -29,8 +28,7 @@ def run_supervised(overrides: list[str]) -> int:
         run_bloom(cfg, run_dir, checkpoint)
         return 0
     parts = setup(cfg, checkpoint)  # everything is checked before a folder exists
-    if run_dir is None:
-        run_dir = new_run_dir(cfg, f"{cfg['core']['name']}-{cfg['task']['name']}")
+    run_dir = run_dir or new_run_dir(cfg, f"{cfg['core']['name']}-{cfg['task']['name']}")
     print(f"run folder: {run_dir}", flush=True)
     train(cfg, run_dir, parts, checkpoint)
     if cfg["eval"]["at_end"]:
@@ -59,11 +57,11 @@ def evaluate_checkpoint(overrides: list[str]) -> int:
     cfg = apply_overrides(checkpoint["config"], rest)
     out = Path(cfg["eval"]["out"]) if cfg["eval"]["out"] else path.parent / "eval"
     if cfg["task"].get("name") == "bloom":  # the space table of a set-membership model
-        from .bloom import evaluate_bloom_checkpoint
+        from .bloom import evaluate_bloom, setup_bloom
 
-        return evaluate_bloom_checkpoint(cfg, checkpoint, out)
-    parts = setup(cfg, checkpoint)
-    show_result(evaluate(parts, cfg["eval"], lambda: checkpoint), out)
+        show_result(evaluate_bloom(setup_bloom(cfg, checkpoint)), out)
+    else:
+        show_result(evaluate(setup(cfg, checkpoint), cfg["eval"], lambda: checkpoint), out)
     return 0
 
 
@@ -89,24 +87,6 @@ def evaluate(parts, eval_cfg: dict[str, Any], checkpoint: Callable[[], dict[str,
     if notes:
         result["markdown"] += "\n\n" + " ".join(notes)
     return result
-
-
-def write_result(result: dict[str, Any], stem: Path) -> tuple[Path, Path]:
-    """``<stem>.json`` (one object per row, plus any summary) and ``<stem>.md``."""
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = stem.with_suffix(".json"), stem.with_suffix(".md")
-    payload = {k: v for k, v in result.items() if k != "markdown"}
-    json_path.write_text(json.dumps(payload, indent=2) + "\n")
-    md_path.write_text(result["markdown"] + "\n")
-    return json_path, md_path
-
-
-def show_result(result: dict[str, Any], stem: Path) -> None:
-    """``memrl eval``'s output: the table, written to ``<stem>.json`` / ``<stem>.md`` and printed."""
-    json_path, md_path = write_result(result, stem)
-    print(result["markdown"])
-    print(f"wrote {json_path} and {md_path}")
 
 
 def _load_supervised(path: Path) -> dict[str, Any]:

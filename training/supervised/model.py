@@ -21,8 +21,8 @@ class SequenceModel(nn.Module):
     add the ``loss_*`` entries.
     """
 
-    def __init__(self, input_kind: str, input_size: int, output_size: int, core: str,
-                 core_config: dict[str, Any], embedding_size: int = 0):
+    def __init__(self, input_kind: str, input_size: int, output_size: int, core: dict[str, Any],
+                 embedding_size: int = 0):
         super().__init__()
         if input_kind not in ("vector", "token"):
             raise ValueError(f"input_kind={input_kind!r}; use vector or token")
@@ -35,7 +35,7 @@ class SequenceModel(nn.Module):
             self.embed = nn.Embedding(input_size, embedding_size)
         else:
             self.embed = nn.Linear(input_size, embedding_size)
-        self.core = memory_cores.build(core, embedding_size or input_size, **core_config)
+        self.core = memory_cores.build_from_config(core, embedding_size or input_size)
         self.head = nn.Linear(self.core.output_size, output_size)
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> TensorDict:
@@ -56,12 +56,4 @@ class SequenceModel(nn.Module):
 
 def build_model(task, cfg: dict[str, Any]) -> SequenceModel:
     """The model for ``task`` from the run config's ``core`` and ``model`` sections."""
-    core_config = {k: v for k, v in cfg["core"].items() if k != "name"}
-    return SequenceModel(task.input_kind, task.input_size, task.output_size, cfg["core"]["name"], core_config,
-                         cfg["model"]["embedding_size"])
-
-
-def auxiliary_loss(aux: dict[str, torch.Tensor]) -> torch.Tensor | None:
-    """The sum of the core's ``loss_*`` entries (each averaged to a scalar), or None."""
-    losses = [value.mean() for key, value in aux.items() if key.startswith("loss_")]
-    return torch.stack(losses).sum() if losses else None
+    return SequenceModel(task.input_kind, task.input_size, task.output_size, cfg["core"], cfg["model"]["embedding_size"])

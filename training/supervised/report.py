@@ -1,4 +1,5 @@
-"""Side-by-side tables for docs/results from finished runs.
+"""Results on disk: a run's evaluation (``write_result``, ``show_result``) and side-by-side tables for
+docs/results from finished runs.
 
     python -m training.supervised.report curriculum runs/a runs/b runs/c
     python -m training.supervised.report babi lstm=runs/a/eval.json sam=runs/b/eval.json
@@ -14,6 +15,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -47,6 +49,24 @@ def _steps(task_cfg: dict, level: int) -> int:
     """Sequence length T at ``level`` (the longest sequence that level can draw)."""
     task = build_task(task_cfg, seed=0)
     return task.sample(level, 1, torch.Generator().manual_seed(0)).length
+
+
+def write_result(result: dict[str, Any], stem: Path) -> tuple[Path, Path]:
+    """``<stem>.json`` (one object per row, plus any summary) and ``<stem>.md``."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = stem.with_suffix(".json"), stem.with_suffix(".md")
+    payload = {k: v for k, v in result.items() if k != "markdown"}
+    json_path.write_text(json.dumps(payload, indent=2) + "\n")
+    md_path.write_text(result["markdown"] + "\n")
+    return json_path, md_path
+
+
+def show_result(result: dict[str, Any], stem: Path) -> None:
+    """``memrl eval``'s output: the table, written to ``<stem>.json`` / ``<stem>.md`` and printed."""
+    json_path, md_path = write_result(result, stem)
+    print(result["markdown"])
+    print(f"wrote {json_path} and {md_path}")
 
 
 def main(argv: list[str]) -> int:

@@ -16,7 +16,6 @@ with the same config is reproducible on the same machine.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,20 +23,23 @@ from typing import Any
 import torch
 from tensordict import TensorDict
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from tqdm import tqdm
+from memory_cores import auxiliary_loss
 
-from ..run_dir import CHECKPOINT, MetricsLogger, save_checkpoint
-from .model import SequenceModel, auxiliary_loss, build_model
+from ..run_loop import Run, StopClock, make_optimizer, resolve_device, restore_training_state
+from .model import SequenceModel, build_model
 from .tasks import Batch, Task, build_task
-from .tasks.base import add_sums, loss, sum_scores
+from .tasks.base import loss, sum_scores
+
+
+MISMATCH = "checkpoint does not fit its own config"  # the error when a checkpoint's weights do not load
 
 
 @dataclass
 class Setup:
     """Everything a run needs, built (and checked) before any file is written."""
 
-    task: Task
-    model: SequenceModel
+    task: Task  # Bloom: a BloomTask
+    model: SequenceModel  # Bloom: a SetModel
     optimizer: torch.optim.Optimizer
     device: torch.device
     generator: torch.Generator  # the training data stream's randomness
@@ -62,7 +64,7 @@ def setup(cfg: dict[str, Any], checkpoint: dict[str, Any] | None = None) -> Setu
     averaged = make_weight_average(model, cfg["optimizer"])
     generator = torch.Generator().manual_seed(cfg["seed"])
     if checkpoint is not None:
-        restore_training_state(checkpoint, model, optimizer, generator)
+        restore_training_state(checkpoint, model, optimizer, MISMATCH, generator)
         if scheduler is not None and "scheduler" in checkpoint:
             scheduler.load_state_dict(checkpoint["scheduler"])
         if averaged is not None and "averaged" in checkpoint:
@@ -78,18 +80,6 @@ def start_process(cfg: dict[str, Any]) -> torch.device:
         torch.set_num_threads(cfg["threads"])
     torch.manual_seed(cfg["seed"])
     return device
-
-
-def restore_training_state(checkpoint: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                           generator: torch.Generator) -> None:
-    """Weights, optimizer and both random streams from a checkpoint, so a resumed run continues exactly."""
-    try:
-        model.load_state_dict(checkpoint["model"])
-    except RuntimeError as exc:
-        raise ValueError(f"checkpoint does not fit its own config ({str(exc).splitlines()[0][:100]})") from None
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    torch.set_rng_state(checkpoint["rng"]["torch"])
-    generator.set_state(checkpoint["rng"]["data"])
 
 
 def check_config(cfg: dict[str, Any]) -> None:
@@ -109,31 +99,6 @@ def check_config(cfg: dict[str, Any]) -> None:
         raise ValueError(f"optimizer.max_grad_norm={cfg['optimizer']['max_grad_norm']} must be positive (null: no clipping)")
     if cfg["eval"].get("weights", "last") not in ("last", "best"):
         raise ValueError(f"eval.weights={cfg['eval']['weights']!r} is not known; use last or best")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={name} but CUDA is not available here; use device=cpu or device=auto")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"device={name!r} is not a device; use auto, cpu, cuda or cuda:<n>") from None
-
-
-def make_optimizer(params, cfg: dict[str, Any]) -> torch.optim.Optimizer:
-    if cfg["learning_rate"] <= 0:
-        raise ValueError(f"optimizer.learning_rate={cfg['learning_rate']} must be positive")
-    weight_decay = cfg.get("weight_decay", 0.0)  # runs from before the field existed had none
-    if weight_decay < 0:
-        raise ValueError(f"optimizer.weight_decay={weight_decay} must be >= 0")
-    if cfg["name"] == "adam":  # AdamW with weight_decay=0 is Adam
-        return torch.optim.AdamW(params, lr=cfg["learning_rate"], eps=cfg["epsilon"], weight_decay=weight_decay)
-    if cfg["name"] == "rmsprop":
-        return torch.optim.RMSprop(params, lr=cfg["learning_rate"], eps=cfg["epsilon"], momentum=cfg["momentum"], alpha=0.99,
-                                   weight_decay=weight_decay)
-    raise ValueError(f"optimizer.name={cfg['name']!r} is not known; use adam or rmsprop")
 
 
 def make_plateau_scheduler(optimizer: torch.optim.Optimizer, cfg: dict[str, Any],
@@ -265,36 +230,25 @@ def train(cfg: dict[str, Any], run_dir: Path, parts: Setup, checkpoint: dict[str
         best = checkpoint.get("best")
     headline = f"val_{task.headline()}"
     sign = 1.0 if task.headline_mode() == "max" else -1.0
-    logger = MetricsLogger(run_dir, tensorboard=cfg["tensorboard"])
-    start_time = time.time() - counters["seconds"]
-    last_log = last_checkpoint = time.time()
-    window: dict[str, float] = {}
-    window_batches, grad_norm, state = 0, 0.0, None
     no_validation = {f"val_{k}": v for k, v in task.summarise({}).items()}  # NaN columns on rows without one
-    validation = no_validation
-    row: dict[str, float] = {}
+    state = None
 
-    def checkpoint_now() -> None:
-        counters["seconds"] = time.time() - start_time
-        save_checkpoint(run_dir / CHECKPOINT, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "counters": dict(counters),
-            "config": cfg, "task": task.state_dict(),
+    def payload() -> dict[str, Any]:
+        return {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": cfg, "task": task.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "data": parts.generator.get_state()},
             **({"scheduler": parts.scheduler.state_dict()} if parts.scheduler is not None else {}),
             **({"best": best} if best is not None else {}),
             **({"averaged": parts.averaged.state_dict()} if parts.averaged is not None else {}),
-        })
+        }
 
-    def finished() -> bool:
-        over_batches = cfg["max_batches"] is not None and counters["batches"] >= cfg["max_batches"]
-        over_time = cfg["max_time_s"] is not None and time.time() - start_time >= cfg["max_time_s"]
-        return over_batches or over_time
-
-    bar = tqdm(total=cfg["max_batches"], initial=counters["batches"], unit="batch", dynamic_ncols=True,
-               disable=quiet or not cfg["progress"], mininterval=1.0)
+    run = Run(run_dir, counters, StopClock("batches", cfg["max_batches"], cfg["max_time_s"]), cfg["checkpoint"], payload,
+              lambda row: _progress_line(task, row), log_interval_s=cfg["log"]["interval_s"], bar=cfg["progress"],
+              quiet=quiet, tensorboard=cfg["tensorboard"])
     model.train()
-    try:
-        while not finished():
+    with run:
+        done = run.done()
+        while not done:
             batch = task.train_batch(parts.generator, cfg["batch_size"]).to(device)
             if state is None or not task.stream or state.batch_size[0] != batch.batch_size:
                 state = model.initial_state(batch.batch_size, device)
@@ -305,17 +259,15 @@ def train(cfg: dict[str, Any], run_dir: Path, parts: Setup, checkpoint: dict[str
             sums = task.score(logits, batch)
             summary = task.summarise(sums)
             task.observe(summary)
-            add_sums(window, sums)
-            window_batches += 1
-            grad_norm = max(grad_norm, stats["grad_norm"])
+            run.window.add(sums)
+            run.window.peak("grad_norm", stats["grad_norm"])
             counters["batches"] += 1
             counters["updates"] += stats["updates"]
             counters["sequences"] += batch.batch_size
-            bar.update(1)
-            bar.set_postfix(_postfix(task, summary), refresh=False)
+            done = run.step(1, _postfix(task, summary))
 
-            done = finished()
             validated = counters["batches"] % cfg["validation"]["interval_batches"] == 0 or done
+            validation = no_validation
             if validated:
                 validation = validate(parts, cfg["validation"]["batch_size"])
                 value = validation[headline]
@@ -324,37 +276,22 @@ def train(cfg: dict[str, Any], run_dir: Path, parts: Setup, checkpoint: dict[str
                 if keep_best and value == value and (best is None or sign * (value - best["value"]) > 0):
                     best = {"batches": counters["batches"], "metric": headline, "value": value,
                             "model": {k: v.detach().cpu().clone() for k, v in parts.evaluated.state_dict().items()}}
-            now = time.time()
-            if now - last_log >= cfg["log"]["interval_s"] or done or validated:  # every validation gets its row
-                row = {"batches": counters["batches"], "updates": counters["updates"],
-                       "sequences": counters["sequences"], "time_s": round(now - start_time, 2),
-                       "batches_per_s": window_batches / max(now - last_log, 1e-9), "grad_norm": grad_norm,
-                       "learning_rate": optimizer.param_groups[0]["lr"],
-                       **task.summarise(window), **task.progress(), **validation}
-                logger.log(row, counters["batches"])
-                if bar.disable and not quiet:
-                    print(_progress_line(task, row), flush=True)
-                window, window_batches, grad_norm, last_log, validation = {}, 0, 0.0, now, no_validation
-            if now - last_checkpoint >= cfg["checkpoint"]["interval_s"] or done:
-                checkpoint_now()
-                last_checkpoint = now
-        if not row:  # resumed a run that had already finished: still leave a checkpoint
-            checkpoint_now()
-    finally:
-        bar.close()
-        logger.close()
-    return row
+            if run.log_due(done or validated):  # every validation gets its row
+                window = run.window
+                run.log({"batches": counters["batches"], "updates": counters["updates"],
+                         "sequences": counters["sequences"], "time_s": round(run.seconds(), 2),
+                         "batches_per_s": window.per_second(window.steps), "grad_norm": window.peaks.get("grad_norm", 0.0),
+                         "learning_rate": optimizer.param_groups[0]["lr"],
+                         **task.summarise(window.sums), **task.progress(), **validation})
+            run.checkpoint_if_due(done)
+    return run.last_row
 
 
 def _postfix(task: Task, summary: dict[str, float]) -> dict[str, Any]:
     loss_key = "loss_bits_per_seq" if task.output_kind == "bits" else "loss"
-    postfix = {"loss": f"{summary[loss_key]:.3f}", task.headline(): f"{summary[task.headline()]:.3f}"}
-    postfix.update({k: v for k, v in task.progress().items()})
-    return postfix
+    return {"loss": f"{summary[loss_key]:.3f}", task.headline(): f"{summary[task.headline()]:.3f}", **task.progress()}
 
 
 def _progress_line(task: Task, row: dict[str, float]) -> str:
-    loss_key = "loss_bits_per_seq" if task.output_kind == "bits" else "loss"
-    extras = " | ".join(f"{k} {v:g}" for k, v in task.progress().items())
-    return (f"batch {row['batches']:>8,} | loss {row[loss_key]:8.4f} | {task.headline()} {row[task.headline()]:8.4f} | "
-            f"{extras + ' | ' if extras else ''}{row['time_s']:6.0f} s")
+    fields = " | ".join(f"{key} {value}" for key, value in _postfix(task, row).items())
+    return f"batch {row['batches']:>8,} | {fields} | {row['time_s']:6.0f} s"
