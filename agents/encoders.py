@@ -183,5 +183,14 @@ def action_sizes(space: spaces.Space) -> list[int]:
     raise UnsupportedSpaceError(f"action space {space} is not supported; supported: Discrete, MultiDiscrete (1 dim)")
 
 
+def env_actions(space: spaces.Space, actions: np.ndarray) -> list:
+    """The agent's actions [B, n_components] (each from 0) as the env takes them, one per env:
+    ``Discrete(n, start=k)`` an int plus k, ``MultiDiscrete`` an array plus its starts (also with one
+    component: ``MultiDiscrete([5]).contains`` wants an array, not a scalar)."""
+    if isinstance(space, spaces.Discrete):
+        return [int(a[0]) + int(space.start) for a in actions]
+    return [np.asarray(a + space.start, dtype=space.dtype) for a in actions]
+
+
 def num_parameters(module: nn.Module) -> int:
     return sum(math.prod(p.shape) for p in module.parameters())

@@ -16,6 +16,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 import envs
+from agents import env_actions
 from training.actor import add_time_dim, build_agent, stack_obs
 from training.unroll import inputs_after_step
 
@@ -52,7 +53,7 @@ def play_episode(agent, env, seed: int, max_steps: int, greedy: bool = False) ->
         out = agent(add_time_dim(stack_obs([observation])), prev_action[None], prev_reward[None], reset[None], state)
         action = agent.greedy(out.logits[0]) if greedy else agent.sample(out.logits[0], generator)
         state = out.state
-        env_action = action[0, 0].item() if action.shape[1] == 1 else action[0].numpy()
+        [env_action] = env_actions(env.action_space, action.numpy())
         observation, reward, terminated, truncated, _ = env.step(env_action)
         total += float(reward)
         frames.append((_rgb(env.render(), env), step, total))

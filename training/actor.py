@@ -14,7 +14,7 @@ import torch
 from tensordict import TensorDict
 
 import envs
-from agents import Agent
+from agents import Agent, env_actions
 
 from .env_guard import GuardedEnv
 from .unroll import inputs_after_step
@@ -166,9 +166,7 @@ class Actor:
         terminated = np.zeros(B, dtype=bool)
         truncated = np.zeros(B, dtype=bool)
         next_obs, final_obs = [], {}
-        actions = action.numpy()
-        for b, env in enumerate(self.envs):
-            act = actions[b, 0] if actions.shape[1] == 1 else actions[b]
+        for b, (env, act) in enumerate(zip(self.envs, env_actions(self.envs[0].action_space, action.numpy()))):
             obs, r, term, trunc, info = env.step(act)
             reward[b], terminated[b], truncated[b] = r, term, trunc
             self.episode_return[b] += r

@@ -261,7 +261,8 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
                 results = [actors.next_result(weights_ref, counters["updates"]) for _ in range(learner_cfg["batch_unrolls"])]
                 unroll = torch.cat([r.unroll for r in results], dim=1).to(device)
                 start_state = torch.cat([r.start_state for r in results], dim=0).to(device)
-                agent.train()
+                # The actors' mode (eval): dropout off, so V-trace's pi/mu compare one function.
+                agent.eval()
                 loss, losses = impala_loss(agent, unroll, start_state, parts.loss)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
