@@ -61,10 +61,11 @@ def group_runs(runs: list[Run]) -> dict[str, list[Run]]:
     """Runs grouped by the config values that differ between them (seed and bookkeeping excluded).
 
     The label names the differing values, e.g. ``core.name=lstm, env.name=memrl/tmaze``; with no
-    difference at all every run is one group labelled by its core.
+    difference at all every run is one group labelled by its core. Only keys that every run has
+    count: an option of one core (``core.num_layers`` of the lstm) is implied by ``core.name``.
     """
     flats = [flatten(r.config) for r in runs]
-    keys = sorted({k for f in flats for k in f if not _ignored(k)})
+    keys = sorted(k for k in set.intersection(*(set(f) for f in flats)) if not _ignored(k))
     differing = [k for k in keys if len({repr(f.get(k)) for f in flats}) > 1]
     groups: dict[str, list[Run]] = {}
     for run, flat in zip(runs, flats):

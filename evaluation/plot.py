@@ -66,7 +66,8 @@ def plot_runs(run_dirs: list[str], out: str | None = None, metric: str = "mean_r
     else:
         ax.legend()
     fig.tight_layout()
-    out_path = Path(out) if out else runs[0].path / "returns.png"
+    one_folder = Path(run_dirs[0]) if len(run_dirs) == 1 else None  # a run, or a sweep's folder of runs
+    out_path = Path(out) if out else (one_folder or runs[0].path) / "returns.png"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, dpi=120)
     plt.close(fig)

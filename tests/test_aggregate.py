@@ -17,6 +17,8 @@ def write_run(folder, core: str, seed: int, returns: list[float], total_frames: 
     folder.mkdir(parents=True)
     config = {"core": {"name": core, "hidden_size": 8}, "env": {"name": "memrl/tmaze"}, "seed": seed,
               "total_frames": total_frames, "run_root": str(folder.parent), "name": f"{core}-{seed}"}
+    if core == "lstm":
+        config["core"]["num_layers"] = 1  # an option only this core has: implied by core.name, not a group key
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     with open(folder / "metrics.csv", "w", newline="") as f:
         writer = csv.writer(f)

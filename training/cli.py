@@ -3,6 +3,7 @@
     memrl train      core=sam env=select_nonmatching_object   # IMPALA on Ray
     memrl eval       checkpoint=runs/<run>/checkpoint.pt episodes=100
     memrl plot       run_dir=[runs/a,runs/b]                   # seeds of one setting: a band per setting
+    memrl sweep      core=lstm,sam seed=range(5) env=tmaze      # the grid's runs as Ray Tune trials
     memrl report     runs/<sweep> threshold=0.9                 # scores over seeds with 95% CIs
     memrl supervised task=babi core=sdnc
     memrl bench      <name> key=value ...
@@ -88,6 +89,28 @@ def cmd_plot(overrides: list[str]) -> int:
     return 0
 
 
+def cmd_sweep(overrides: list[str]) -> int:
+    """``memrl sweep core=lstm,sam seed=range(5) ...``: the grid's runs as Ray Tune trials (training/sweep.py)."""
+    from .sweep import sweep
+
+    if not overrides:
+        raise ValueError("sweep needs a grid, e.g. memrl sweep core=lstm,sam seed=range(3) env=tmaze")
+    sweep_dir, rows = sweep(overrides)
+    print(f"sweep folder: {sweep_dir}; one row per trial: {sweep_dir / 'sweep.csv'}")
+    failed = [r for r in rows if r["status"] == "error"]
+    unfinished = [r for r in rows if r["status"] != "finished"]
+    if failed:
+        print(f"memrl sweep: error: {len(failed)} of {len(rows)} trials failed (first: {failed[0]['error']}); "
+              "see sweep.csv; the same command retries them", file=sys.stderr)
+        return 1
+    if unfinished:
+        print(f"memrl sweep: interrupted: {len(unfinished)} of {len(rows)} trials unfinished; "
+              "run the same command to continue", file=sys.stderr)
+        return 130
+    print(f"all {len(rows)} trials finished; scores with CIs: memrl report {sweep_dir}")
+    return 0
+
+
 def cmd_report(overrides: list[str]) -> int:
     """``memrl report <sweep> [key=value ...]``: grouped final scores and MMER with CIs -> markdown + CSV."""
     import csv
@@ -154,6 +177,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "supervised": cmd_supervised,
     "plot": cmd_plot,
     "report": cmd_report,
+    "sweep": cmd_sweep,
     "bench": cmd_bench,
 }
 

@@ -74,8 +74,14 @@ class RayActors:
         weights_ref = ray.put(weights)  # the first requests' weights
         self.cfg, self.seed = cfg, seed
         self.inflight = cfg["actors"]["inflight_per_actor"]
-        # SPREAD: on a cluster the actors go to as many nodes as have room, not all onto the first.
-        self.remote_actor = ray.remote(num_cpus=cfg["actors"]["cpus_per_actor"], scheduling_strategy="SPREAD")(Actor)
+        # SPREAD: on a cluster the actors go to as many nodes as have room, not all onto the first. Inside a
+        # placement group (a `memrl sweep` trial) they take the bundles reserved for them there instead.
+        from ray.util import get_current_placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        group = get_current_placement_group()
+        strategy = PlacementGroupSchedulingStrategy(group, placement_group_capture_child_tasks=True) if group else "SPREAD"
+        self.remote_actor = ray.remote(num_cpus=cfg["actors"]["cpus_per_actor"], scheduling_strategy=strategy)(Actor)
         num_actors = cfg["actors"]["num_actors"]
         self.where: list[Any] = [None] * num_actors  # per actor: a ref to {"node_id", "ip", "pid"}
         self.announced = [False] * num_actors

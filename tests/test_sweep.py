@@ -1,0 +1,76 @@
+"""memrl sweep: a grid of runs as Ray Tune trials, interrupted and continued by the same command."""
+from __future__ import annotations
+
+import csv
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from training import cli
+from training.run_dir import load_checkpoint, read_metrics
+from training.sweep import parse
+
+GRID = ["seed=0,1", "env=counter", "core.hidden_size=8", "agent.encoder_size=8", "actors.num_actors=0",
+        "actors.envs_per_actor=2", "actors.unroll_length=5", "learner.batch_unrolls=1", "total_frames=2000",
+        "tensorboard=false", "checkpoint.interval_s=0", "log.interval_s=0", "sweep.max_concurrent=1"]
+
+
+def sweep_command(root: Path) -> list[str]:
+    return [sys.executable, "-m", "training.cli", "sweep", *GRID, f"sweep.root={root}"]
+
+
+def rows(sweep_dir: Path) -> dict[str, dict[str, str]]:
+    with open(sweep_dir / "sweep.csv") as f:
+        return {row["seed"]: row for row in csv.DictReader(f)}
+
+
+def test_the_grid_is_the_product_of_the_swept_values_and_names_each_trial():
+    options, trials = parse(["core=lstm,feedforward", "seed=range(3)", "env=counter", "sweep.max_concurrent=2"])
+    assert [t.name for t in trials][:2] == ["core=lstm,seed=0", "core=lstm,seed=1"] and len(trials) == 6
+    assert trials[4].swept == {"core": "feedforward", "seed": "1"} and "env=counter" in trials[4].overrides
+    assert options["max_concurrent"] == 2 and options["name"].startswith("sweep-")
+    # The same grid names the same sweep folder, whatever the order of its overrides.
+    assert parse(["env=counter", "sweep.max_concurrent=2", "seed=range(3)", "core=lstm,feedforward"])[0]["name"] == options["name"]
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["core=lstm,nope", "seed=0"], "nope"),
+    (["core.hiden_size=3,4"], "hiden_size"),
+    (["seed=range(0)"], "sweeps over no values"),
+    (["sweep.colour=red", "seed=0,1"], "unknown sweep option"),
+    (["seed=0,1", "run_root=x"], "sweep.root"),
+])
+def test_a_bad_grid_is_one_line_and_creates_nothing(argv, expected, tmp_path, capsys):
+    assert cli.main(["sweep", *argv, f"sweep.root={tmp_path / 'sweeps'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err, err
+    assert not (tmp_path / "sweeps").exists()
+
+
+def test_an_interrupted_sweep_is_continued_by_the_same_command(tmp_path):
+    root = tmp_path / "sweeps"
+    proc = subprocess.Popen(sweep_command(root), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(root.glob("sweep-*/seed=1/checkpoint.pt")) and proc.poll() is None:
+        time.sleep(0.1)  # trials run one at a time: seed=0 has finished once seed=1 has a checkpoint
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=300)
+    (sweep_dir,) = root.iterdir()
+    before = rows(sweep_dir)
+    assert before["0"]["status"] == "finished", output[-2000:]
+    assert before["1"]["status"] == "unfinished" and proc.returncode == 130, output[-2000:]
+    first_metrics = (sweep_dir / "seed=0" / "metrics.csv").read_text()
+    interrupted_at = load_checkpoint(sweep_dir / "seed=1" / "checkpoint.pt")["counters"]["frames"]
+
+    again = subprocess.run(sweep_command(root), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    after = rows(sweep_dir)
+    assert after["0"]["status"] == after["1"]["status"] == "finished"
+    assert (sweep_dir / "seed=0" / "metrics.csv").read_text() == first_metrics  # kept, not run again
+    frames = read_metrics(sweep_dir / "seed=1")["frames"]
+    assert frames == sorted(frames) and len(set(frames)) == len(frames)  # continued, not restarted
+    assert interrupted_at > 0 and frames[-1] >= 2000
