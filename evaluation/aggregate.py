@@ -162,15 +162,31 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray, reps: int = 2000, s
 
 
 def report(run_dirs: list[Path], metric: str = "mean_return", stat: str = "iqm", threshold: float | None = None,
-           reps: int = 2000) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+           reps: int = 2000, baseline: str | None = None, optimum: float | None = None
+           ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(one row per group, one row per ordered pair of groups) for ``memrl report``.
 
     Group rows: runs, runs finished (reached their ``total_frames``), final score and MMER each as
     ``stat`` over runs with a 95% CI, and with ``threshold`` the fraction of runs whose final score
     reached it. Pair rows: the probability that a run of one group has a higher final score than a
     run of the other, with its CI.
+
+    With ``baseline`` (a group's label, or a part of exactly one label, e.g. ``core.name=feedforward``)
+    and ``optimum``, each run's final score is also normalised, (final - b) / (optimum - b) with b the
+    baseline group's mean final score (0 = the baseline, 1 = the optimum; b's own spread is not
+    carried into the CI).
     """
     groups = group_runs(load_runs(run_dirs))
+    base = None
+    if baseline is not None:
+        if optimum is None:
+            raise ValueError("baseline= needs optimum= (the score that normalises to 1)")
+        matches = [label for label in groups if baseline == label or baseline in label.split(", ")]
+        if len(matches) != 1:
+            raise ValueError(f"baseline={baseline!r} matches {len(matches)} groups; groups: {'; '.join(groups)}")
+        base = float(np.mean([final_score(r, metric) for r in groups[matches[0]]]))
+        if optimum == base:
+            raise ValueError(f"optimum={optimum} equals the baseline's score; nothing to normalise by")
     rows, finals = [], {}
     for label, group in groups.items():
         final = np.array([final_score(r, metric) for r in group])
@@ -186,6 +202,9 @@ def report(run_dirs: list[Path], metric: str = "mean_return", stat: str = "iqm",
                f"mmer_{stat}": m, "mmer_ci_low": m_low, "mmer_ci_high": m_high}
         if threshold is not None:
             row["fraction_reaching_threshold"] = float((final >= threshold).mean())
+        if base is not None:
+            row[f"normalised_{stat}"], row["normalised_ci_low"], row["normalised_ci_high"] = interval(
+                (final - base) / (optimum - base), stat, reps)
         rows.append(row)
     pairs = [{"group": a, "versus": b, **dict(zip(("p_improvement", "ci_low", "ci_high"),
                                                    probability_of_improvement(finals[a], finals[b], reps)))}

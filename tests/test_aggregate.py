@@ -110,3 +110,23 @@ def test_report_on_an_unknown_metric_is_one_line(sweep, capsys):
     assert cli.main(["report", str(sweep), "metric=nope"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "'nope'" in err
+
+
+def test_normalised_scores_put_the_baseline_at_0_and_the_optimum_at_1(sweep):
+    rows, _ = report(sorted(sweep.iterdir()), stat="mean", reps=200, baseline="core.name=feedforward", optimum=10.0)
+    by_group = {r["group"]: r for r in rows}
+    assert by_group["core.name=feedforward"]["normalised_mean"] == pytest.approx(0.0)
+    # lstm finals 0.5, 1.5, 2.5, 9.5 against a baseline of 0 and an optimum of 10: mean 3.5 / 10.
+    assert by_group["core.name=lstm"]["normalised_mean"] == pytest.approx(0.35)
+    with pytest.raises(ValueError, match="matches 0 groups"):
+        report(sorted(sweep.iterdir()), reps=50, baseline="core.name=gru", optimum=1.0)
+
+
+def test_a_suite_part_is_a_sweep_of_every_core_and_seed_with_the_users_overrides_on_top():
+    from training.sweep import expand_suite
+
+    [(part, argv, settings)] = expand_suite(["suite=memory", "suite.parts=[tmaze]", "total_frames=1000", "sweep.root=/x"])
+    assert part == "tmaze" and settings == {"metric": "mean_success", "optimum": 1.0}
+    assert "total_frames=1000" in argv and "total_frames=2000000" not in argv and "env.corridor_length=50" in argv
+    assert argv[0].startswith("core=feedforward,lstm") and "seed=range(3)" in argv
+    assert "sweep.root=/x/memory" in argv and "sweep.name=memory-tmaze" in argv

@@ -91,12 +91,21 @@ def cmd_plot(overrides: list[str]) -> int:
 
 def cmd_sweep(overrides: list[str]) -> int:
     """``memrl sweep core=lstm,sam seed=range(5) ...``: the grid's runs as Ray Tune trials (training/sweep.py)."""
-    from .sweep import sweep
+    from .sweep import expand_suite, parse, sweep
 
     if not overrides:
         raise ValueError("sweep needs a grid, e.g. memrl sweep core=lstm,sam seed=range(3) env=tmaze")
-    sweep_dir, rows = sweep(overrides)
-    print(f"sweep folder: {sweep_dir}; one row per trial: {sweep_dir / 'sweep.csv'}")
+    parts = expand_suite(overrides)
+    for _, argv, _ in parts:  # every part's grid is checked before any runs
+        parse(argv)
+    rows = []
+    for part, argv, settings in parts:
+        sweep_dir, part_rows = sweep(argv)
+        rows += part_rows
+        print(f"sweep folder: {sweep_dir}; one row per trial: {sweep_dir / 'sweep.csv'}")
+        if part is not None:
+            print(f"part {part}: memrl report {sweep_dir} metric={settings.get('metric', 'mean_return')} "
+                  f"baseline=core.name=feedforward optimum={settings.get('optimum')}")
     failed = [r for r in rows if r["status"] == "error"]
     unfinished = [r for r in rows if r["status"] != "finished"]
     if failed:
@@ -107,7 +116,7 @@ def cmd_sweep(overrides: list[str]) -> int:
         print(f"memrl sweep: interrupted: {len(unfinished)} of {len(rows)} trials unfinished; "
               "run the same command to continue", file=sys.stderr)
         return 130
-    print(f"all {len(rows)} trials finished; scores with CIs: memrl report {sweep_dir}")
+    print(f"all {len(rows)} trials finished; scores with CIs: memrl report <sweep folder>")
     return 0
 
 
@@ -128,7 +137,8 @@ def cmd_report(overrides: list[str]) -> int:
     if not run_dirs:
         raise ValueError("report needs a sweep or a folder of runs: memrl report runs/<sweep>")
     run_dirs = [run_dirs] if isinstance(run_dirs, str) else list(run_dirs)
-    rows, pairs = report(expand_run_dirs(run_dirs), cfg["metric"], cfg["statistic"], cfg["threshold"], cfg["reps"])
+    rows, pairs = report(expand_run_dirs(run_dirs), cfg["metric"], cfg["statistic"], cfg["threshold"], cfg["reps"],
+                         cfg["baseline"], cfg["optimum"])
     out = Path(cfg["out"] or Path(run_dirs[0]) / "report")
     out.parent.mkdir(parents=True, exist_ok=True)
     text = (f"Final score: {cfg['statistic']} over runs of the mean `{cfg['metric']}` in the last 10% of frames; "

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, compose
+from .config import CONFIG_DIR, ConfigError, compose
 from .run_dir import load_checkpoint, read_metrics, save_config
 
 SWEEP_DEFAULTS = {"root": "runs/sweeps", "name": None, "max_concurrent": None}
@@ -86,6 +86,38 @@ def parse(argv: list[str]) -> tuple[dict[str, Any], list[Trial]]:
         digest = hashlib.sha1("\n".join(sorted(train_args)).encode()).hexdigest()[:8]
         options["name"] = f"sweep-{digest}"
     return options, trials
+
+
+def expand_suite(argv: list[str]) -> list[tuple[str | None, list[str], dict[str, Any]]]:
+    """``suite=<name>`` (configs/suite/<name>.yaml) as one sweep per part: (part, sweep argv, part
+    settings: metric, optimum). Without ``suite=``: the command itself, one sweep."""
+    suite = next((a.split("=", 1)[1] for a in argv if a.startswith("suite=")), None)
+    if suite is None:
+        return [(None, argv, {})]
+    import yaml
+
+    path = CONFIG_DIR / "suite" / f"{suite}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (CONFIG_DIR / "suite").glob("*.yaml"))
+        raise ConfigError(f"unknown suite {suite!r}; known: {', '.join(known)}")
+    spec = yaml.safe_load(path.read_text())
+    rest = [a for a in argv if not a.startswith(("suite=", "suite.parts="))]
+    chosen = next((a.split("=", 1)[1] for a in argv if a.startswith("suite.parts=")), None)
+    names = [n.strip() for n in chosen.strip("[]").split(",") if n.strip()] if chosen else list(spec["parts"])
+    unknown = [n for n in names if n not in spec["parts"]]
+    if unknown:
+        raise ConfigError(f"suite {suite!r} has no part(s) {unknown}; parts: {', '.join(spec['parts'])}")
+    root = next((a.split("=", 1)[1] for a in rest if a.startswith("sweep.root=")), SWEEP_DEFAULTS["root"])
+    sweeps = []
+    for name in names:
+        part = spec["parts"][name]
+        own = [f"core={','.join(spec['cores'])}", f"seed=range({spec['seeds']})", *part["overrides"]]
+        given = {a.split("=", 1)[0] for a in rest}
+        merged = [a for a in own if a.split("=", 1)[0] not in given] + [a for a in rest if not a.startswith("sweep.")]
+        options = [a for a in rest if a.startswith("sweep.") and not a.startswith(("sweep.root=", "sweep.name="))]
+        sweeps.append((name, [*merged, *options, f"sweep.root={Path(root) / suite}", f"sweep.name={suite}-{name}"],
+                       {k: v for k, v in part.items() if k != "overrides"}))
+    return sweeps
 
 
 def _safe(name: str) -> str:
