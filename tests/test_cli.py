@@ -126,11 +126,15 @@ def test_non_finite_losses_are_skipped_then_stop_the_run_with_one_line(tmp_path,
 def test_bench_throughput_smoke(tmp_path, capsys):
     out = tmp_path / "throughput.json"
     argv = ["bench", "throughput", "env=counter", "num_actors=1", "envs_per_actor=2", "unroll_length=5",
-            "batch_unrolls=1", "hidden_size=8", "frames=3000", "warmup_s=0", "rllib=false", f"out={out}"]
+            "batch_unrolls=1", "hidden_size=8", "frames=3000", "warmup_s=0", "rllib=false", "limit_s=0.5", f"out={out}"]
     assert cli.main(argv) == 0
     import json
 
-    rows = json.loads(out.read_text())
-    assert len(rows) == 1 and rows[0]["system"] == "memrl" and rows[0]["frames_per_s"] > 0
-    assert rows[0]["measured_frames"] > 0
+    rows = {row["system"]: row for row in json.loads(out.read_text())}
+    assert list(rows) == ["memrl", "env_only", "model_only"] and rows["memrl"]["frames_per_s"] > 0
+    assert rows["memrl"]["measured_frames"] > 0
+    model = rows["model_only"]
+    assert model["frames_per_s"] == min(model["inference_frames_per_s"], model["learner_frames_per_s"]) > 0
+    limit = min(rows["env_only"]["frames_per_s"], model["frames_per_s"])
+    assert rows["memrl"]["fraction_of_limit"] == pytest.approx(rows["memrl"]["frames_per_s"] / limit)
     assert "frames_per_s" in capsys.readouterr().out

@@ -9,6 +9,17 @@ this process, each on a fresh embedded Ray cluster with the same logical CPUs.
 Frames/s is measured after a warm-up (Ray start, actor start and the first
 updates are excluded) as env steps sampled per wall-clock second; updates/s as
 learner optimizer steps per second.
+
+The machine's limit for these settings (``limits=true``), in the same process layout:
+
+- ``env_only``: ``num_actors`` Ray actors each step ``envs_per_actor`` envs with random actions
+  for ``limit_s`` seconds: env frames/s with no model at all;
+- ``model_only``: the two halves of the model's work on their own, each for ``limit_s``:
+  ``num_actors`` Ray actors each running the agent's one-step inference over ``envs_per_actor``
+  envs (state carried, no env step), and the learner's update (``impala_loss``, backward, optimiser
+  step) at its batch on one recorded unroll replayed; the lower of the two in frames/s.
+
+Every row then gives memrl's frames/s as a fraction of the lower limit (``fraction_of_limit``).
 """
 from __future__ import annotations
 
@@ -134,6 +145,97 @@ def _float_observations(env):
     return env
 
 
+def _train_config(cfg) -> dict:
+    from training.config import compose
+
+    return compose("train", [
+        f"core={cfg.core}", f"env={cfg.env}", f"actors.num_actors={max(cfg.num_actors, 1)}",
+        f"actors.envs_per_actor={cfg.envs_per_actor}", f"actors.unroll_length={cfg.unroll_length}",
+        f"learner.batch_unrolls={cfg.batch_unrolls}", f"core.hidden_size={cfg.hidden_size}",
+        f"agent.encoder_size={cfg.hidden_size}",
+    ])
+
+
+def _env_steps(run_cfg: dict, seconds: float, seed: int) -> float:
+    """Env frames/s of one process stepping ``envs_per_actor`` envs with random actions."""
+    import envs
+
+    batch = [envs.make_from_config(run_cfg["env"]) for _ in range(run_cfg["actors"]["envs_per_actor"])]
+    for i, env in enumerate(batch):
+        env.reset(seed=seed + i)
+        env.action_space.seed(seed + i)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for env in batch:
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            if terminated or truncated:
+                env.reset()
+        steps += len(batch)
+    return steps / (time.perf_counter() - start)
+
+
+def _inference_steps(run_cfg: dict, seconds: float, seed: int) -> float:
+    """Frames/s of one actor's inference alone: the agent's one-step forward over its envs, state carried."""
+    import torch
+
+    from training.actor import Actor, add_time_dim
+
+    actor = Actor(run_cfg, actor_index=0, seed=seed)
+    state, steps = actor.state, 0
+    with torch.no_grad():
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            out = actor.agent(add_time_dim(actor.obs), actor.prev_action[None], actor.prev_reward[None],
+                              actor.reset[None], state)
+            actor.agent.sample(out.logits[0], actor.generator)
+            state = out.state
+            steps += len(actor.envs)
+    return steps / (time.perf_counter() - start)
+
+
+def _limit_rows(cfg) -> list[dict]:
+    """The env-only and model-only rates for the bench's settings (see the module docstring)."""
+    import ray
+    import torch
+
+    from training.actor import Actor
+    from training.learner import impala_loss
+    from training.prepare import prepare
+
+    run_cfg = _train_config(cfg)
+    ray.init(address="local", num_cpus=cfg.num_actors + 1, include_dashboard=False, log_to_driver=cfg.get("verbose", False))
+    try:
+        env_rates = ray.get([ray.remote(num_cpus=1)(_env_steps).remote(run_cfg, cfg.limit_s, 1000 * i)
+                             for i in range(cfg.num_actors)])
+        inference_rates = ray.get([ray.remote(num_cpus=1)(_inference_steps).remote(run_cfg, cfg.limit_s, i)
+                                   for i in range(cfg.num_actors)])
+    finally:
+        ray.shutdown()
+    parts = prepare(run_cfg)
+    actor = Actor(run_cfg, actor_index=0, seed=0)
+    recorded = [actor.unroll() for _ in range(cfg.batch_unrolls)]
+    unroll = torch.cat([r.unroll for r in recorded], dim=1)
+    start_state = torch.cat([r.start_state for r in recorded], dim=0)
+    frames_per_update = cfg.batch_unrolls * cfg.envs_per_actor * cfg.unroll_length
+    parts.agent.eval()
+    updates, start = 0, time.perf_counter()
+    while time.perf_counter() - start < cfg.limit_s or updates < 2:
+        loss, _ = impala_loss(parts.agent, unroll, start_state, parts.loss)
+        parts.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parts.agent.parameters(), run_cfg["learner"]["max_grad_norm"])
+        parts.optimizer.step()
+        updates += 1
+    learner_rate = updates * frames_per_update / (time.perf_counter() - start)
+    inference_rate = sum(inference_rates)
+    return [
+        {"system": "env_only", "core": "-", "frames_per_s": sum(env_rates), "actors": cfg.num_actors},
+        {"system": "model_only", "core": cfg.core, "frames_per_s": min(inference_rate, learner_rate),
+         "inference_frames_per_s": inference_rate, "learner_frames_per_s": learner_rate,
+         "learner_updates_per_s": learner_rate / frames_per_update},
+    ]
+
+
 def _first_after(times: list[float], warmup_s: float) -> int:
     """Index of the first sample after the warm-up, leaving at least two samples to measure."""
     for i, t in enumerate(times[:-1]):
@@ -145,6 +247,10 @@ def _first_after(times: list[float], warmup_s: float) -> int:
 @benchmark("throughput")
 def throughput(cfg) -> list[dict]:
     rows = [_memrl_rows(cfg)]
+    if cfg.get("limits", True):
+        limits = _limit_rows(cfg)
+        limit = min(row["frames_per_s"] for row in limits)
+        rows[0]["fraction_of_limit"] = rows[0]["frames_per_s"] / limit
     if cfg.rllib:
         rows.append(_memrl_rows(cfg, backend="rllib"))
         if cfg.core == "lstm":  # RLlib's own model is an LSTM: only comparable with core=lstm
@@ -152,4 +258,8 @@ def throughput(cfg) -> list[dict]:
         for row in rows:
             row["frames_per_s_vs_memrl"] = row["frames_per_s"] / rows[0]["frames_per_s"]
             row["updates_per_s_vs_memrl"] = row["updates_per_s"] / rows[0]["updates_per_s"]
+    if cfg.get("limits", True):
+        for row in rows:
+            row["fraction_of_limit"] = row["frames_per_s"] / limit
+        rows += limits
     return rows
