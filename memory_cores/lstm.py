@@ -40,20 +40,8 @@ class LSTMCore(MemoryCore):
         )
 
     def forward(self, x, state, reset):
-        T = x.shape[0]
-        if reset is None:
-            starts = [0]
-        else:
-            # Reset times split the unroll; step 0 is always a start.
-            starts = sorted({0, *torch.nonzero(reset.any(dim=1)).flatten().tolist()})
-        initial = self.initial_state(x.shape[1], x.device) if reset is not None else None
-        outs = []
-        for start, end in zip(starts, starts[1:] + [T]):
-            if reset is not None:
-                state = self.reset_state(state, reset[start], initial)
-            out, state = self._run(x[start:end], state)
-            outs.append(out)
-        return torch.cat(outs), state, {}
+        out, state = self.unroll_between_resets(self._run, x, state, reset)
+        return out, state, {}
 
     def forward_per_step(self, x, state, reset):
         """Slow reference: one ``nn.LSTM`` call per step."""
