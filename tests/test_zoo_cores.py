@@ -11,7 +11,7 @@ from memory_cores.linear_scan import linear_scan, linear_scan_step_by_step
 
 T, B, INPUT = 11, 3, 4
 # Cores whose ``forward`` is a parallel form over T with a ``forward_per_step`` twin.
-PARALLEL = ["gru", "lru", "ffm", "linear_attention"]
+PARALLEL = ["gru", "lru", "ffm", "linear_attention", "mamba"]
 
 
 SMALL = {"gru": {"hidden_size": 3, "num_layers": 2}}  # cores without a ``test_config``
