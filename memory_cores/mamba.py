@@ -16,10 +16,16 @@ size per channel, R = ⌈hidden_size / 16⌉:
 State: the last d_conv − 1 inputs u of the convolution and h, both zero at
 an episode start (inputs from before the start do not enter the convolution).
 
-``forward`` computes every per-step map on the whole unroll at once, the
-convolution as d_conv shifted, masked sums, and h by ``linear_scan`` (the
-reset-aware scan: a_t = exp(Δ_t A), set to 0 where an episode starts).
-``forward_per_step`` is its slow twin. mamba-ssm's fused CUDA scan is used
+``forward`` computes every per-step map on the whole unroll at once (the
+convolution as d_conv shifted, masked sums), then h over T by ``scan``:
+``parallel`` is ``linear_scan``, the reset-aware parallel scan (a_t =
+exp(Δ_t A), set to 0 where an episode starts); ``sequential`` (the default)
+loops over t forming a_t and b_t per step. The parallel scan must hold
+a and b for all T steps ([T, B, E, N], E·N = 4096 per env at the default
+sizes) and does about 2.5 times the element-wise work of the loop, so on a
+CPU, where these element-wise passes dominate, it was measured 2-4 times
+slower than the loop (docs/results/zoo.md); its gain is in parallel hardware.
+``forward_per_step`` is the slow twin of both. mamba-ssm's fused CUDA scan is used
 instead of ``linear_scan`` only when the package imports, the unroll is on
 CUDA, and h starts at 0 with no reset after step 0 (that kernel takes
 neither an initial state nor resets).
@@ -52,8 +58,11 @@ class MambaConfig:
     conv_size: int = 4  # d_conv: taps of the causal depthwise convolution
     dt_min: float = 0.001  # softplus(b_Δ) drawn log-uniformly from [dt_min, dt_max] at initialisation
     dt_max: float = 0.1
+    scan: str = "sequential"  # h over the unroll: "sequential" (a loop over T; the faster on CPUs) or "parallel" (linear_scan)
 
     def __post_init__(self):
+        if self.scan not in ("sequential", "parallel"):
+            raise ValueError(f"mamba scan must be 'sequential' or 'parallel', got {self.scan!r}")
         for name in ("hidden_size", "state_size", "expand", "conv_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"mamba {name} must be >= 1, got {getattr(self, name)}")
@@ -117,14 +126,21 @@ class MambaCore(MemoryCore):
             same = (episode[source] == episode[taps - 1:]).to(x.dtype)[..., None]
             conv = conv + self.conv_weight[j] * padded[source] * same
         u_bar, delta, b, c = self._selection(conv)
-        decay = torch.exp(delta[..., None] * -self.log_neg_a.exp())  # exp(Δ A) [T, B, E, N]
-        drive = (delta * u_bar)[..., None] * b[..., None, :]
-        fused = self._fused_scan(u_bar, delta, b, c, state["ssm"], reset)
-        if fused is None:
+        scanned = self._fused_scan(u_bar, delta, b, c, state["ssm"], reset)
+        if scanned is None and self.config.scan == "parallel":
+            decay = torch.exp(delta[..., None] * -self.log_neg_a.exp())  # exp(Δ A) [T, B, E, N]
+            drive = (delta * u_bar)[..., None] * b[..., None, :]
             h = linear_scan(decay, drive, state["ssm"], reset)
-            y, last = torch.einsum("tben,tbn->tbe", h, c), h[-1]
-        else:
-            y, last = fused
+            scanned = torch.einsum("tben,tbn->tbe", h, c), h[-1]
+        elif scanned is None:  # one step at a time, a_t and b_t formed per step: no [T, B, E, N] tensors
+            h, ys = state["ssm"], []
+            for t, inputs_t in enumerate(zip(u_bar.unbind(0), delta.unbind(0), b.unbind(0), c.unbind(0))):
+                if reset is not None:
+                    h = torch.where(reset[t, :, None, None], torch.zeros((), dtype=h.dtype), h)
+                y_t, h = self._ssm_step(h, *inputs_t)
+                ys.append(y_t)
+            scanned = torch.stack(ys), h
+        y, last = scanned
         # The next unroll's past inputs: the last taps − 1, zero where they precede the last episode's start.
         kept = (episode[steps:] == episode[-1:]).to(x.dtype)[..., None]
         new_state = TensorDict({"conv": (padded[steps:] * kept).transpose(0, 1), "ssm": last},
@@ -138,11 +154,16 @@ class MambaCore(MemoryCore):
             window = torch.cat([s["conv"], u[:, None]], dim=1)  # [B, taps, E], oldest first
             conv = self.conv_bias + (window.flip(1) * self.conv_weight).sum(1)  # tap j reads u_{t−j}
             u_bar, delta, b, c = self._selection(conv)
-            h = torch.exp(delta[..., None] * -self.log_neg_a.exp()) * s["ssm"] + (delta * u_bar)[..., None] * b[:, None]
+            y, h = self._ssm_step(s["ssm"], u_bar, delta, b, c)
             new = TensorDict({"conv": window[:, 1:], "ssm": h}, batch_size=s.batch_size)
-            return self._output(torch.einsum("ben,bn->be", h, c), u_bar, gate), new, {}
+            return self._output(y, u_bar, gate), new, {}
 
         return self.unroll_steps(step, x, state, reset)
+
+    def _ssm_step(self, h, u_bar, delta, b, c):
+        """(y_t [B, E], h_t [B, E, N]): h_t = exp(Δ_t A) ⊙ h_{t−1} + (Δ_t ⊙ ū_t) B_tᵀ, y_t = h_t C_t."""
+        h = torch.exp(delta[..., None] * -self.log_neg_a.exp()) * h + (delta * u_bar)[..., None] * b[:, None]
+        return torch.einsum("ben,bn->be", h, c), h
 
     def _fused_scan(self, u_bar, delta, b, c, h0, reset):
         """(y [T, B, E], h_T) from mamba-ssm's CUDA kernel, or None where it does not apply."""

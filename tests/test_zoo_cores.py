@@ -15,12 +15,15 @@ PARALLEL = ["gru", "lru", "ffm", "linear_attention", "mamba"]
 
 
 SMALL = {"gru": {"hidden_size": 3, "num_layers": 2}}  # cores without a ``test_config``
+VARIANTS = {"mamba:parallel": ("mamba", {"scan": "parallel"})}  # other fast forms of a core
+PARALLEL += list(VARIANTS)
 
 
 def make_core(name):
+    name, extra = VARIANTS.get(name, (name, {}))
     cls = memory_cores.registry.CORES.get(name)[0]
     torch.manual_seed(0)
-    return memory_cores.build(name, INPUT, **SMALL.get(name, getattr(cls, "test_config", {}))).double()
+    return memory_cores.build(name, INPUT, **SMALL.get(name, getattr(cls, "test_config", {})), **extra).double()
 
 
 def mid_unroll_resets(steps=T, seed=3):
@@ -99,3 +102,22 @@ def test_parallel_form_gradcheck(name):
     inputs = (x, *(p.detach() for p in core.parameters()), *(state0[k] for k in keys))
     inputs = tuple(t.clone().requires_grad_(t.is_floating_point()) for t in inputs)
     assert torch.autograd.gradcheck(run, inputs, fast_mode=True)
+
+
+def test_zoo_bench_times_every_system_and_compares_fast_forms_with_their_step_loops():
+    from omegaconf import OmegaConf
+
+    from evaluation import benchmarks
+
+    cfg = OmegaConf.load("configs/bench/zoo.yaml")
+    cfg.lengths, cfg.repeats, cfg.batch_size, cfg.input_size, cfg.hidden_size = [6], 1, 2, 4, 4
+    rows = benchmarks.get("zoo")(cfg)
+    systems = [row["system"] for row in rows]
+    assert systems[:3] == ["lstm", "gru", "gru:step_loop"] and "mamba:parallel_scan" in systems
+    by_system = {row["system"]: row for row in rows}
+    for row in rows:
+        assert row["T"] == 6 and row["ms_median"] >= row["ms_best"] > 0
+        assert row["vs_lstm"] == pytest.approx(row["ms_median"] / by_system["lstm"]["ms_median"])
+    fast, loop = by_system["mamba:parallel_scan"], by_system["mamba:step_loop"]
+    assert fast["speedup_vs_step_loop"] == pytest.approx(loop["ms_median"] / fast["ms_median"])
+    assert "speedup_vs_step_loop" not in by_system["lstm"]  # lstm's step loop is not in step_loops

@@ -10,14 +10,17 @@ squared, one backward. Systems:
 
 - ``<core>``: ``core(x, state, reset)``, the fast form (nn.LSTM / nn.GRU over
   the stretches between resets; the parallel scan or chunked form otherwise);
+- ``<variant>``: a core with other config values (``variants``), e.g. mamba's
+  parallel scan;
 - ``<core>:step_loop``: ``core.forward_per_step``, the same core one step at
   a time (its slow twin), for every core that has one (``step_loops``).
 
 All systems of one T run interleaved, round after round (``repeats`` rounds
 after one untimed warm-up round), so machine load hits them alike; a row
 reports the median and the best round in ms, ``vs_lstm`` (median over lstm's
-median) and, for a step loop, ``step_loop_over_fast`` (its median over the
-fast form's median: > 1 means the fast form is faster).
+median) and, for a fast form of a core with a timed step loop,
+``speedup_vs_step_loop`` (the step loop's median over this row's median: > 1
+means the fast form is faster).
 """
 from __future__ import annotations
 
@@ -44,9 +47,9 @@ def run(cfg) -> list[dict]:
         torch.set_num_threads(threads)
 
 
-def build(cfg, name: str):
+def build(cfg, name: str, **variant):
     torch.manual_seed(int(cfg.seed))
-    extra = dict(cfg.core_overrides.get(name, {})) if cfg.core_overrides else {}
+    extra = {**(cfg.core_overrides or {}).get(name, {}), **variant}
     return memory_cores.build(name, int(cfg.input_size), hidden_size=int(cfg.hidden_size), **extra)
 
 
@@ -57,13 +60,16 @@ def measure_length(cfg, steps: int) -> list[dict]:
     # Episodes of episode_length steps, each env's boundaries shifted by its index.
     time_index = torch.arange(steps)[:, None] + torch.arange(batch)[None, :] * 7
     reset = time_index % int(cfg.episode_length) == 0
-    systems = {}
-    for name in cfg.cores:
-        core = build(cfg, name)
+    builds = [(name, name, {}) for name in cfg.cores]
+    builds += [(system, values["core"], {k: v for k, v in values.items() if k != "core"})
+               for system, values in (cfg.variants or {}).items()]
+    systems, core_of = {}, {}
+    for system, name, variant in builds:
+        core = build(cfg, name, **variant)
         with torch.no_grad():  # a carried state, as from an earlier unroll
             _, state, _ = core(x[: min(steps, 8)], core.initial_state(batch), None)
-        systems[name] = (core, core.forward, state)
-        if name in cfg.step_loops and hasattr(core, "forward_per_step"):
+        systems[system], core_of[system] = (core, core.forward, state), name
+        if system == name and name in cfg.step_loops and hasattr(core, "forward_per_step"):
             systems[f"{name}:step_loop"] = (core, core.forward_per_step, state)
     times: dict[str, list[float]] = {system: [] for system in systems}
     for round_index in range(int(cfg.repeats) + 1):
@@ -82,8 +88,9 @@ def measure_length(cfg, steps: int) -> list[dict]:
     for row in rows:
         if "lstm" in medians:
             row["vs_lstm"] = row["ms_median"] / medians["lstm"]
-        if row["system"].endswith(":step_loop"):
-            row["step_loop_over_fast"] = row["ms_median"] / medians[row["system"].split(":")[0]]
+        step_loop = f"{core_of.get(row['system'])}:step_loop"
+        if step_loop in medians:
+            row["speedup_vs_step_loop"] = medians[step_loop] / row["ms_median"]
     return rows
 
 
