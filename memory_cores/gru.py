@@ -12,53 +12,18 @@ POPGym (Morad et al. 2023) found the GRU the best of its memory baselines.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import torch
-from tensordict import TensorDict
 from torch import nn
 
-from .base import MemoryCore
 from .registry import register
+from .torch_recurrent import RecurrentConfig, TorchRecurrentCore
 
 
-@dataclass
-class GRUConfig:
-    hidden_size: int = 128  # units per layer (O)
-    num_layers: int = 1  # stacked GRU layers
-
-
-@register("gru", GRUConfig)
-class GRUCore(MemoryCore):
+@register("gru", RecurrentConfig)
+class GRUCore(TorchRecurrentCore):
     """State: ``h`` of shape [B, num_layers, hidden_size], zero at episode start.
 
     The fast path runs ``nn.GRU`` over the stretches between reset times (one
     call when nothing resets); ``forward_per_step`` is its slow twin.
     """
 
-    def __init__(self, input_size: int, config: GRUConfig):
-        super().__init__(input_size)
-        self.config = config
-        self.output_size = config.hidden_size
-        self.gru = nn.GRU(input_size, config.hidden_size, num_layers=config.num_layers)
-
-    def initial_state(self, batch_size, device=None):
-        shape = (batch_size, self.config.num_layers, self.config.hidden_size)
-        return TensorDict({"h": torch.zeros(shape, device=device)}, batch_size=[batch_size], device=device)
-
-    def forward(self, x, state, reset):
-        out, state = self.unroll_between_resets(self._run, x, state, reset)
-        return out, state, {}
-
-    def forward_per_step(self, x, state, reset):
-        """Slow reference: one ``nn.GRU`` call per step."""
-        def step(x_t, s):
-            out, s = self._run(x_t[None], s)
-            return out[0], s, {}
-
-        return self.unroll_steps(step, x, state, reset)
-
-    def _run(self, x, state):
-        # nn.GRU wants [num_layers, B, H]; the state is batch-first.
-        out, h = self.gru(x, state["h"].transpose(0, 1).contiguous())
-        return out, TensorDict({"h": h.transpose(0, 1)}, batch_size=state.batch_size, device=x.device)
+    module_class, module_name, state_names = nn.GRU, "gru", ("h",)
