@@ -141,8 +141,9 @@ def test_unknown_core_and_unknown_key_are_clear_errors():
         memory_cores.build("lstm", 4, hiden_size=3)
 
 
-def test_lstm_fast_path_matches_per_step_loop():
-    core = make_core("lstm", num_layers=2)
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_torch_rnn_fast_path_matches_per_step_loop(name):
+    core = make_core(name, num_layers=2)
     x = inputs()
     reset = torch.rand(T, B, generator=torch.Generator().manual_seed(3)) < 0.25
     state0 = core.initial_state(B).double()
