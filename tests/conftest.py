@@ -1,4 +1,14 @@
+import gymnasium
 import pytest
+
+
+class TextObservationEnv(gymnasium.Env):
+    """An env whose observation (free text) no memrl encoder takes: bad-input tests make it by id."""
+    observation_space = gymnasium.spaces.Text(8)
+    action_space = gymnasium.spaces.Discrete(2)
+
+
+gymnasium.register("memrl-test/TextObservation-v0", entry_point=TextObservationEnv)
 
 
 @pytest.fixture(scope="session")

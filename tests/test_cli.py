@@ -3,7 +3,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import gymnasium
 import pytest
 import torch
 
@@ -12,15 +11,6 @@ from training.run_dir import load_checkpoint, read_metrics
 
 TINY = ["env=counter", "core.hidden_size=16", "agent.encoder_size=16", "actors.envs_per_actor=4",
         "actors.unroll_length=10", "log.interval_s=0", "checkpoint.interval_s=0", "tensorboard=true"]
-
-
-class TextObservationEnv(gymnasium.Env):
-    """An env whose observation (free text) no memrl encoder takes."""
-    observation_space = gymnasium.spaces.Text(8)
-    action_space = gymnasium.spaces.Discrete(2)
-
-
-gymnasium.register("memrl-test/TextObservation-v0", entry_point=TextObservationEnv)
 
 
 def only_run(root: Path) -> Path:
