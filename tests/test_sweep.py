@@ -14,8 +14,9 @@ from training import cli
 from training.run_dir import load_checkpoint, read_metrics
 from training.sweep import parse
 
-GRID = ["seed=0,1", "env=counter", "core.hidden_size=8", "agent.encoder_size=8", "actors.num_actors=0",
-        "actors.envs_per_actor=2", "actors.unroll_length=5", "learner.batch_unrolls=1", "total_frames=2000",
+# Two trials, one after the other: a short one, then one long enough to be interrupted in the middle.
+GRID = ["total_frames=1000,10000", "env=counter", "core.hidden_size=8", "agent.encoder_size=8", "actors.num_actors=0",
+        "actors.envs_per_actor=2", "actors.unroll_length=5", "learner.batch_unrolls=1",
         "tensorboard=false", "checkpoint.interval_s=0", "log.interval_s=0", "sweep.max_concurrent=1"]
 
 
@@ -25,7 +26,7 @@ def sweep_command(root: Path) -> list[str]:
 
 def rows(sweep_dir: Path) -> dict[str, dict[str, str]]:
     with open(sweep_dir / "sweep.csv") as f:
-        return {row["seed"]: row for row in csv.DictReader(f)}
+        return {row["total_frames"]: row for row in csv.DictReader(f)}
 
 
 def test_the_grid_is_the_product_of_the_swept_values_and_names_each_trial():
@@ -55,22 +56,22 @@ def test_an_interrupted_sweep_is_continued_by_the_same_command(tmp_path):
     root = tmp_path / "sweeps"
     proc = subprocess.Popen(sweep_command(root), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 300
-    while time.time() < deadline and not list(root.glob("sweep-*/seed=1/checkpoint.pt")) and proc.poll() is None:
-        time.sleep(0.1)  # trials run one at a time: seed=0 has finished once seed=1 has a checkpoint
+    while time.time() < deadline and not list(root.glob("sweep-*/total_frames=10000/checkpoint.pt")) and proc.poll() is None:
+        time.sleep(0.1)  # trials run one at a time: the short one has finished once the long one has a checkpoint
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=300)
     (sweep_dir,) = root.iterdir()
     before = rows(sweep_dir)
-    assert before["0"]["status"] == "finished", output[-2000:]
-    assert before["1"]["status"] == "unfinished" and proc.returncode == 130, output[-2000:]
-    first_metrics = (sweep_dir / "seed=0" / "metrics.csv").read_text()
-    interrupted_at = load_checkpoint(sweep_dir / "seed=1" / "checkpoint.pt")["counters"]["frames"]
+    assert before["1000"]["status"] == "finished", output[-2000:]
+    assert before["10000"]["status"] == "unfinished" and proc.returncode == 130, output[-2000:]
+    first_metrics = (sweep_dir / "total_frames=1000" / "metrics.csv").read_text()
+    interrupted_at = load_checkpoint(sweep_dir / "total_frames=10000" / "checkpoint.pt")["counters"]["frames"]
 
     again = subprocess.run(sweep_command(root), capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     after = rows(sweep_dir)
-    assert after["0"]["status"] == after["1"]["status"] == "finished"
-    assert (sweep_dir / "seed=0" / "metrics.csv").read_text() == first_metrics  # kept, not run again
-    frames = read_metrics(sweep_dir / "seed=1")["frames"]
+    assert after["1000"]["status"] == after["10000"]["status"] == "finished"
+    assert (sweep_dir / "total_frames=1000" / "metrics.csv").read_text() == first_metrics  # kept, not run again
+    frames = read_metrics(sweep_dir / "total_frames=10000")["frames"]
     assert frames == sorted(frames) and len(set(frames)) == len(frames)  # continued, not restarted
-    assert interrupted_at > 0 and frames[-1] >= 2000
+    assert 0 < interrupted_at < 10000 and frames[-1] >= 10000

@@ -203,14 +203,17 @@ def _limit_rows(cfg) -> list[dict]:
     from training.prepare import prepare
 
     run_cfg = _train_config(cfg)
-    ray.init(address="local", num_cpus=cfg.num_actors + 1, include_dashboard=False, log_to_driver=cfg.get("verbose", False))
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address="local", num_cpus=cfg.num_actors + 1, include_dashboard=False, log_to_driver=cfg.get("verbose", False))
     try:
         env_rates = ray.get([ray.remote(num_cpus=1)(_env_steps).remote(run_cfg, cfg.limit_s, 1000 * i)
                              for i in range(cfg.num_actors)])
         inference_rates = ray.get([ray.remote(num_cpus=1)(_inference_steps).remote(run_cfg, cfg.limit_s, i)
                                    for i in range(cfg.num_actors)])
     finally:
-        ray.shutdown()
+        if started:
+            ray.shutdown()
     parts = prepare(run_cfg)
     actor = Actor(run_cfg, actor_index=0, seed=0)
     recorded = [actor.unroll() for _ in range(cfg.batch_unrolls)]
