@@ -337,3 +337,18 @@ def test_weight_average_is_what_validation_and_evaluation_use_and_resume_continu
     assert resumed["best"]["value"] == pytest.approx(max(logged), abs=1e-4)
     result = json.loads((run / "eval.json").read_text())
     assert result["ema_decay"] == 0.8 and "moving average" in (run / "eval.md").read_text()
+
+
+def test_bench_supervised_throughput_smoke(tmp_path):
+    from omegaconf import OmegaConf
+
+    from evaluation import benchmarks
+
+    data = write_toy_babi(tmp_path / "data")
+    cfg = OmegaConf.merge(OmegaConf.load(Path(__file__).resolve().parents[1] / "configs/bench/supervised_throughput.yaml"),
+                          {"task_options": {"path": str(data)}, "models": [{"core": "lstm", "hidden_size": 16},
+                                                                          {"core": "sam", "slots": 16, "controller_size": 16}],
+                           "batch_size": 4, "warmup": 1, "rounds": 2, "threads": 1})
+    rows = benchmarks.get("supervised_throughput")(cfg)
+    assert [r["core"] for r in rows] == ["lstm", "sam"] and rows[0]["vs_lstm"] == 1.0
+    assert all(r["stories_per_s"] == pytest.approx(4 / r["s_per_batch"]) for r in rows)
