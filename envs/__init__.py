@@ -95,13 +95,18 @@ def make(name: str, imports: Sequence[str] = (), **kwargs: Any) -> gymnasium.Env
     return env
 
 
+# Keys an env config may hold that set up training, not the env (make_from_config leaves them out).
+TRAINING_KEYS = ("unroll_length",)  # T for this env unless actors.unroll_length is set (training.unroll.resolve_unroll_length)
+
+
 def make_from_config(cfg: Mapping) -> gymnasium.Env:
-    """``make(cfg["name"], **rest)``; ``cfg`` is a dict or an OmegaConf DictConfig (``configs/env/<x>.yaml``)."""
+    """``make(cfg["name"], **rest)``; ``cfg`` is a dict or an OmegaConf DictConfig (``configs/env/<x>.yaml``);
+    ``TRAINING_KEYS`` are not passed to the env."""
     if hasattr(cfg, "_metadata"):  # an OmegaConf DictConfig: plain containers for the env's kwargs
         from omegaconf import OmegaConf
 
         cfg = OmegaConf.to_container(cfg, resolve=True)
-    kwargs = dict(cfg)
+    kwargs = {k: v for k, v in cfg.items() if k not in TRAINING_KEYS}
     if "name" not in kwargs:
         raise ValueError(f"env config has no 'name' (keys: {sorted(kwargs)}); add e.g. name: memrl/tmaze")
     return make(kwargs.pop("name"), **kwargs)

@@ -31,6 +31,7 @@ def evaluate(
     cfg = copy.deepcopy(payload["config"])
     cfg["actors"]["envs_per_actor"] = max(1, min(num_envs, episodes))
     cfg["actors"]["unroll_length"] = 50
+    cfg["actors"]["decorrelate_steps"] = 0  # every episode runs to its end: no cut episodes to leave out
     actor = Actor(cfg, actor_index=0, seed=seed, greedy=greedy)
     try:
         actor.set_weights(payload["model"], version=0)

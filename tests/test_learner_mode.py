@@ -1,17 +1,17 @@
 """The IMPALA learner replays the core in the actors' mode, so dropout never makes pi differ from mu."""
-from training import impala
+from training import impala, learner
 from training.config import compose
 
 
 def test_learner_replays_in_eval_mode_like_the_actors(tmp_path, monkeypatch):
     modes = []
-    real_loss = impala.impala_loss
+    real_loss = learner.impala_loss
 
     def recording_loss(agent, *args):
         modes.append(agent.training)
         return real_loss(agent, *args)
 
-    monkeypatch.setattr(impala, "impala_loss", recording_loss)
+    monkeypatch.setattr(learner, "impala_loss", recording_loss)
     cfg = compose("train", ["env=counter", "core=transformer_xl", "core.d_model=16", "core.n_layers=1", "core.n_heads=2",
                             "core.mlp_size=16", "core.n_m=4", "core.dropout=0.5", "agent.encoder_size=8",
                             "actors.num_actors=0", "actors.envs_per_actor=2", "actors.unroll_length=5",

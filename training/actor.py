@@ -17,7 +17,7 @@ import envs
 from agents import Agent, env_actions
 
 from .env_guard import GuardedEnv
-from .unroll import inputs_after_step
+from .unroll import inputs_after_step, resolve_unroll_length
 
 
 @dataclass
@@ -79,6 +79,16 @@ def build_agent(env, cfg) -> Agent:
 class Actor:
     """Steps ``num_envs`` envs for ``unroll_length`` steps per call to ``unroll``.
 
+    Decorrelation (``actors.decorrelate_steps`` = S > 0): env b cuts the episode it is in after c_b
+    steps, c_b drawn uniformly from [1, S] with the actor's seed, counted from the actor's start.
+    The cut is a truncation (the learner bootstraps from V(final obs), as at a time limit) and its
+    partial return is not counted as an episode. Envs whose episodes have one fixed length L (POPGym,
+    select_nonmatching_object) would otherwise all reset on the same steps forever, so each learner
+    batch would see only one or two phases of the episode; after the cut they run at phases c_b mod L.
+    Why a cut rather than warm-up steps before the first unroll: the agent sees every episode from
+    its first step (its core state always matches the episode; no random actions; no frames thrown
+    away), and nothing needs to know L: with S >= L the phases spread over all of L.
+
     Args:
         cfg: the run config as a plain dict (env, core, agent, actors sections).
         actor_index: this actor's number; env seeds derive from (seed, actor_index, env index).
@@ -90,7 +100,7 @@ class Actor:
         torch.set_num_threads(1)  # many actors share few cores
         self.actor_index = actor_index
         self.greedy = greedy
-        self.unroll_length = cfg["actors"]["unroll_length"]
+        self.unroll_length = resolve_unroll_length(cfg)
         num_envs = cfg["actors"]["envs_per_actor"]
         max_errors = cfg["actors"].get("max_env_errors", 10)  # runs saved before the option had no limit key
         make_env = lambda: envs.make_from_config(cfg["env"])  # noqa: E731
@@ -104,6 +114,10 @@ class Actor:
         self.weights_version = -1
 
         obs = [env.reset(seed=int(s))[0] for env, s in zip(self.envs, env_seeds[:-1])]
+        spread = cfg["actors"].get("decorrelate_steps", 0)  # runs saved before the option: all envs start together
+        cut_draws = np.random.default_rng(np.random.SeedSequence([seed, actor_index, 1]))
+        self.cut_at = cut_draws.integers(1, spread + 1, size=num_envs) if spread else np.zeros(num_envs, dtype=np.int64)
+        self.steps_taken = 0  # steps of every env since the actor started
         n_components = len(self.agent.action_sizes)
         self.obs = stack_obs(obs)
         self.reset = torch.ones(num_envs, dtype=torch.bool)
@@ -166,12 +180,16 @@ class Actor:
         terminated = np.zeros(B, dtype=bool)
         truncated = np.zeros(B, dtype=bool)
         next_obs, final_obs = [], {}
+        self.steps_taken += 1
         for b, (env, act) in enumerate(zip(self.envs, env_actions(self.envs[0].action_space, action.numpy()))):
             obs, r, term, trunc, info = env.step(act)
+            cut = self.cut_at[b] == self.steps_taken and not (term or trunc)  # decorrelation (class docstring)
+            trunc = trunc or cut
             reward[b], terminated[b], truncated[b] = r, term, trunc
             self.episode_return[b] += r
             self.episode_length[b] += 1
-            if (term or trunc) and "env_error" not in info:  # an episode cut by an env error is no sample of returns
+            # An episode cut by an env error or by the decorrelation is no sample of returns.
+            if (term or trunc) and "env_error" not in info and not cut:
                 episodes.append(
                     {
                         "return": float(self.episode_return[b]),

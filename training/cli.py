@@ -25,8 +25,10 @@ def cmd_train(overrides: list[str]) -> int:
 
     from .config import compose_or_resume
     from .run_dir import new_run_dir
+    from .unroll import resolve_unroll_length
 
     cfg, run_dir, checkpoint = compose_or_resume(overrides, "train", ("core", "env", "agent"), "core/env/agent")
+    resolve_unroll_length(cfg)  # null: the env config's T (both backends)
     if cfg.get("backend", "memrl") != "memrl":
         from .rllib_backend import train_from_cli
 

@@ -23,7 +23,7 @@ import torch
 
 from .actor import Actor, ActorResult, episode_means
 from .env_guard import EnvFaultError
-from .learner import impala_loss
+from .learner import learner_step
 from .prepare import Parts, prepare
 from .run_dir import CHECKPOINT
 from .run_loop import Run, StopClock
@@ -267,14 +267,9 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
                 results = [actors.next_result(weights_ref, counters["updates"]) for _ in range(learner_cfg["batch_unrolls"])]
                 unroll = torch.cat([r.unroll for r in results], dim=1).to(device)
                 start_state = torch.cat([r.start_state for r in results], dim=0).to(device)
-                # The actors' mode (eval): dropout off, so V-trace's pi/mu compare one function.
-                agent.eval()
-                loss, losses = impala_loss(agent, unroll, start_state, parts.loss)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(agent.parameters(), learner_cfg["max_grad_norm"])
-                if torch.isfinite(loss) and torch.isfinite(grad_norm):
-                    optimizer.step()
+                loss, losses, grad_norm, applied = learner_step(agent, optimizer, unroll, start_state, parts.loss,
+                                                                learner_cfg["max_grad_norm"])
+                if applied:
                     nonfinite_in_a_row = 0
                 else:  # skip the update: the weights (and the last checkpoint) stay good
                     counters["skipped_updates"] += 1
@@ -301,6 +296,7 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
                     lag = run.window.sums["lag"] / run.window.sums["unrolls"]
                     run.log({**rl_row(counters, run, recent), "total_loss": loss.item(), "grad_norm": grad_norm.item(),
                              "policy_lag": lag, **{k: float(v) for k, v in losses.items()},
+                             "value_mean": float(agent.baseline.mean), "value_std": float(agent.baseline.std),
                              "skipped_updates": counters["skipped_updates"],
                              "actor_restarts": getattr(actors, "restarts", 0), "env_errors": counters["env_errors"]})
                     if on_log is not None:

@@ -1,4 +1,11 @@
-"""The IMPALA learner step: replay the core over a batch of unrolls, V-trace, losses, update."""
+"""The IMPALA learner step: replay the core over a batch of unrolls, V-trace, losses, update.
+
+With ``value_normalisation: popart`` (the default) the losses are those of PopArt-IMPALA (Hessel et
+al. 2019; agents/popart.py): the value head regresses (v_s - mu) / sigma and the policy gradient uses
+the advantage divided by sigma, where mu, sigma are the running statistics of the V-trace targets.
+Multiplying every reward by c multiplies V, v_s, mu and sigma by c and leaves every loss, gradient and
+update the same, so one ``entropy_cost`` means the same on +-1/51 rewards (POPGym) and +-10 ones.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,8 +19,13 @@ from memory_cores import auxiliary_losses
 from .unroll import transitions
 
 
+VALUE_NORMALISATIONS = ("popart", "none")
+
+
 @dataclass
 class LossConfig:
+    """The run config's ``learner.loss`` section (documented in configs/train.yaml)."""
+
     discount: float = 0.99
     reward_scale: float = 1.0
     baseline_cost: float = 0.5
@@ -21,6 +33,15 @@ class LossConfig:
     clip_rho_threshold: float = 1.0
     clip_c_threshold: float = 1.0
     trace_lambda: float = 1.0
+    value_normalisation: str = "none"  # popart: mu, sigma follow the targets; none: they stay 0, 1 (plain IMPALA)
+    popart_step_size: float = 3e-4  # beta of PopArt's moving averages (bias-corrected)
+
+    def __post_init__(self):
+        if self.value_normalisation not in VALUE_NORMALISATIONS:
+            raise ValueError(f"learner.loss.value_normalisation must be one of {list(VALUE_NORMALISATIONS)} "
+                             f"(got {self.value_normalisation!r})")
+        if not 0 < self.popart_step_size <= 1:
+            raise ValueError(f"learner.loss.popart_step_size must be in (0, 1] (got {self.popart_step_size!r}); e.g. 3e-4")
 
 
 def compute_policy_gradient_loss(log_probs: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
@@ -36,10 +57,12 @@ def compute_entropy_loss(entropy: torch.Tensor) -> torch.Tensor:
 
 
 def impala_loss(agent: Agent, unroll: TensorDict, start_state: TensorDict, cfg: LossConfig):
-    """Total loss and its parts for one batch. ``unroll`` is [T+1, B], ``start_state`` [B].
+    """(total loss, its parts, the V-trace targets v_s [T, B]) for one batch. ``unroll`` is [T+1, B], ``start_state`` [B].
 
     Losses are summed over time and averaged over the batch, as in IMPALA; the
     core's ``loss_*`` aux terms are added, each as its mean (``memory_cores.auxiliary_losses``).
+    Value and advantage are measured in units of the value head's sigma, around its mu (both 0, 1
+    unless the statistics are updated: ``update_statistics``).
     """
     out = agent(unroll["obs"], unroll["prev_action"], unroll["prev_reward"], unroll["reset"], start_state)
     steps = transitions(unroll, cfg.discount, cfg.reward_scale)
@@ -52,11 +75,38 @@ def impala_loss(agent: Agent, unroll: TensorDict, start_state: TensorDict, cfg: 
         steps.discounts, steps.rewards, values.detach(), bootstrap.detach(),
         cfg.clip_rho_threshold, cfg.clip_c_threshold, trace_lambda=cfg.trace_lambda,
     )
+    popart = agent.baseline
     parts = {
-        "pg_loss": compute_policy_gradient_loss(target_log_probs, returns.pg_advantages),
-        "baseline_loss": cfg.baseline_cost * compute_baseline_loss(values, returns.vs),
+        "pg_loss": compute_policy_gradient_loss(target_log_probs, returns.pg_advantages / popart.std),
+        "baseline_loss": cfg.baseline_cost * compute_baseline_loss(out.normalised_values[:-1], popart.normalise(returns.vs)),
         "entropy_loss": cfg.entropy_cost * compute_entropy_loss(agent.entropy(logits)),
     }
     parts.update(auxiliary_losses(out.aux))
     total = sum(parts.values())
-    return total, {k: v.detach() for k, v in parts.items()}
+    return total, {k: v.detach() for k, v in parts.items()}, returns.vs
+
+
+def update_statistics(agent: Agent, targets: torch.Tensor, cfg: LossConfig) -> None:
+    """After a gradient step: fold this batch's targets into PopArt's mu, sigma (outputs preserved)."""
+    if cfg.value_normalisation == "popart":
+        agent.baseline.update(targets, cfg.popart_step_size)
+
+
+def learner_step(agent: Agent, optimizer: torch.optim.Optimizer, unroll: TensorDict, start_state: TensorDict,
+                 cfg: LossConfig, max_grad_norm: float):
+    """One update from a batch: loss, gradient (clipped to ``max_grad_norm``), optimiser step, statistics.
+
+    Returns (loss, its parts, grad norm, applied); a non-finite loss or gradient is not applied
+    (weights and statistics stay as they were). The agent replays in the actors' mode (eval):
+    dropout off, so V-trace's pi and mu compare one function.
+    """
+    agent.eval()
+    loss, losses, targets = impala_loss(agent, unroll, start_state, cfg)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(agent.parameters(), max_grad_norm)
+    applied = bool(torch.isfinite(loss) and torch.isfinite(grad_norm))
+    if applied:
+        optimizer.step()
+        update_statistics(agent, targets, cfg)
+    return loss, losses, grad_norm, applied

@@ -18,6 +18,7 @@ from .actor import build_agent
 from .config import ConfigError
 from .learner import LossConfig
 from .run_loop import make_optimizer, resolve_device, restore_training_state
+from .unroll import resolve_unroll_length
 
 
 @dataclass
@@ -34,8 +35,9 @@ class Parts:
 
 
 def prepare(cfg: dict[str, Any], checkpoint: dict[str, Any] | None = None) -> Parts:
-    """Check ``cfg`` (one-line ValueErrors), seed torch, build the agent, optimiser and loss config;
+    """Fill in ``actors.unroll_length`` where null (``unroll.resolve_unroll_length``), check ``cfg`` (one-line ValueErrors), seed torch, build the agent, optimiser and loss config;
     restore weights, optimiser and torch's random stream from ``checkpoint`` when given."""
+    resolve_unroll_length(cfg)
     check_config(cfg)
     check_memory(cfg, available_memory_mib())
     device = resolve_device(cfg["device"])
@@ -62,6 +64,7 @@ _LIMITS = [
     ("actors", "envs_per_actor", 1, "an actor steps at least one env"),
     ("actors", "unroll_length", 1, "an unroll has at least one step"),
     ("actors", "inflight_per_actor", 1, "each actor needs a request to work on"),
+    ("actors", "decorrelate_steps", 0, "0 starts every env together"),
     ("actors", "max_env_errors", 1, "1 stops at the first env error"),
     ("actors", "max_actor_restarts", 0, "0 stops at the first actor death"),
     ("learner", "batch_unrolls", 1, "an update needs at least one unroll"),

@@ -40,6 +40,7 @@ from .actor import episode_means
 from .impala import init_ray, progress_line, rl_row
 from .run_dir import CHECKPOINT
 from .run_loop import Run, StopClock
+from .unroll import resolve_unroll_length
 
 ALGOS = ("impala", "appo", "ppo")
 RLLIB_ENV = "memrl_rllib_env"
@@ -90,7 +91,7 @@ def log_episode(*, episode, metrics_logger, prev_episode_chunks=(), **kwargs) ->
 
 def batch_frames(cfg: dict) -> int:
     actors = cfg["actors"]
-    return cfg["learner"]["batch_unrolls"] * actors["envs_per_actor"] * actors["unroll_length"]
+    return cfg["learner"]["batch_unrolls"] * actors["envs_per_actor"] * resolve_unroll_length(cfg)
 
 
 def model_config(cfg: dict) -> dict[str, Any]:
@@ -99,7 +100,7 @@ def model_config(cfg: dict) -> dict[str, Any]:
         "core": cfg["core"],
         "agent": cfg["agent"],
         "reward_scale": cfg["learner"]["loss"]["reward_scale"],
-        "max_seq_len": cfg["actors"]["unroll_length"],
+        "max_seq_len": resolve_unroll_length(cfg),
     }
 
 
@@ -121,7 +122,7 @@ def algorithm_config(cfg: dict):
         .framework("torch")
         .env_runners(
             num_env_runners=actors["num_actors"], num_envs_per_env_runner=actors["envs_per_actor"],
-            rollout_fragment_length=actors["unroll_length"], num_cpus_per_env_runner=actors["cpus_per_actor"],
+            rollout_fragment_length=resolve_unroll_length(cfg), num_cpus_per_env_runner=actors["cpus_per_actor"],
             env_to_module_connector=prev_action_and_reward_connector,
         )
         .learners(num_learners=0, learner_class=_learner_class(algo))

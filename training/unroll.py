@@ -27,6 +27,19 @@ import torch
 from tensordict import TensorDict
 
 
+DEFAULT_UNROLL_LENGTH = 20  # T when neither actors.unroll_length nor the env config sets one
+
+
+def resolve_unroll_length(cfg: dict) -> int:
+    """T of a run: ``actors.unroll_length``, or where that is null the env config's ``unroll_length``
+    (configs/env/<x>.yaml sets one where its episodes need longer backprop), else 20. Written back into
+    ``cfg["actors"]`` so the saved config.yaml shows the T that ran."""
+    actors = cfg["actors"]
+    if actors.get("unroll_length") is None:
+        actors["unroll_length"] = cfg["env"].get("unroll_length") or DEFAULT_UNROLL_LENGTH
+    return actors["unroll_length"]
+
+
 def inputs_after_step(
     action: torch.Tensor, reward: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
