@@ -16,7 +16,7 @@ The machine's limit for these settings (``limits=true``), in the same process la
   for ``limit_s`` seconds: env frames/s with no model at all;
 - ``model_only``: the two halves of the model's work on their own, each for ``limit_s``:
   ``num_actors`` Ray actors each running the agent's one-step inference over ``envs_per_actor``
-  envs (state carried, no env step), and the learner's update (``impala_loss``, backward, optimiser
+  envs (state carried, no env step), and the learner's update (``learner.learner_step``: loss, backward, optimiser
   step) at its batch on one recorded unroll replayed; the lower of the two in frames/s.
 
 Every row then gives memrl's frames/s as a fraction of the lower limit (``fraction_of_limit``).
@@ -199,7 +199,7 @@ def _limit_rows(cfg) -> list[dict]:
     import torch
 
     from training.actor import Actor
-    from training.learner import impala_loss
+    from training.learner import learner_step
     from training.prepare import prepare
 
     run_cfg = _train_config(cfg)
@@ -220,14 +220,9 @@ def _limit_rows(cfg) -> list[dict]:
     unroll = torch.cat([r.unroll for r in recorded], dim=1)
     start_state = torch.cat([r.start_state for r in recorded], dim=0)
     frames_per_update = cfg.batch_unrolls * cfg.envs_per_actor * cfg.unroll_length
-    parts.agent.eval()
     updates, start = 0, time.perf_counter()
-    while time.perf_counter() - start < cfg.limit_s or updates < 2:
-        loss, _ = impala_loss(parts.agent, unroll, start_state, parts.loss)
-        parts.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(parts.agent.parameters(), run_cfg["learner"]["max_grad_norm"])
-        parts.optimizer.step()
+    while time.perf_counter() - start < cfg.limit_s or updates < 2:  # the learner's own step, as impala.train takes it
+        learner_step(parts.agent, parts.optimizer, unroll, start_state, parts.loss, run_cfg["learner"]["max_grad_norm"])
         updates += 1
     learner_rate = updates * frames_per_update / (time.perf_counter() - start)
     inference_rate = sum(inference_rates)
