@@ -184,11 +184,14 @@ def action_sizes(space: spaces.Space) -> list[int]:
 
 
 def env_actions(space: spaces.Space, actions: np.ndarray) -> list:
-    """The agent's actions [B, n_components] (each from 0) as the env takes them, one per env:
+    """The agent's actions [B, *action_shape] (discrete ones from 0) as the env takes them, one per env:
     ``Discrete(n, start=k)`` an int plus k, ``MultiDiscrete`` an array plus its starts (also with one
-    component: ``MultiDiscrete([5]).contains`` wants an array, not a scalar)."""
+    component: ``MultiDiscrete([5]).contains`` wants an array, not a scalar), ``Box`` the sample clipped to
+    its bounds in its shape and dtype."""
     if isinstance(space, spaces.Discrete):
         return [int(a[0]) + int(space.start) for a in actions]
+    if isinstance(space, spaces.Box):  # a Gaussian sample, clipped to the bounds only here
+        return [np.clip(a.reshape(space.shape), space.low, space.high).astype(space.dtype) for a in actions]
     return [np.asarray(a + space.start, dtype=space.dtype) for a in actions]
 
 

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from ray.rllib.connectors.env_to_module.prev_actions_prev_rewards import PrevActionsPrevRewards
 from ray.rllib.core.columns import Columns
-from ray.rllib.core.distribution.torch.torch_distribution import TorchCategorical, TorchMultiCategorical
+from ray.rllib.core.distribution.torch.torch_distribution import TorchCategorical, TorchDiagGaussian, TorchMultiCategorical
 from ray.rllib.core.learner.utils import make_target_network
 from ray.rllib.core.rl_module.apis import (
     TARGET_NETWORK_ACTION_DIST_INPUTS,
@@ -76,7 +76,7 @@ RLLIB_DEFAULT_MODEL_KEYS = {f.name for f in dataclasses.fields(DefaultModelConfi
 
 
 class PrevActionAndReward(PrevActionsPrevRewards):
-    """RLlib's previous-action/reward connector (one step each), for Discrete and MultiDiscrete actions.
+    """RLlib's previous-action/reward connector (one step each), for Discrete, MultiDiscrete and Box actions.
 
     RLlib's own piece sizes the one-hot by ``action_space.n`` only; episodes
     already one-hot MultiDiscrete actions component-wise (concatenated).
@@ -86,11 +86,14 @@ class PrevActionAndReward(PrevActionsPrevRewards):
         super().__init__(input_observation_space, input_action_space, n_prev_actions=1, n_prev_rewards=1, **kwargs)
 
     def _convert_individual_space(self, obs_space, act_space):
-        one_hot_size = sum(action_sizes(act_space))
+        if isinstance(act_space, gym.spaces.Box):  # RLlib passes a Box action on as it is
+            prev_actions = gym.spaces.Box(-np.inf, np.inf, (int(np.prod(act_space.shape)),), np.float32)
+        else:
+            prev_actions = gym.spaces.Box(0.0, 1.0, (sum(action_sizes(act_space)),), np.float32)
         return gym.spaces.Dict(
             {
                 ORIG_OBS: obs_space,
-                PREV_ACTIONS: gym.spaces.Box(0.0, 1.0, (one_hot_size,), np.float32),
+                PREV_ACTIONS: prev_actions,
                 PREV_REWARDS: gym.spaces.Box(-np.inf, np.inf, (1,), np.float32),
             }
         )
@@ -155,8 +158,11 @@ class MemoryCoreRLModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI, Infe
         """
         stateful = Columns.STATE_IN in batch
         obs = batch[Columns.OBS] if stateful else _map(lambda x: x[:, None], batch[Columns.OBS])
-        one_hots = obs[PREV_ACTIONS].flatten(2).split(agent.action_sizes, dim=-1)  # [B, T, (1,) A]: n_prev = 1
-        prev_action = torch.stack([part.argmax(-1) for part in one_hots], dim=-1)  # all-zero fill -> action 0
+        if agent.action_sizes:
+            one_hots = obs[PREV_ACTIONS].flatten(2).split(agent.action_sizes, dim=-1)  # [B, T, (1,) A]: n_prev = 1
+            prev_action = torch.stack([part.argmax(-1) for part in one_hots], dim=-1)  # all-zero fill -> action 0
+        else:  # a Box action, as it was sampled
+            prev_action = obs[PREV_ACTIONS].flatten(2).float()
         prev_reward = obs[PREV_REWARDS].flatten(2)[..., 0] / self.reward_scale
         batch_size = prev_reward.shape[0]
         state = self._state_in(agent, batch[Columns.STATE_IN], batch_size) if stateful else agent.initial_state(batch_size)
@@ -188,6 +194,8 @@ class MemoryCoreRLModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI, Infe
     def get_inference_action_dist_cls(self):
         if isinstance(self.action_space, gym.spaces.Discrete):
             return TorchCategorical
+        if isinstance(self.action_space, gym.spaces.Box):  # [mean, log std], as agents.distributions.DiagonalGaussian
+            return TorchDiagGaussian
         return TorchMultiCategorical.get_partial_dist_cls(space=self.action_space, input_lens=action_sizes(self.action_space))
 
     def get_exploration_action_dist_cls(self):

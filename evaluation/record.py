@@ -45,7 +45,7 @@ def play_episode(agent, env, seed: int, max_steps: int, greedy: bool = False) ->
     generator = torch.Generator().manual_seed(seed)
     state = agent.initial_state(1)
     reset = torch.ones(1, dtype=torch.bool)
-    prev_action = torch.zeros(1, len(agent.action_sizes), dtype=torch.long)
+    prev_action = agent.no_action(1)
     prev_reward = torch.zeros(1)
     total = 0.0
     frames = [(_rgb(env.render(), env), 0, total)]

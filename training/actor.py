@@ -118,10 +118,9 @@ class Actor:
         cut_draws = np.random.default_rng(np.random.SeedSequence([seed, actor_index, 1]))
         self.cut_at = cut_draws.integers(1, spread + 1, size=num_envs) if spread else np.zeros(num_envs, dtype=np.int64)
         self.steps_taken = 0  # steps of every env since the actor started
-        n_components = len(self.agent.action_sizes)
         self.obs = stack_obs(obs)
         self.reset = torch.ones(num_envs, dtype=torch.bool)
-        self.prev_action = torch.zeros(num_envs, n_components, dtype=torch.long)
+        self.prev_action = self.agent.no_action(num_envs)
         self.prev_reward = torch.zeros(num_envs)
         self.state = self.agent.initial_state(num_envs)
         self.episode_return = np.zeros(num_envs)

@@ -45,7 +45,7 @@ def inputs_after_step(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(reset, prev_action, prev_reward) for step t+1 from step t's outcome.
 
-    action: long [B, n]; reward, terminated, truncated: [B]. Where the episode
+    action: [B, *action_shape] (long, or float for a Box); reward, terminated, truncated: [B]. Where the episode
     ended the next observation starts a new one: prev action and reward are zero.
     """
     reset = terminated | truncated
