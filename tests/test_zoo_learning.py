@@ -76,12 +76,14 @@ BATCHES = 300
 CHANCE = DelayedRecallConfig.bits  # bits per question of a model that knows nothing of the cue
 
 
-def test_no_memory_stays_at_chance():
-    assert recall_loss_bits("feedforward", 0, BATCHES) > 0.9 * CHANCE
+@pytest.mark.learning
+def test_no_memory_stays_at_chance(margin):
+    margin("feedforward validation bits per question", recall_loss_bits("feedforward", 0, BATCHES), above=0.9 * CHANCE)
 
 
+@pytest.mark.learning
 @pytest.mark.parametrize("core", CORES)
-def test_core_learns_delayed_recall(core):
+def test_core_learns_delayed_recall(core, margin):
     """Both of two seeds below a quarter of chance (measured: under 0.1 bits for every core at 300 batches)."""
     losses = [recall_loss_bits(core, seed, BATCHES) for seed in (0, 1)]
-    assert max(losses) < 0.25 * CHANCE, losses
+    margin("worse seed's validation bits per question", max(losses), below=0.25 * CHANCE)
