@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Two in-process trials packed by `memrl sweep` (one CPU each, both at once) against the same two runs
-# one after another, on the same machine in the same session. Writes timing.csv beside this script.
+# one after another, on the same machine in the same session. Writes timing.csv beside this script
+# (the committed results were renamed timing_<FRAMES>.csv).
 # Usage (repository root, .venv set up): docs/results/sweep/run_packing.sh [FRAMES]
 set -euo pipefail
 FRAMES=${1:-200000}
