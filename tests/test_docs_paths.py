@@ -60,3 +60,16 @@ def test_every_file_named_in_docs_results_is_committed():
                for page in sorted((ROOT / "docs").rglob("*.md"))
                for number, token in named_paths(page) if not exists(token, page, files)]
     assert not missing, "named but not in git:\n" + "\n".join(missing)
+
+
+def test_no_page_points_outside_the_repository():
+    """A reader of a clone has only the repository: no page may send them to ../something beyond it."""
+    outside = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        for number, line in enumerate(page.read_text().splitlines(), 1):
+            for backticked, link in TOKEN.findall(line):
+                token = (backticked or link).split("#")[0]
+                base = page.parent if link else ROOT  # links are relative to the page, code paths to the root
+                if token.startswith("../") and not (base / token).resolve().is_relative_to(ROOT):
+                    outside.append(f"{page.relative_to(ROOT)}:{number}: {token}")
+    assert not outside, "points outside the repository:\n" + "\n".join(outside)
