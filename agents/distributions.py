@@ -21,7 +21,7 @@ import torch
 from gymnasium import spaces
 from torch.nn import functional as F
 
-from .encoders import UnsupportedSpaceError
+from .encoders import UnsupportedSpaceError, action_sizes
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
@@ -105,11 +105,11 @@ class DiagonalGaussian:
 
 def make_distribution(space: spaces.Space) -> Categorical | DiagonalGaussian:
     """The distribution of ``space``'s actions; a one-line UnsupportedSpaceError otherwise."""
-    if isinstance(space, spaces.Discrete):
-        return Categorical([int(space.n)])
-    if isinstance(space, spaces.MultiDiscrete) and len(space.nvec.shape) == 1:
-        return Categorical([int(n) for n in space.nvec])
     if isinstance(space, spaces.Box) and np.issubdtype(space.dtype, np.floating):
         return DiagonalGaussian(space)
-    one_line = " ".join(str(space).split())
-    raise UnsupportedSpaceError(f"action space {one_line} is not supported; supported: Discrete, MultiDiscrete (1 dim), Box (float)")
+    try:
+        return Categorical(action_sizes(space))
+    except UnsupportedSpaceError:
+        one_line = " ".join(str(space).split())
+        raise UnsupportedSpaceError(f"action space {one_line} is not supported; supported: Discrete, "
+                                    "MultiDiscrete (1 dim), Box (float)") from None

@@ -97,12 +97,10 @@ def cmd_sweep(overrides: list[str]) -> int:
 
     if not overrides:
         raise ValueError("sweep needs a grid, e.g. memrl sweep core=lstm,sam seed=range(3) env=tmaze")
-    parts = expand_suite(overrides)
-    for _, argv, _ in parts:  # every part's grid is checked before any runs
-        parse(argv)
+    parts = [(part, parse(argv), settings) for part, argv, settings in expand_suite(overrides)]  # all checked first
     rows = []
-    for part, argv, settings in parts:
-        sweep_dir, part_rows = sweep(argv)
+    for part, (options, trials), settings in parts:
+        sweep_dir, part_rows = sweep(options, trials)
         rows += part_rows
         print(f"sweep folder: {sweep_dir}; one row per trial: {sweep_dir / 'sweep.csv'}")
         if part is not None:

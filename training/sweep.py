@@ -21,6 +21,7 @@ of the swept keys, status, frames, final metrics and run folder.
 """
 from __future__ import annotations
 
+import copy
 import csv
 import hashlib
 import itertools
@@ -42,6 +43,7 @@ class Trial:
     name: str  # the folder name: the swept values, e.g. "core=lstm,seed=0"
     swept: dict[str, str]  # swept key -> this trial's value
     overrides: list[str]  # the train overrides of this trial
+    config: dict[str, Any]  # its composed train config (checked when the grid is parsed)
 
 
 def parse(argv: list[str]) -> tuple[dict[str, Any], list[Trial]]:
@@ -51,6 +53,7 @@ def parse(argv: list[str]) -> tuple[dict[str, Any], list[Trial]]:
 
     options = dict(SWEEP_DEFAULTS)
     grid: list[tuple[str, list[str]]] = []
+    swept: list[str] = []  # keys given as a sweep (a,b or range), even of one value
     train_args = []
     for arg in argv:
         if arg.startswith("sweep."):
@@ -72,16 +75,17 @@ def parse(argv: list[str]) -> tuple[dict[str, Any], list[Trial]]:
         if not values:
             raise ConfigError(f"{override.input_line!r} sweeps over no values; give at least one")
         grid.append((key, values))
-    swept = [key for key, values in grid if len(values) > 1 or any(o.is_sweep_override() and o.get_key_element() == key for o in overrides)]
+        if override.is_sweep_override():
+            swept.append(key)
     trials = []
     for combination in itertools.product(*(values for _, values in grid)):
         chosen = dict(zip((key for key, _ in grid), combination))
         name = ",".join(f"{k}={chosen[k]}" for k in swept) or "run"
-        trials.append(Trial(_safe(name), {k: chosen[k] for k in swept}, [f"{k}={v}" for k, v in chosen.items()]))
+        overrides = [f"{k}={v}" for k, v in chosen.items()]
+        # Composing every trial's config checks it before anything is created.
+        trials.append(Trial(_safe(name), {k: chosen[k] for k in swept}, overrides, compose("train", overrides)))
     if len({t.name for t in trials}) != len(trials):
         raise ConfigError("two trials of the grid have the same settings; list each value once")
-    for trial in trials:  # every trial's config is checked before anything is created
-        compose("train", trial.overrides)
     if options["name"] is None:
         digest = hashlib.sha1("\n".join(sorted(train_args)).encode()).hexdigest()[:8]
         options["name"] = f"sweep-{digest}"
@@ -135,8 +139,8 @@ def resources(cfg: dict[str, Any]):
     return tune.PlacementGroupFactory([learner] + [{"CPU": actors["cpus_per_actor"]}] * actors["num_actors"])
 
 
-def run_trial(overrides: list[str], run_dir: Path) -> dict[str, float]:
-    """One trial: a new run in ``run_dir``, or the run there continued from its checkpoint."""
+def run_trial(config: dict[str, Any], run_dir: Path) -> dict[str, float]:
+    """One trial: a new run of ``config`` in ``run_dir``, or the run there continued from its checkpoint."""
     from .impala import train as train_impala
     from .prepare import prepare
     from .rllib_backend import train as train_rllib
@@ -147,7 +151,7 @@ def run_trial(overrides: list[str], run_dir: Path) -> dict[str, float]:
         if checkpoint["counters"].get("frames", 0) >= cfg["total_frames"]:
             return last_row(run_dir)
     else:
-        cfg = compose("train", overrides)
+        cfg = copy.deepcopy(config)
         cfg["name"], cfg["run_root"] = run_dir.name, str(run_dir.parent)
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(run_dir, cfg)
@@ -172,21 +176,20 @@ def make_trainable(trials: list[Trial], sweep_dir: Path):
         from ray import tune
 
         trial = by_name[config["trial"]]
-        row = run_trial(trial.overrides, sweep_dir / trial.name)
+        row = run_trial(trial.config, sweep_dir / trial.name)
         tune.report({k: v for k, v in row.items() if isinstance(v, (int, float)) and not math.isnan(v)})
 
     return trainable
 
 
-def sweep(argv: list[str], quiet: bool = False) -> tuple[Path, list[dict[str, Any]]]:
-    """Run (or continue) the sweep; returns its folder and sweep.csv's rows."""
+def sweep(options: dict[str, Any], trials: list[Trial], quiet: bool = False) -> tuple[Path, list[dict[str, Any]]]:
+    """Run (or continue) the sweep that ``parse`` made; returns its folder and sweep.csv's rows."""
     import ray
     from ray import tune
 
-    options, trials = parse(argv)
     sweep_dir = (Path(options["root"]) / options["name"]).resolve()
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    first = compose("train", trials[0].overrides)
+    first = trials[0].config
     started = not ray.is_initialized()
     if started:
         if first["ray"].get("address"):

@@ -33,24 +33,29 @@ from . import benchmark
 RLLIB_ENV = "memrl_bench_env"
 
 
+def _train_config(cfg, *extra: str) -> dict:
+    """The train config of the bench's settings (core, env, actors, batch, sizes), plus ``extra`` overrides."""
+    from training.config import compose
+
+    return compose("train", [
+        f"core={cfg.core}", f"env={cfg.env}", f"actors.num_actors={cfg.num_actors}",
+        f"actors.envs_per_actor={cfg.envs_per_actor}", f"actors.unroll_length={cfg.unroll_length}",
+        f"learner.batch_unrolls={cfg.batch_unrolls}", f"core.hidden_size={cfg.hidden_size}",
+        f"agent.encoder_size={cfg.hidden_size}", *extra,
+    ])
+
+
 def _memrl_rows(cfg, backend: str = "memrl") -> dict:
     """memrl's runtime (backend=memrl) or RLlib's IMPALA with the memrl RLModule (backend=rllib), same settings."""
     from agents import num_parameters
     import envs
     from training import impala, rllib_backend
     from training.actor import build_agent
-    from training.config import compose
     from training.run_dir import read_metrics
 
-    overrides = [
-        f"core={cfg.core}", f"env={cfg.env}", f"actors.num_actors={cfg.num_actors}",
-        f"actors.envs_per_actor={cfg.envs_per_actor}", f"actors.unroll_length={cfg.unroll_length}",
-        f"learner.batch_unrolls={cfg.batch_unrolls}", f"total_frames={cfg.frames}", "log.interval_s=1",
-        "tensorboard=false", "checkpoint.interval_s=100000", f"ray.num_cpus={cfg.num_actors + 1}",
-        f"core.hidden_size={cfg.hidden_size}", f"agent.encoder_size={cfg.hidden_size}",
-        f"backend={backend}", "rllib.algo=impala",
-    ]
-    run_cfg = compose("train", overrides)
+    run_cfg = _train_config(cfg, f"total_frames={cfg.frames}", "log.interval_s=1", "tensorboard=false",
+                            "checkpoint.interval_s=100000", f"ray.num_cpus={cfg.num_actors + 1}",
+                            f"backend={backend}", "rllib.algo=impala")
     train = impala.train if backend == "memrl" else rllib_backend.train
     params = num_parameters(build_agent(envs.make_from_config(run_cfg["env"]), run_cfg))
     with tempfile.TemporaryDirectory() as tmp:
@@ -143,17 +148,6 @@ def _float_observations(env):
     if isinstance(space, gymnasium.spaces.Box) and space.dtype != np.float32:
         env = gymnasium.wrappers.DtypeObservation(env, np.float32)
     return env
-
-
-def _train_config(cfg) -> dict:
-    from training.config import compose
-
-    return compose("train", [
-        f"core={cfg.core}", f"env={cfg.env}", f"actors.num_actors={max(cfg.num_actors, 1)}",
-        f"actors.envs_per_actor={cfg.envs_per_actor}", f"actors.unroll_length={cfg.unroll_length}",
-        f"learner.batch_unrolls={cfg.batch_unrolls}", f"core.hidden_size={cfg.hidden_size}",
-        f"agent.encoder_size={cfg.hidden_size}",
-    ])
 
 
 def _env_steps(run_cfg: dict, seconds: float, seed: int) -> float:
