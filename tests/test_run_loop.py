@@ -97,3 +97,11 @@ def test_cores_build_from_their_config_section_and_aux_losses_count_as_their_mea
     aux = {"loss_a": torch.tensor([1.0, 3.0]), "loss_b": torch.tensor(0.5), "read_weights": torch.ones(3)}
     assert {k: v.item() for k, v in memory_cores.auxiliary_losses(aux).items()} == {"loss_a": 2.0, "loss_b": 0.5}
     assert memory_cores.auxiliary_loss(aux).item() == 2.5 and memory_cores.auxiliary_loss({"x": torch.ones(1)}) is None
+
+
+def test_a_resumed_run_drops_the_rows_logged_after_its_checkpoint(tmp_path):
+    counters = {"batches": 0}
+    train_toy(toy_run(tmp_path, counters, StopClock("batches", 5)), counters)  # rows 1..5, checkpoint at 5
+    stopped_after_row_5 = {**counters, "batches": 3}  # as if the last checkpoint was at batch 3
+    train_toy(toy_run(tmp_path, stopped_after_row_5, StopClock("batches", 6)), stopped_after_row_5)
+    assert read_metrics(tmp_path)["batches"] == [1, 2, 3, 4, 5, 6]  # 4 and 5 logged once, by the resumed run

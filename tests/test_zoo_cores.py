@@ -121,3 +121,17 @@ def test_zoo_bench_times_every_system_and_compares_fast_forms_with_their_step_lo
     fast, loop = by_system["mamba:parallel_scan"], by_system["mamba:step_loop"]
     assert fast["speedup_vs_step_loop"] == pytest.approx(loop["ms_median"] / fast["ms_median"])
     assert "speedup_vs_step_loop" not in by_system["lstm"]  # lstm's step loop is not in step_loops
+
+
+def test_lstm_forget_bias_shifts_only_the_forget_gate_biases():
+    def build(forget_bias):
+        torch.manual_seed(0)
+        return memory_cores.build("lstm", 5, hidden_size=8, num_layers=2, forget_bias=forget_bias).lstm
+
+    plain, shifted = build(0.0), build(1.0)
+    for layer in range(2):
+        shift = getattr(shifted, f"bias_ih_l{layer}") - getattr(plain, f"bias_ih_l{layer}")
+        expected = torch.zeros(32)
+        expected[8:16] = 1.0  # gate order: input, forget, cell, output
+        torch.testing.assert_close(shift, expected)
+        torch.testing.assert_close(getattr(shifted, f"bias_hh_l{layer}"), getattr(plain, f"bias_hh_l{layer}"))

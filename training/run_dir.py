@@ -13,6 +13,7 @@ Shared by every trainer (IMPALA, RLlib, supervised). Layout::
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import shutil
@@ -134,20 +135,40 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 
 class MetricsLogger:
-    """Appends rows to metrics.csv and TensorBoard; columns are fixed by the first row."""
+    """Appends rows to metrics.csv and TensorBoard; columns are fixed by the first row.
 
-    def __init__(self, run_dir: Path, tensorboard: bool = True):
+    ``resume_at``: where a resumed run's checkpoint left the ``counter`` column. Rows logged after
+    that checkpoint (a run stopped between a log and its next checkpoint) are dropped from
+    metrics.csv, and TensorBoard purges their events, since the resumed run logs those steps again.
+    """
+
+    def __init__(self, run_dir: Path, tensorboard: bool = True, counter: str | None = None, resume_at: float | None = None):
         self.path = Path(run_dir) / "metrics.csv"
         self.columns: list[str] | None = None
+        resuming = self.path.exists() and resume_at is not None
         if self.path.exists():
             with open(self.path) as f:
                 header = f.readline().strip()
             self.columns = header.split(",") if header else None
+            if resuming and self.columns and counter in self.columns:
+                self._drop_rows_after(counter, resume_at)
         self.writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(run_dir))
+            self.writer = SummaryWriter(str(run_dir), purge_step=int(resume_at) + 1 if resuming else None)
+
+    def _drop_rows_after(self, counter: str, resume_at: float) -> None:
+        with open(self.path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        kept = [row for row in rows if not float(row[counter]) > resume_at]
+        if len(kept) == len(rows):
+            return
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self.columns)
+        writer.writeheader()
+        writer.writerows(kept)
+        atomic_write_bytes(self.path, buffer.getvalue().encode())
 
     def log(self, row: dict[str, float], step: int) -> None:
         new_file = self.columns is None

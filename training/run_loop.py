@@ -167,7 +167,7 @@ class Run:
         self.started = time.time() - counters.setdefault("seconds", 0.0)
         self.first_step: float | None = None
         self.window, self.last_row = MetricsWindow(), {}
-        self.logger = MetricsLogger(run_dir, tensorboard=tensorboard)
+        self.logger = MetricsLogger(run_dir, tensorboard=tensorboard, counter=clock.counter, resume_at=counters[clock.counter])
         self.signals = stop_on_signals()
 
     def __enter__(self) -> "Run":
