@@ -130,3 +130,13 @@ def test_a_suite_part_is_a_sweep_of_every_core_and_seed_with_the_users_overrides
     assert "total_frames=1000" in argv and "total_frames=2000000" not in argv and "env.corridor_length=50" in argv
     assert argv[0].startswith("core=feedforward,lstm") and "seed=range(3)" in argv
     assert "sweep.root=/x/memory" in argv and "sweep.name=memory-tmaze" in argv
+
+
+def test_memrl_report_compares_several_sweep_folders_as_one_set_of_runs(tmp_path, capsys):
+    for seed in range(2):
+        write_run(tmp_path / "a" / f"lstm-{seed}", "lstm", seed, [0.0] * 9 + [1.0])
+        write_run(tmp_path / "b" / f"ff-{seed}", "feedforward", seed, [0.0] * 10)
+    assert cli.main(["report", str(tmp_path / "a"), str(tmp_path / "b"), f"out={tmp_path / 'both'}", "reps=100"]) == 0
+    with open(tmp_path / "both.csv") as f:
+        rows = {row["group"]: row for row in csv.DictReader(f)}
+    assert set(rows) == {"core.name=lstm", "core.name=feedforward"} and rows["core.name=lstm"]["runs"] == "2"

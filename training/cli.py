@@ -121,7 +121,7 @@ def cmd_sweep(overrides: list[str]) -> int:
 
 
 def cmd_report(overrides: list[str]) -> int:
-    """``memrl report <sweep> [key=value ...]``: grouped final scores and MMER with CIs -> markdown + CSV."""
+    """``memrl report <sweep> [<sweep> ...] [key=value ...]``: grouped final scores and MMER with CIs -> markdown + CSV."""
     import csv
 
     from evaluation.aggregate import report
@@ -130,8 +130,9 @@ def cmd_report(overrides: list[str]) -> int:
     from .config import compose
     from .supervised.tasks.base import markdown_table
 
-    if overrides and "=" not in overrides[0]:
-        overrides = [f"run_dir={overrides[0]}", *overrides[1:]]
+    paths = [a for a in overrides if "=" not in a]  # `memrl report <sweep> [<sweep> ...]`: compared as one set of runs
+    if paths:
+        overrides = [f"run_dir=[{','.join(paths)}]", *(a for a in overrides if "=" in a)]
     cfg = compose("report", overrides)
     run_dirs = cfg["run_dir"]
     if not run_dirs:
