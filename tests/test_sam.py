@@ -73,6 +73,34 @@ def test_sam_matches_dense_twin_values_and_gradients(chunks):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=lambda m: f"d loss / d {name}: {m}")
 
 
+@pytest.mark.parametrize("name, extra", [("sam", {}), ("sdnc", {"link_entries": 3})], ids=["sam", "sdnc"])
+@pytest.mark.parametrize("chunks", [1, 3])
+def test_controller_input_for_the_whole_unroll_is_the_per_step_cell(name, extra, chunks):
+    """input_projection=unroll (W_x x_t + b for all t in one matmul, the cell's pointwise maths in torch ops) against
+    step (nn.LSTMCell per step): same outputs, memory and gradients for x, the initial memory and every
+    parameter, float64, with resets inside a chunk and at a chunk boundary."""
+    torch.manual_seed(0)
+    fast = memory_cores.build(name, INPUT, top_k=3, **SMALL, **extra).double()
+    slow = memory_cores.build(name, INPUT, top_k=3, **SMALL, **extra, input_projection="step").double()
+    slow.load_state_dict(fast.state_dict())
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(T, B, INPUT, generator=g, dtype=torch.float64, requires_grad=True)
+    memory0 = torch.randn(B, SMALL["slots"], SMALL["word_size"], generator=g, dtype=torch.float64, requires_grad=True)
+    reset = torch.zeros(T, B, dtype=torch.bool)
+    reset[4, 1] = True  # at a chunk boundary when chunks=3
+    reset[5, 2] = True  # inside a chunk
+    fast_out, fast_loss = run_chunks(fast, x, random_start(fast, memory0), reset, chunks)
+    slow_out, slow_loss = run_chunks(slow, x, random_start(slow, memory0), reset, chunks)
+    torch.testing.assert_close(fast_out, slow_out, rtol=0, atol=1e-12)
+    wrt = [x, memory0]
+    fast_grads = torch.autograd.grad(fast_loss, wrt + list(fast.parameters()))
+    slow_grads = torch.autograd.grad(slow_loss, wrt + list(slow.parameters()))
+    names = ["x", "memory0"] + [n for n, _ in fast.named_parameters()]
+    for name_, a, b in zip(names, fast_grads, slow_grads):
+        assert b.abs().sum() > 0, f"{name_}: the reference gradient is zero, the test would prove nothing"
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10, msg=lambda m: f"d loss / d {name_}: {m}")
+
+
 def test_sam_gradient_matches_finite_differences():
     """float64 central differences of the whole unroll (the top-K choice is locally constant)."""
     sam, _ = twins(top_k=2)
@@ -196,14 +224,14 @@ def test_write_goes_to_never_used_rows_in_order_and_erases_them():
     heads = 2
     core = memory_cores.build("sam", INPUT, slots=32, word_size=4, heads=heads, top_k=2, controller_size=8, output_size=4)
     captured = []
-    original = core.controller.step
+    original = core.controller.access_parameters
 
-    def spy(*args):
-        h, c, p = original(*args)
+    def spy(h):
+        p = original(h)
         captured.append(p)
-        return h, c, p
+        return p
 
-    core.controller.step = spy
+    core.controller.access_parameters = spy
     state = core.initial_state(1)
     with torch.no_grad():
         for t in range(4):
@@ -325,6 +353,8 @@ def test_bad_config_is_a_one_line_error():
         memory_cores.build("sam", 4, slots=8, top_k=9)
     with pytest.raises(ValueError, match="ann must be one of"):
         memory_cores.build("sam", 4, ann="kdtree")
+    with pytest.raises(ValueError, match="input_projection must be one of"):
+        memory_cores.build("sam", 4, input_projection="sequence")
     with pytest.raises(ValueError, match="usage must be one of"):
         memory_cores.build("dam", 4, usage="lru")
     with pytest.raises(ValueError, match="slots must be a positive int"):
