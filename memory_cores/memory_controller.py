@@ -73,9 +73,10 @@ class MemoryController(nn.Module):
         recurrent_weight [4C, H W + C] (``recurrent_weight``), read_words [B, H, W], h, c [B, C] -> h_t, c_t, p_t.
         The LSTM cell of ``nn.LSTMCell`` (gates i, f, g, o), the same function summed in another order."""
         gates = torch.addmm(input_gates, torch.cat([read_words.flatten(1), h], -1), recurrent_weight.t())
-        in_gate, forget_gate, cell_gate, out_gate = gates.chunk(4, 1)
-        c = torch.sigmoid(forget_gate) * c + torch.sigmoid(in_gate) * torch.tanh(cell_gate)
-        h = torch.sigmoid(out_gate) * torch.tanh(c)
+        in_gate, forget_gate, _, out_gate = torch.sigmoid(gates).chunk(4, 1)  # one op for the three gates
+        cell_gate = torch.tanh(gates[:, 2 * h.shape[1] : 3 * h.shape[1]])
+        c = forget_gate * c + in_gate * cell_gate
+        h = out_gate * torch.tanh(c)
         return h, c, self.access_parameters(h)
 
     def access_parameters(self, h) -> Interface:
