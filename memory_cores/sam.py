@@ -32,6 +32,7 @@ episode began); ``read_rows`` [B, H, K] and ``read_weights`` [B, H, K]
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -45,6 +46,7 @@ from .registry import register
 from .sparse_access import SparseMemory
 
 ANN_KINDS = ("exact", "faiss")
+INPUT_PROJECTIONS = ("unroll", "step")
 
 
 @dataclass
@@ -61,6 +63,7 @@ class SAMConfig:
     ann_lists: int = 0  # faiss: IVF cells L (rounded to a square S^2 of the multi-index); 0 picks about N/64
     ann_probes: int = 8  # faiss: cells searched per query (ann_probes >= L gives exact search)
     in_place_state: bool = False  # update the input state's memory in place (no O(N) copy per call; never reuse that state)
+    input_projection: str = "unroll"  # the controller's input term W_x x_t + b: "unroll" (one matmul for all T steps before the loop; x gets no gradient unless it needs one) or "step" (nn.LSTMCell on [x_t, r_{t-1}] per step: the slow twin)
 
 
 def check_memory_config(config) -> None:
@@ -117,6 +120,8 @@ class SAMCore(MemoryCore):
             raise ValueError(f"top_k must be an int in [1, slots={config.slots}], got {config.top_k!r}")
         if config.ann not in ANN_KINDS:
             raise ValueError(f"ann must be one of {ANN_KINDS}, got {config.ann!r}")
+        if config.input_projection not in INPUT_PROJECTIONS:
+            raise ValueError(f"input_projection must be one of {INPUT_PROJECTIONS}, got {config.input_projection!r}")
         if not 0 <= config.ann_lists <= config.slots or config.ann_probes <= 0:
             raise ValueError(
                 f"need 0 <= ann_lists <= slots and ann_probes > 0, got {config.ann_lists}, {config.ann_probes}"
@@ -164,16 +169,25 @@ class SAMCore(MemoryCore):
         unroll = self._open(state, x)
         small = {key: state[key].long() if key in self.index_fields else state[key] for key in self.step_fields}
         resets = reset.cpu() if reset is not None else None  # one transfer, not one sync per step
+        controller = self._controller(x)
         outs = []
         for t in range(T):
             if resets is not None and resets[t].any():
                 small = self._reset(reset[t], small, unroll, x)
-            out, small = self._step(x[t], small, unroll)
+            out, small = self._step(functools.partial(controller, t), small, unroll)
             outs.append(out)
         new_state = TensorDict({**unroll.final(), **small}, batch_size=[B], device=x.device)
         if self.config.ann == "faiss":
             unroll.index.remember(new_state["memory"], new_state["ann_centroids"])
         return torch.stack(outs), new_state, {}
+
+    def _controller(self, x):
+        """The controller's step at each t: ``controller(t, read_words, h, c) -> h_t, c_t, p_t`` for x [T, B, I]."""
+        if self.config.input_projection == "step":
+            return lambda t, read_words, h, c: self.controller.step(x[t], read_words, h, c)
+        # unbind, not gates[t]: its backward stacks the T gradients once (indexing's writes each into a zeroed [T, B, 4C])
+        gates, weight = self.controller.input_gates(x).unbind(0), self.controller.recurrent_weight(x.shape[-1])
+        return lambda t, read_words, h, c: self.controller.step_from_gates(gates[t], weight, read_words, h, c)
 
     def _open(self, state, x) -> SAMUnroll:
         """The unroll of one call over the state's memory (in x's dtype)."""
@@ -204,9 +218,10 @@ class SAMCore(MemoryCore):
         }
 
     # -- one step: controller, write, read, usage, output ---------------------------------------
-    def _step(self, x_t, small, unroll: SAMUnroll):
-        """x_t [B, I], the per-step fields at t-1 -> y_t [B, O], the per-step fields at t."""
-        h, c, p = self.controller.step(x_t, small["read_words"], small["h"], small["c"])
+    def _step(self, controller, small, unroll: SAMUnroll):
+        """controller(read_words, h, c) -> (h_t, c_t, p_t) (``_controller`` at t), the per-step fields at t-1
+        -> y_t [B, O], the per-step fields at t."""
+        h, c, p = controller(small["read_words"], small["h"], small["c"])
         write_rows, write_weights = self._write(p, small, unroll)
         read = self._read(p, small, unroll, write_rows, write_weights)
         self._update_usage(unroll, small["step"], (write_rows, write_weights), (read["read_rows"], read["read_weights"]))

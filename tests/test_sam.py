@@ -51,26 +51,45 @@ def run_chunks(core, x, state, reset, chunks):
     return out, out.pow(2).sum() + (state["memory"] * 0.3).sum()
 
 
-@pytest.mark.parametrize("chunks", [1, 3])
-def test_sam_matches_dense_twin_values_and_gradients(chunks):
-    """Gradients for inputs, every parameter and the initial memory match DAM(top-K, recency) to 1e-6."""
-    sam, dam = twins()
-    g = torch.Generator().manual_seed(1)
+def assert_same_unrolls(core, twin, chunks, seed, out_atol, grad_atol):
+    """``core`` and ``twin`` (float64, same parameters) over T steps in ``chunks`` pieces, with resets inside a
+    chunk and at a chunk boundary: outputs to ``out_atol``, gradients for x, the initial memory and every
+    parameter to ``grad_atol`` (each non-zero in the twin, or the check would prove nothing)."""
+    g = torch.Generator().manual_seed(seed)
     x = torch.randn(T, B, INPUT, generator=g, dtype=torch.float64, requires_grad=True)
     memory0 = torch.randn(B, SMALL["slots"], SMALL["word_size"], generator=g, dtype=torch.float64, requires_grad=True)
     reset = torch.zeros(T, B, dtype=torch.bool)
     reset[4, 1] = True  # at a chunk boundary when chunks=3
     reset[5, 2] = True  # inside a chunk
-    sparse_out, sparse_loss = run_chunks(sam, x, random_start(sam, memory0), reset, chunks)
-    dense_out, dense_loss = run_chunks(dam, x, random_start(dam, memory0), reset, chunks)
-    torch.testing.assert_close(sparse_out, dense_out, rtol=0, atol=1e-10)
+    core_out, core_loss = run_chunks(core, x, random_start(core, memory0), reset, chunks)
+    twin_out, twin_loss = run_chunks(twin, x, random_start(twin, memory0), reset, chunks)
+    torch.testing.assert_close(core_out, twin_out, rtol=0, atol=out_atol)
     wrt = [x, memory0]
-    sparse_grads = torch.autograd.grad(sparse_loss, wrt + list(sam.parameters()))
-    dense_grads = torch.autograd.grad(dense_loss, wrt + list(dam.parameters()))
-    names = ["x", "memory0"] + [n for n, _ in sam.named_parameters()]
-    for name, a, b in zip(names, sparse_grads, dense_grads):
+    core_grads = torch.autograd.grad(core_loss, wrt + list(core.parameters()))
+    twin_grads = torch.autograd.grad(twin_loss, wrt + list(twin.parameters()))
+    names = ["x", "memory0"] + [n for n, _ in core.named_parameters()]
+    for name, a, b in zip(names, core_grads, twin_grads):
         assert b.abs().sum() > 0, f"{name}: the reference gradient is zero, the test would prove nothing"
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=lambda m: f"d loss / d {name}: {m}")
+        torch.testing.assert_close(a, b, rtol=0, atol=grad_atol, msg=lambda m: f"d loss / d {name}: {m}")
+
+
+@pytest.mark.parametrize("chunks", [1, 3])
+def test_sam_matches_dense_twin_values_and_gradients(chunks):
+    """Gradients for inputs, every parameter and the initial memory match DAM(top-K, recency) to 1e-6."""
+    sam, dam = twins()
+    assert_same_unrolls(sam, dam, chunks, seed=1, out_atol=1e-10, grad_atol=1e-6)
+
+
+@pytest.mark.parametrize("name, extra", [("sam", {}), ("sdnc", {"link_entries": 3})], ids=["sam", "sdnc"])
+@pytest.mark.parametrize("chunks", [1, 3])
+def test_controller_input_for_the_whole_unroll_is_the_per_step_cell(name, extra, chunks):
+    """input_projection=unroll (W_x x_t + b for all t in one matmul, the cell's pointwise maths in torch ops) against
+    step (nn.LSTMCell per step): the same outputs and gradients, float64."""
+    torch.manual_seed(0)
+    fast = memory_cores.build(name, INPUT, top_k=3, **SMALL, **extra).double()
+    slow = memory_cores.build(name, INPUT, top_k=3, **SMALL, **extra, input_projection="step").double()
+    slow.load_state_dict(fast.state_dict())
+    assert_same_unrolls(fast, slow, chunks, seed=2, out_atol=1e-12, grad_atol=1e-10)
 
 
 def test_sam_gradient_matches_finite_differences():
@@ -196,14 +215,14 @@ def test_write_goes_to_never_used_rows_in_order_and_erases_them():
     heads = 2
     core = memory_cores.build("sam", INPUT, slots=32, word_size=4, heads=heads, top_k=2, controller_size=8, output_size=4)
     captured = []
-    original = core.controller.step
+    original = core.controller.access_parameters
 
-    def spy(*args):
-        h, c, p = original(*args)
+    def spy(h):
+        p = original(h)
         captured.append(p)
-        return h, c, p
+        return p
 
-    core.controller.step = spy
+    core.controller.access_parameters = spy
     state = core.initial_state(1)
     with torch.no_grad():
         for t in range(4):
@@ -325,6 +344,8 @@ def test_bad_config_is_a_one_line_error():
         memory_cores.build("sam", 4, slots=8, top_k=9)
     with pytest.raises(ValueError, match="ann must be one of"):
         memory_cores.build("sam", 4, ann="kdtree")
+    with pytest.raises(ValueError, match="input_projection must be one of"):
+        memory_cores.build("sam", 4, input_projection="sequence")
     with pytest.raises(ValueError, match="usage must be one of"):
         memory_cores.build("dam", 4, usage="lru")
     with pytest.raises(ValueError, match="slots must be a positive int"):

@@ -198,6 +198,43 @@ def test_fused_link_update_is_the_same_function_as_the_torch_ops(per_row):
         torch.testing.assert_close(grads_fused[name], grad, rtol=1e-8, atol=1e-10, msg=name)
 
 
+def test_fused_link_step_splits_envs_over_threads_with_the_same_results(monkeypatch):
+    """The C++ link step runs its envs on the intra-op threads: every call of an unroll (forward and backward,
+    recorded with one thread) gives bit-identical outputs, in-place tables included, when replayed with two."""
+    extension = native_ops.extension("link_step")
+    assert extension is not None, "the fused op must build here (this machine has a C++ compiler)"
+    calls = []
+
+    class Recorder:  # the extension's functions, each call's inputs kept (cloned: some change in place)
+        def __getattr__(self, name):
+            def record(*args):
+                calls.append((name, [a.clone() if torch.is_tensor(a) else a for a in args]))
+                return getattr(extension, name)(*args)
+
+            return record
+
+    monkeypatch.setattr(native_ops, "extension", lambda op: Recorder() if op == "link_step" else None)
+    batch = 12
+    core = build(link_entries=3, fused_links=True)
+    x = torch.randn(8, batch, INPUT, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    out, state, _ = core(x, core.initial_state(batch).double(), None)
+    (out.pow(2).sum() + state["links_values"].pow(2).sum()).backward()
+    assert {name for name, _ in calls} == {"link_step_forward", "link_step_backward"}
+    results = {}
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        results[threads] = []
+        for name, args in calls:
+            args = [a.clone() if torch.is_tensor(a) else a for a in args]
+            outputs = list(getattr(extension, name)(*args))
+            if name == "link_step_forward":
+                del outputs[1:3]  # the changed rows' old entries, saved for backward: set for first copies only
+            results[threads].append(outputs + [a for a in args if torch.is_tensor(a)])
+    for one, two in zip(results[1], results[2]):
+        for a, b in zip(one, two):
+            torch.testing.assert_close(b, a, rtol=0, atol=0, equal_nan=True)  # NaN: unset entries of saved inputs
+
+
 def test_links_are_used_and_gradients_reach_the_read_modes():
     core = build()
     x = torch.randn(10, B, INPUT, dtype=torch.float64)

@@ -19,6 +19,7 @@
 //
 // The merges (sum repeated keys, keep the largest) are in sparse_merge.h. SAM's exact top-K search is its own
 // op, top_rows.cpp.
+#include <ATen/Parallel.h>
 #include <torch/extension.h>
 
 #include <algorithm>
@@ -193,7 +194,7 @@ struct StepScratch {
   MergeBuffers<scalar_t> merge;
   Workspace<scalar_t> ws;
   SummedVector<scalar_t> write, prec;
-  std::vector<int64_t> first, new_cols, kept, read_cols;
+  std::vector<int64_t> first, new_cols, kept;
   std::vector<scalar_t> new_vals, g_new, g_read;
   SeenRows seen;
 
@@ -252,12 +253,7 @@ std::vector<torch::Tensor> link_step_forward_impl(torch::Tensor cols, torch::Ten
   int64_t *kept_rows_p = kept_rows.data_ptr<int64_t>(), *slot_p = slot.data_ptr<int64_t>();
   int64_t* new_pr_p = new_prec_rows.data_ptr<int64_t>();
   const scalar_t* rw_p = read_w.data_ptr<scalar_t>();
-  auto& scratch = StepScratch<scalar_t>::get(N);
-  auto &merge = scratch.merge, &ws = scratch.ws;
-  auto &write = scratch.write, &prec = scratch.prec;
-  auto &first = scratch.first, &new_cols = scratch.new_cols, &read_cols = scratch.read_cols;
-  auto& new_vals = scratch.new_vals;
-  new_cols.resize(R * K), new_vals.resize(R * K), read_cols.resize(B * 2 * Q * K);
+  std::vector<int64_t> read_cols(B * 2 * Q * K);
   int64_t *cols_p = cols.data_ptr<int64_t>(), *changed_p = changed.data_ptr<int64_t>();
   int64_t *old_cols_p = old_cols.data_ptr<int64_t>(), *read_cols_p = read_cols.data();
   scalar_t *vals_p = vals.data_ptr<scalar_t>(), *old_vals_p = old_vals.data_ptr<scalar_t>(), *read_vals_p = read_vals.data_ptr<scalar_t>();
@@ -265,7 +261,15 @@ std::vector<torch::Tensor> link_step_forward_impl(torch::Tensor cols, torch::Ten
   const scalar_t *ww_p = write_w.data_ptr<scalar_t>(), *pv_p = prec_vals.data_ptr<scalar_t>();
   const int64_t* cr_p = content_rows.data_ptr<int64_t>();
   const scalar_t *cw_p = content_w.data_ptr<scalar_t>(), *modes_p = modes.data_ptr<scalar_t>();
-  for (int64_t b = 0; b < B; ++b) {
+  // Envs are independent: split over the intra-op threads (torch.set_num_threads), each with its own scratch.
+  at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+  auto& scratch = StepScratch<scalar_t>::get(N);
+  auto &merge = scratch.merge, &ws = scratch.ws;
+  auto &write = scratch.write, &prec = scratch.prec;
+  auto &first = scratch.first, &new_cols = scratch.new_cols;
+  auto& new_vals = scratch.new_vals;
+  new_cols.resize(R * K), new_vals.resize(R * K);
+  for (int64_t b = begin; b < end; ++b) {
     int64_t* c = cols_p + b * 2 * N * K;
     scalar_t* v = vals_p + b * 2 * N * K;
     const StepLists p{N, K, S, P, R, wr_p + b * S, pr_p + b * P};
@@ -324,6 +328,7 @@ std::vector<torch::Tensor> link_step_forward_impl(torch::Tensor cols, torch::Ten
     for (int64_t i = 0; i < P + S; ++i)
       if (merge.slot[i] >= 0) new_pv_p[b * P + merge.slot[i]] += precedence.value(i);
   }
+  });
   return {changed, old_cols, old_vals, read_vals, slot, kept_rows, kept_w, new_prec_rows, new_prec_vals};
 }
 
@@ -345,18 +350,19 @@ std::vector<torch::Tensor> link_step_backward_impl(torch::Tensor grad, torch::Te
   const scalar_t *g_kept_p = grad_kept.data_ptr<scalar_t>(), *cw_p = content_w.data_ptr<scalar_t>(), *modes_p = modes.data_ptr<scalar_t>();
   const scalar_t *rw_p = read_w.data_ptr<scalar_t>(), *read_vals_p = read_vals.data_ptr<scalar_t>();
   const scalar_t* g_new_prec_p = grad_new_prec.data_ptr<scalar_t>();
-  auto& scratch = StepScratch<scalar_t>::get(N);
-  auto &merge = scratch.merge, &ws = scratch.ws;
-  auto &write = scratch.write, &prec = scratch.prec;
-  auto &first = scratch.first, &kept = scratch.kept;
   scalar_t *g_p = grad.data_ptr<scalar_t>(), *g_write_p = g_write.data_ptr<scalar_t>(), *g_prec_p = g_prec.data_ptr<scalar_t>();
   const scalar_t* old_vals_p = old_vals.data_ptr<scalar_t>();
   const int64_t *rr_p = read_rows.data_ptr<int64_t>(), *ch_p = changed.data_ptr<int64_t>(), *old_cols_p = old_cols.data_ptr<int64_t>();
   const int64_t *wr_p = write_rows.data_ptr<int64_t>(), *pr_p = prec_rows.data_ptr<int64_t>();
   const scalar_t *ww_p = write_w.data_ptr<scalar_t>(), *pv_p = prec_vals.data_ptr<scalar_t>();
+  at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {  // as forward: envs split over the threads
+  auto& scratch = StepScratch<scalar_t>::get(N);
+  auto &merge = scratch.merge, &ws = scratch.ws;
+  auto &write = scratch.write, &prec = scratch.prec;
+  auto &first = scratch.first, &kept = scratch.kept;
   auto &g_new = scratch.g_new, &g_read = scratch.g_read;
   kept.resize(P), g_new.resize(R * K), g_read.resize(2 * Q * K);
-  for (int64_t b = 0; b < B; ++b) {
+  for (int64_t b = begin; b < end; ++b) {
     scalar_t* g = g_p + b * 2 * N * K;
     const StepLists p{N, K, S, P, R, wr_p + b * S, pr_p + b * P};
     const scalar_t *ww = ww_p + b * S, *pv = pv_p + b * P;
@@ -446,6 +452,7 @@ std::vector<torch::Tensor> link_step_backward_impl(torch::Tensor grad, torch::Te
     }
     for (int64_t i = 0; i < S; ++i) g_write_p[b * S + i] -= to_share;
   }
+  });
   return {g_write, g_prec, g_read_w, g_content, g_modes};
 }
 
