@@ -258,6 +258,9 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
               cfg["checkpoint"], payload, progress_line, log_interval_s=cfg["log"]["interval_s"], quiet=quiet,
               score=lambda: episode_means(recent)["mean_return"], tensorboard=cfg.get("tensorboard", True))
     actors, nonfinite_in_a_row, done = None, 0, run.done()
+    threads = torch.get_num_threads()
+    if learner_cfg.get("num_threads"):  # runs saved before the option: torch's default
+        torch.set_num_threads(learner_cfg["num_threads"])
     try:
         with run:
             weights = cpu_weights(agent)
@@ -305,6 +308,7 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
     finally:
         if actors is not None:
             actors.close()
+        torch.set_num_threads(threads)  # the caller's setting again (an in-process actor sets 1)
     return run.last_row
 
 
