@@ -179,8 +179,8 @@ class Actor:
 
     def _unroll_buffers(self, T: int) -> dict:
         """Zeroed unroll fields [T+1, B, ...] (training/unroll.py), from the current inputs' shapes and dtypes."""
-        def zeros(like: torch.Tensor, dtype=None) -> torch.Tensor:
-            return torch.zeros(T + 1, *like.shape, dtype=dtype or like.dtype)
+        def zeros(like: torch.Tensor) -> torch.Tensor:
+            return torch.zeros(T + 1, *like.shape, dtype=like.dtype)
 
         def obs_zeros(obs):
             return {k: obs_zeros(v) for k, v in obs.items()} if isinstance(obs, dict) else zeros(obs)
