@@ -81,7 +81,7 @@ class Agent(nn.Module):
     def forward(self, obs, prev_action: torch.Tensor, prev_reward: torch.Tensor, reset: torch.Tensor, state: TensorDict) -> AgentOutput:
         """obs: [T, B, *obs_shape] (or a dict of such); prev_action: [T, B, *action_shape] (``no_action``);
         prev_reward: [T, B]; reset: bool [T, B] (obs_t starts an episode); state: core state."""
-        std = self.baseline.std  # PopArt's sigma (1 unless the learner normalises returns)
+        mean, std = self.baseline.statistics()  # PopArt's mu, sigma (0, 1 unless the learner normalises returns)
         parts = [self.encoder(obs)]
         if self.prev_action_input:
             parts.append(self.distribution.features(prev_action))
@@ -91,7 +91,7 @@ class Agent(nn.Module):
         core_in = torch.cat(parts, dim=-1)
         out, state, aux = self.core(core_in, state, reset)
         normalised = self.baseline.normalised(out)
-        values = normalised * std + self.baseline.mean
+        values = normalised * std + mean
         return AgentOutput(self.policy(out), values, state, aux, normalised)
 
     # -- the action distribution (agents/distributions.py) ---------------------------------

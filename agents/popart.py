@@ -49,24 +49,29 @@ class PopArt(nn.Linear):
     def _correction(self) -> torch.Tensor:
         return 1.0 - (1.0 - self.step_size) ** self.updates
 
+    def statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, sigma), computed together (an agent's forward needs both): (0, 1) before any update."""
+        if self.updates == 0:
+            return torch.zeros((), device=self.first_moment.device), torch.ones((), device=self.first_moment.device)
+        correction = self._correction()
+        mean = (self.first_moment / correction).float()
+        second = (self.second_moment / correction).float()
+        return mean, (second - mean**2).clamp(min=self.min_std**2).sqrt().clamp(max=self.max_std)
+
     @property
     def mean(self) -> torch.Tensor:
         """mu: 0 before any update."""
-        if self.updates == 0:
-            return torch.zeros((), device=self.first_moment.device)
-        return (self.first_moment / self._correction()).float()
+        return self.statistics()[0]
 
     @property
     def std(self) -> torch.Tensor:
         """sigma: 1 before any update."""
-        if self.updates == 0:
-            return torch.ones((), device=self.first_moment.device)
-        second = (self.second_moment / self._correction()).float()
-        return (second - self.mean**2).clamp(min=self.min_std**2).sqrt().clamp(max=self.max_std)
+        return self.statistics()[1]
 
     def normalise(self, value: torch.Tensor) -> torch.Tensor:
         """(value - mu) / sigma, for targets in the reward's units."""
-        return (value - self.mean) / self.std
+        mean, std = self.statistics()
+        return (value - mean) / std
 
     @torch.no_grad()
     def update(self, targets: torch.Tensor, step_size: float) -> None:
@@ -75,13 +80,13 @@ class PopArt(nn.Linear):
         if self.updates > 0 and float(self.step_size) != step_size:
             raise ValueError(f"PopArt step size changed from {float(self.step_size)} to {step_size}; "
                              "keep learner.loss.popart_step_size when resuming")
-        old_mean, old_std = self.mean, self.std
+        old_mean, old_std = self.statistics()
         targets = targets.detach().to(self.first_moment.dtype)
         self.step_size.fill_(step_size)
         self.first_moment.mul_(1 - step_size).add_(step_size * targets.mean())
         self.second_moment.mul_(1 - step_size).add_(step_size * targets.pow(2).mean())
         self.updates.add_(1)
-        new_mean, new_std = self.mean, self.std
+        new_mean, new_std = self.statistics()
         self.weight.mul_(old_std / new_std)
         self.bias.mul_(old_std).add_(old_mean - new_mean).div_(new_std)
 
@@ -92,7 +97,8 @@ class PopArt(nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """V(x) = sigma n(x) + mu: [..., I] -> [...]."""
-        return self.normalised(x) * self.std + self.mean
+        mean, std = self.statistics()
+        return self.normalised(x) * std + mean
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
         # Checkpoints from before PopArt have a plain linear head: no statistics, i.e. mu = 0, sigma = 1.

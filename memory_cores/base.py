@@ -81,28 +81,6 @@ class MemoryCore(nn.Module):
             return state
         return select_state(reset_t, initial, state)
 
-    def unroll_between_resets(
-        self,
-        run: Callable[[torch.Tensor, TensorDict], tuple[torch.Tensor, TensorDict]],
-        x: torch.Tensor,
-        state: TensorDict,
-        reset: torch.Tensor | None,
-    ) -> tuple[torch.Tensor, TensorDict]:
-        """Run ``run(x[start:end] [t, B, I], state) -> (out [t, B, O], state)`` once per stretch of
-        steps between reset times (one call when nothing resets): the fast path of cores built on a
-        whole-sequence kernel (``nn.LSTM``, ``nn.GRU``). Resets are applied before each stretch."""
-        if reset is None:
-            return run(x, state)
-        # Reset times split the unroll; step 0 is always a start.
-        starts = sorted({0, *torch.nonzero(reset.any(dim=1)).flatten().tolist()})
-        initial = self.initial_state(x.shape[1], x.device)
-        outs = []
-        for start, end in zip(starts, starts[1:] + [x.shape[0]]):
-            state = self.reset_state(state, reset[start], initial)
-            out, state = run(x[start:end], state)
-            outs.append(out)
-        return torch.cat(outs), state
-
     def unroll_steps(
         self,
         step: Callable[[torch.Tensor, TensorDict], tuple[torch.Tensor, TensorDict, dict[str, torch.Tensor]]],

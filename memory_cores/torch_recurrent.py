@@ -1,8 +1,8 @@
 """Cores that wrap a ``torch.nn`` recurrent module (``nn.LSTM``, ``nn.GRU``), written once for both.
 
 The fast path runs the module over the stretches between reset times (one
-call when nothing resets, ``MemoryCore.unroll_between_resets``);
-``forward_per_step`` is its slow twin, one module call per step.
+call when nothing resets); ``forward_per_step`` is its slow twin, one module
+call per step.
 """
 from __future__ import annotations
 
@@ -45,22 +45,28 @@ class TorchRecurrentCore(MemoryCore):
                           batch_size=[batch_size], device=device)
 
     def forward(self, x, state, reset):
-        out, state = self.unroll_between_resets(self._run, x, state, reset)
-        return out, state, {}
+        """One module call per stretch between reset times. The state stays in the module's layout
+        [num_layers, B, H] throughout and a reset zeroes its envs' columns in place of the initial state
+        (zero), so an actor's one-step call costs one module call and no TensorDict in between."""
+        hidden = tuple(state[name].transpose(0, 1).contiguous() for name in self.state_names)
+        module = getattr(self, self.module_name)
+        # Reset times split the unroll; step 0 is always a start (T = 1, an actor's step: no search).
+        starts = [0] if reset is None or x.shape[0] == 1 else sorted({0, *torch.nonzero(reset[1:].any(dim=1)).add(1).flatten().tolist()})
+        outs = []
+        for start, end in zip(starts, starts[1:] + [x.shape[0]]):
+            if reset is not None:
+                hidden = tuple(torch.where(reset[start][None, :, None], 0, h) for h in hidden)
+            out, hidden = module(x[start:end], hidden if len(hidden) > 1 else hidden[0])
+            hidden = hidden if isinstance(hidden, tuple) else (hidden,)
+            outs.append(out)
+        new_state = TensorDict({name: h.transpose(0, 1) for name, h in zip(self.state_names, hidden)},
+                               batch_size=state.batch_size, device=x.device)
+        return outs[0] if len(outs) == 1 else torch.cat(outs), new_state, {}
 
     def forward_per_step(self, x, state, reset):
         """Slow reference: one module call per step."""
         def step(x_t, s):
-            out, s = self._run(x_t[None], s)
+            out, s, _ = self.forward(x_t[None], s, None)
             return out[0], s, {}
 
         return self.unroll_steps(step, x, state, reset)
-
-    def _run(self, x, state):
-        # The module wants [num_layers, B, H]; the state is batch-first.
-        hidden = tuple(state[name].transpose(0, 1).contiguous() for name in self.state_names)
-        out, hidden = getattr(self, self.module_name)(x, hidden if len(hidden) > 1 else hidden[0])
-        hidden = hidden if isinstance(hidden, tuple) else (hidden,)
-        new_state = TensorDict({name: h.transpose(0, 1) for name, h in zip(self.state_names, hidden)},
-                               batch_size=state.batch_size, device=x.device)
-        return out, new_state

@@ -128,3 +128,23 @@ def test_bench_throughput_smoke(tmp_path, capsys):
     limit = min(rows["env_only"]["frames_per_s"], model["frames_per_s"])
     assert rows["memrl"]["fraction_of_limit"] == pytest.approx(rows["memrl"]["frames_per_s"] / limit)
     assert "frames_per_s" in capsys.readouterr().out
+
+
+def test_bench_throughput_variants_alternate_and_summarise(tmp_path):
+    out = tmp_path / "ab.json"
+    argv = ["bench", "throughput", "env=counter", "num_actors=0", "envs_per_actor=2", "unroll_length=5",
+            "batch_unrolls=1", "hidden_size=8", "frames=4000", "warmup_s=0", "repeats=2", f"out={out}",
+            'variants={fused:[],per_step:["actors.fused_unroll=false","learner.num_threads=1"]}']
+    assert cli.main(argv) == 0
+    import json
+
+    rows = json.loads(out.read_text())
+    runs = [(r["variant"], r["repeat"]) for r in rows if r["system"] == "memrl"]
+    assert runs == [("fused", 0), ("per_step", 0), ("fused", 1), ("per_step", 1)]
+    assert all(len(r["load_average_before"]) == 3 for r in rows if r["system"] == "memrl")
+    summary = {r["variant"]: r for r in rows if r["system"] == "summary"}
+    assert summary["fused"]["median_ratio_to_fused"] == 1.0
+    speed = {(r["variant"], r["repeat"]): r["frames_per_s"] for r in rows if r["system"] == "memrl"}
+    ratios = sorted(speed[("per_step", i)] / speed[("fused", i)] for i in range(2))
+    assert summary["per_step"]["median_ratio_to_fused"] == pytest.approx(sum(ratios) / 2)
+    assert (summary["per_step"]["min_ratio"], summary["per_step"]["max_ratio"]) == pytest.approx(tuple(ratios))

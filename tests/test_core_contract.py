@@ -153,6 +153,37 @@ def test_torch_rnn_fast_path_matches_per_step_loop(name):
     assert_states_close(fast_state, slow_state, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+@pytest.mark.parametrize("steps", [1, T])
+def test_torch_rnn_fast_path_gradients_match_per_step_loop(name, steps):
+    """A random start state, resets at step 0 (some envs) and in the middle: outputs, final state and the
+    gradients of inputs, start state and weights as the per-step loop's (float64). steps=1 is an actor's call."""
+    core = make_core(name, num_layers=2)
+    g = torch.Generator().manual_seed(5)
+    reset = torch.rand(steps, B, generator=g) < 0.3
+    reset[0, 0], reset[0, 1] = True, False
+    if steps > 1:
+        reset[steps // 2, 2] = True
+    state0 = core.initial_state(B).double().apply(lambda s: torch.randn(s.shape, generator=g, dtype=s.dtype))
+
+    def run(forward):
+        x = inputs()[:steps].requires_grad_()
+        start = state0.clone().apply(lambda s: s.requires_grad_())
+        core.zero_grad()
+        out, state, _ = forward(x, start, reset)
+        weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(6), dtype=out.dtype)
+        ((out * weights).sum() + sum(v.pow(2).sum() for v in state.values())).backward()
+        grads = [x.grad, *(start[k].grad for k in sorted(start.keys())), *(p.grad for p in core.parameters())]
+        return out.detach(), state.detach(), grads
+
+    fast, fast_state, fast_grads = run(core)
+    slow, slow_state, slow_grads = run(core.forward_per_step)
+    torch.testing.assert_close(fast, slow, rtol=1e-10, atol=1e-10)
+    assert_states_close(fast_state, slow_state, rtol=1e-10, atol=1e-10)
+    for a, b in zip(fast_grads, slow_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+
+
 @pytest.mark.parametrize("name", memory_cores.names())
 def test_every_core_has_a_config_file_listing_each_field_with_its_default(name):
     """`memrl train core=<name>` reads configs/core/<name>.yaml; it must exist and match the typed config."""

@@ -18,3 +18,17 @@ def test_learner_replays_in_eval_mode_like_the_actors(tmp_path, monkeypatch):
                             "learner.batch_unrolls=1", "total_frames=30", "tensorboard=false", "log.interval_s=0"])
     impala.train(cfg, tmp_path, quiet=True)
     assert modes and not any(modes)
+
+
+def test_learner_threads_leave_the_local_actors_their_cores(monkeypatch):
+    import os
+
+    from training.config import compose
+    from training.impala import learner_threads
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert learner_threads(compose("train", ["actors.num_actors=2"])) == 6
+    assert learner_threads(compose("train", ["actors.num_actors=12"])) == 1
+    assert learner_threads(compose("train", ["actors.num_actors=2", "learner.num_threads=3"])) == 3
+    assert learner_threads(compose("train", ["actors.num_actors=0"])) is None  # in-process: torch's default
+    assert learner_threads(compose("train", ["actors.num_actors=2", "ray.address=auto"])) is None  # actors elsewhere

@@ -100,6 +100,7 @@ class Actor:
         torch.set_num_threads(1)  # many actors share few cores
         self.actor_index = actor_index
         self.greedy = greedy
+        self.fused_unroll = cfg["actors"].get("fused_unroll", True)  # runs saved before the option: the fast path
         self.unroll_length = resolve_unroll_length(cfg)
         num_envs = cfg["actors"]["envs_per_actor"]
         max_errors = cfg["actors"].get("max_env_errors", 10)  # runs saved before the option had no limit key
@@ -137,10 +138,65 @@ class Actor:
             batch_size=[len(self.envs)],
         )
 
-    @torch.no_grad()
     def unroll(self, weights: dict[str, torch.Tensor] | None = None, version: int = -1) -> ActorResult:
+        """Step every env ``unroll_length`` times; the unroll [T+1, B] (training/unroll.py) and what came with it."""
         if weights is not None:
             self.set_weights(weights, version)
+        return self._unroll_in_place() if self.fused_unroll else self._unroll_per_step()
+
+    def _unroll_in_place(self) -> ActorResult:
+        """The fast path: every step writes into unroll buffers allocated once per unroll, under
+        ``torch.inference_mode``; no TensorDict per step. ``_unroll_per_step`` is its slow twin (same
+        unroll, episodes and state for the same seed: tests/test_actor_unroll.py)."""
+        T = self.unroll_length
+        start_state = self.state.clone()
+        buffers = self._unroll_buffers(T)
+        obs, reset, prev_action, prev_reward = (buffers[k] for k in ("obs", "reset", "prev_action", "prev_reward"))
+        action, logits, reward = buffers["action"], buffers["behaviour_logits"], buffers["reward"]
+        terminated, truncated, truncation_value = buffers["terminated"], buffers["truncated"], buffers["truncation_value"]
+        episodes: list[dict[str, float]] = []
+        write_obs(obs, 0, self.obs)
+        reset[0], prev_action[0], prev_reward[0] = self.reset, self.prev_action, self.prev_reward
+        with torch.inference_mode():
+            for t in range(T):
+                out = self.agent(add_time_dim(obs_at(obs, t)), prev_action[t : t + 1], prev_reward[t : t + 1],
+                                 reset[t : t + 1], self.state)
+                logits[t] = out.logits[0]
+                action[t] = self.agent.greedy(logits[t]) if self.greedy else self.agent.sample(logits[t], self.generator)
+                self.state = out.state
+                next_obs, step_reward, step_terminated, step_truncated, final_obs = self._step_envs(action[t], episodes)
+                write_obs(obs, t + 1, next_obs)
+                reward[t], terminated[t], truncated[t] = (torch.from_numpy(step_reward), torch.from_numpy(step_terminated),
+                                                          torch.from_numpy(step_truncated))
+                truncation_value[t] = self._truncation_values(final_obs, action[t], reward[t], truncated[t])
+                reset[t + 1], prev_action[t + 1], prev_reward[t + 1] = inputs_after_step(
+                    action[t], reward[t], terminated[t], truncated[t])
+        # Clones: the next unroll's inputs must not alias this unroll's buffers.
+        self.obs = clone_obs(obs_at(obs, T))
+        self.reset, self.prev_action, self.prev_reward = reset[T].clone(), prev_action[T].clone(), prev_reward[T].clone()
+        return ActorResult(TensorDict(buffers, batch_size=[T + 1, len(self.envs)]), start_state, episodes,
+                           self.weights_version, self.actor_index, self._new_env_errors())
+
+    def _unroll_buffers(self, T: int) -> dict:
+        """Zeroed unroll fields [T+1, B, ...] (training/unroll.py), from the current inputs' shapes and dtypes."""
+        def zeros(like: torch.Tensor) -> torch.Tensor:
+            return torch.zeros(T + 1, *like.shape, dtype=like.dtype)
+
+        def obs_zeros(obs):
+            return {k: obs_zeros(v) for k, v in obs.items()} if isinstance(obs, dict) else zeros(obs)
+
+        B = len(self.envs)
+        return {
+            "obs": obs_zeros(self.obs), "reset": zeros(self.reset), "prev_action": zeros(self.prev_action),
+            "prev_reward": zeros(self.prev_reward), "action": zeros(self.prev_action),
+            "behaviour_logits": torch.zeros(T + 1, B, self.agent.distribution.param_size),
+            "reward": zeros(self.prev_reward), "terminated": zeros(self.reset), "truncated": zeros(self.reset),
+            "truncation_value": torch.zeros(T + 1, B),
+        }
+
+    @torch.no_grad()
+    def _unroll_per_step(self) -> ActorResult:
+        """The slow twin of ``_unroll_in_place`` (``actors.fused_unroll=false``): a TensorDict per step, stacked."""
         T, B = self.unroll_length, len(self.envs)
         start_state = self.state.clone()
         steps, episodes = [], []
@@ -154,6 +210,8 @@ class Actor:
             action = self.agent.greedy(logits) if self.greedy else self.agent.sample(logits, self.generator)
             self.state = out.state
             next_obs, reward, terminated, truncated, final_obs = self._step_envs(action, episodes)
+            next_obs, reward, terminated, truncated = (stack_obs(next_obs), torch.from_numpy(reward),
+                                                       torch.from_numpy(terminated), torch.from_numpy(truncated))
             truncation_value = self._truncation_values(final_obs, action, reward, truncated)
             inputs.update(
                 {
@@ -168,12 +226,18 @@ class Actor:
         # Entry T carries inputs only; its transition fields are zero padding.
         last.update({k: torch.zeros_like(v) for k, v in steps[-1].items() if k not in last.keys()})
         steps.append(last)
+        return ActorResult(torch.stack(steps), start_state, episodes, self.weights_version, self.actor_index,
+                           self._new_env_errors())
+
+    def _new_env_errors(self) -> int:
+        """Env exceptions survived since the last call (training/env_guard.py)."""
         env_errors = sum(env.errors for env in self.envs) - self.env_errors_reported
         self.env_errors_reported += env_errors
-        return ActorResult(torch.stack(steps), start_state, episodes, self.weights_version, self.actor_index, env_errors)
+        return env_errors
 
     def _step_envs(self, action: torch.Tensor, episodes: list[dict[str, float]]):
-        """Step every env; auto-reset ended ones. Returns the next obs and each ended env's final obs."""
+        """Step every env; auto-reset ended ones. Returns the next observations (a list of B), reward, terminated
+        and truncated (numpy [B]) and each ended env's final obs."""
         B = len(self.envs)
         reward = np.zeros(B, dtype=np.float32)
         terminated = np.zeros(B, dtype=bool)
@@ -205,7 +269,7 @@ class Actor:
                     final_obs[b] = obs
                 obs, _ = env.reset()
             next_obs.append(obs)
-        return stack_obs(next_obs), torch.from_numpy(reward), torch.from_numpy(terminated), torch.from_numpy(truncated), final_obs
+        return next_obs, reward, terminated, truncated, final_obs
 
     def _truncation_values(self, final_obs: dict[int, Any], action, reward, truncated) -> torch.Tensor:
         """V(final obs) for envs cut off by a time limit, with the state after this step."""
@@ -220,6 +284,33 @@ class Actor:
         )
         values[index] = out.values[0]
         return values
+
+
+def write_obs(buffer, t: int, observations) -> None:
+    """Write a batch of observations into ``buffer[t]`` ([T+1, B, ...], or a dict of them): ``observations`` is
+    a list of B env observations (as ``stack_obs`` takes them) or an already stacked batch."""
+    if isinstance(buffer, dict):
+        for key, part in buffer.items():
+            if isinstance(observations, dict):
+                write_obs(part, t, observations[key])
+            else:  # a list of dicts or tuples, keyed as stack_obs keys them
+                index = int(key) if isinstance(observations[0], tuple) else key
+                write_obs(part, t, [o[index] for o in observations])
+    elif isinstance(observations, torch.Tensor):
+        buffer[t] = observations
+    else:
+        np.stack(observations, out=buffer[t].numpy())
+
+
+def obs_at(obs, t: int):
+    """Step t of a [T+1, B, ...] observation buffer (or a dict of them): [B, ...]."""
+    if isinstance(obs, dict):
+        return {k: obs_at(v, t) for k, v in obs.items()}
+    return obs[t]
+
+
+def clone_obs(obs):
+    return {k: clone_obs(v) for k, v in obs.items()} if isinstance(obs, dict) else obs.clone()
 
 
 def add_time_dim(obs):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -232,6 +233,20 @@ def init_ray(ray_cfg: dict, num_actors: int, cpus_per_actor: float) -> bool:
     return True
 
 
+def learner_threads(cfg: dict) -> int | None:
+    """``learner.num_threads``, or where null the cores that local Ray actors leave free (at least 1); None (torch's
+    default) when the actors run in-process or on a cluster. Why: on a small machine the learner's intra-op threads
+    and the actors' processes share the cores, and a thread pool whose threads wait on each other while the actors
+    hold the cores stalls the learner (issue 28's A/B: docs/results/throughput.md)."""
+    actors = cfg["actors"]
+    if cfg["learner"].get("num_threads"):
+        return int(cfg["learner"]["num_threads"])
+    if not actors["num_actors"] or cfg["ray"].get("address"):
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores - math.ceil(actors["num_actors"] * actors["cpus_per_actor"]))
+
+
 def cpu_weights(agent: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in agent.state_dict().items()}
 
@@ -258,6 +273,8 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
               cfg["checkpoint"], payload, progress_line, log_interval_s=cfg["log"]["interval_s"], quiet=quiet,
               score=lambda: episode_means(recent)["mean_return"], tensorboard=cfg.get("tensorboard", True))
     actors, nonfinite_in_a_row, done = None, 0, run.done()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(learner_threads(cfg) or threads)
     try:
         with run:
             weights = cpu_weights(agent)
@@ -305,6 +322,7 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
     finally:
         if actors is not None:
             actors.close()
+        torch.set_num_threads(threads)  # the caller's setting again (an in-process actor sets 1)
     return run.last_row
 
 

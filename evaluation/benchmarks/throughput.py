@@ -20,10 +20,18 @@ The machine's limit for these settings (``limits=true``), in the same process la
   step) at its batch on one recorded unroll replayed; the lower of the two in frames/s.
 
 Every row then gives memrl's frames/s as a fraction of the lower limit (``fraction_of_limit``).
+
+An A/B of memrl's own code paths (``variants``: a name for each, with its train overrides, e.g. the
+actor's per-step path ``actors.fused_unroll=false``): each variant trains ``repeats`` times, the
+variants alternating, so a machine whose load drifts weighs on both alike; every row records the load
+average before and after it, and a summary row per variant gives the median of its frames/s over the
+repeats and of its ratio to the first variant's run of the same repeat.
 """
 from __future__ import annotations
 
 import copy
+import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -45,8 +53,9 @@ def _train_config(cfg, *extra: str) -> dict:
     ])
 
 
-def _memrl_rows(cfg, backend: str = "memrl") -> dict:
-    """memrl's runtime (backend=memrl) or RLlib's IMPALA with the memrl RLModule (backend=rllib), same settings."""
+def _memrl_rows(cfg, backend: str = "memrl", extra: tuple[str, ...] = ()) -> dict:
+    """memrl's runtime (backend=memrl) or RLlib's IMPALA with the memrl RLModule (backend=rllib), same settings;
+    ``extra``: more train overrides (a variant's)."""
     from agents import num_parameters
     import envs
     from training import impala, rllib_backend
@@ -55,9 +64,10 @@ def _memrl_rows(cfg, backend: str = "memrl") -> dict:
 
     run_cfg = _train_config(cfg, f"total_frames={cfg.frames}", "log.interval_s=1", "tensorboard=false",
                             "checkpoint.interval_s=100000", f"ray.num_cpus={cfg.num_actors + 1}",
-                            f"backend={backend}", "rllib.algo=impala")
+                            f"backend={backend}", "rllib.algo=impala", *extra)
     train = impala.train if backend == "memrl" else rllib_backend.train
     params = num_parameters(build_agent(envs.make_from_config(run_cfg["env"]), run_cfg))
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         train(run_cfg, Path(tmp), quiet=True)
         metrics = read_metrics(tmp)
@@ -69,7 +79,28 @@ def _memrl_rows(cfg, backend: str = "memrl") -> dict:
         "frames_per_s": (frames[-1] - frames[start]) / elapsed,
         "updates_per_s": (updates[-1] - updates[start]) / elapsed,
         "measured_frames": int(frames[-1] - frames[start]), "measured_s": elapsed,
+        "load_average_before": list(load_before), "load_average_after": list(os.getloadavg()),
     }
+
+
+def _variant_rows(cfg) -> list[dict]:
+    """The A/B of ``cfg.variants`` (module docstring): ``repeats`` rounds of every variant in turn, then a summary
+    row per variant (median frames/s, and the median, min and max over rounds of its ratio to the first variant)."""
+    variants = {name: tuple(overrides or ()) for name, overrides in cfg.variants.items()}
+    rows = []
+    for repeat in range(cfg.repeats):
+        for name, overrides in variants.items():
+            rows.append({"variant": name, "repeat": repeat, "overrides": " ".join(overrides), **_memrl_rows(cfg, extra=overrides)})
+    first = next(iter(variants))
+    summary = []
+    for name in variants:
+        runs = [r for r in rows if r["variant"] == name]
+        ratios = [r["frames_per_s"] / b["frames_per_s"] for r in runs for b in rows
+                  if b["variant"] == first and b["repeat"] == r["repeat"]]
+        summary.append({"variant": name, "system": "summary", "runs": len(runs),
+                        "median_frames_per_s": statistics.median(r["frames_per_s"] for r in runs),
+                        f"median_ratio_to_{first}": statistics.median(ratios), "min_ratio": min(ratios), "max_ratio": max(ratios)})
+    return rows + summary
 
 
 def _rllib_rows(cfg) -> dict:
@@ -238,6 +269,8 @@ def _first_after(times: list[float], warmup_s: float) -> int:
 
 @benchmark("throughput")
 def throughput(cfg) -> list[dict]:
+    if cfg.get("variants"):
+        return _variant_rows(cfg)
     rows = [_memrl_rows(cfg)]
     if cfg.get("limits", True):
         limits = _limit_rows(cfg)
