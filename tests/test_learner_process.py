@@ -1,4 +1,5 @@
-"""The IMPALA learner replays the core in the actors' mode, so dropout never makes pi differ from mu."""
+"""The IMPALA learner's process: it replays the core in the actors' mode (so dropout never makes pi differ
+from mu), and it takes the CPU threads the local actors leave free."""
 from training import impala, learner
 from training.config import compose
 
@@ -23,7 +24,6 @@ def test_learner_replays_in_eval_mode_like_the_actors(tmp_path, monkeypatch):
 def test_learner_threads_leave_the_local_actors_their_cores(monkeypatch):
     import os
 
-    from training.config import compose
     from training.impala import learner_threads
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
