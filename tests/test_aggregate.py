@@ -136,7 +136,9 @@ def test_memrl_report_compares_several_sweep_folders_as_one_set_of_runs(tmp_path
     for seed in range(2):
         write_run(tmp_path / "a" / f"lstm-{seed}", "lstm", seed, [0.0] * 9 + [1.0])
         write_run(tmp_path / "b" / f"ff-{seed}", "feedforward", seed, [0.0] * 10)
-    assert cli.main(["report", str(tmp_path / "a"), str(tmp_path / "b"), f"out={tmp_path / 'both'}", "reps=100"]) == 0
+    assert cli.main(["report", str(tmp_path / "a"), str(tmp_path / "b"), f"out={tmp_path / 'both'}", "reps=100",
+                     "baseline=core.name=feedforward", "optimum=1.0"]) == 0  # as `memrl sweep suite=` prints it
     with open(tmp_path / "both.csv") as f:
         rows = {row["group"]: row for row in csv.DictReader(f)}
     assert set(rows) == {"core.name=lstm", "core.name=feedforward"} and rows["core.name=lstm"]["runs"] == "2"
+    assert float(rows["core.name=feedforward"]["normalised_iqm"]) == 0.0  # the baseline group, parsed as one label

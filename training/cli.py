@@ -133,6 +133,9 @@ def cmd_report(overrides: list[str]) -> int:
     paths = [a for a in overrides if "=" not in a]  # `memrl report <sweep> [<sweep> ...]`: compared as one set of runs
     if paths:
         overrides = [f"run_dir=[{','.join(paths)}]", *(a for a in overrides if "=" in a)]
+    # A baseline names a group, e.g. baseline=core.name=feedforward: quoted, so Hydra takes its "=" as text.
+    overrides = [f"baseline='{a.split('=', 1)[1]}'" if a.startswith("baseline=") and a.count("=") > 1 and "'" not in a
+                 else a for a in overrides]
     cfg = compose("report", overrides)
     run_dirs = cfg["run_dir"]
     if not run_dirs:
