@@ -76,3 +76,18 @@ def test_an_interrupted_sweep_is_continued_by_the_same_command(tmp_path):
     # Continued, not restarted, and rows logged after the last checkpoint were dropped before being logged again.
     assert frames == sorted(frames) and len(set(frames)) == len(frames)
     assert 0 < interrupted_at < 10000 and frames[-1] >= 10000
+
+
+def test_an_interrupted_suite_part_stops_the_suite(monkeypatch, tmp_path, capsys):
+    import training.sweep
+
+    parts_run = []
+
+    def interrupted_sweep(options, trials):
+        parts_run.append(options)
+        return tmp_path, [{"status": "unfinished"}]  # what sweep() returns after Ctrl-C
+
+    monkeypatch.setattr(training.sweep, "sweep", interrupted_sweep)
+    code = cli.main(["sweep", "suite=memory", "suite.parts=[tmaze,repeat_previous]", "core=lstm", "seed=0",
+                     f"sweep.root={tmp_path}"])
+    assert code == 130 and len(parts_run) == 1  # the second part is left for the same command

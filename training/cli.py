@@ -106,6 +106,8 @@ def cmd_sweep(overrides: list[str]) -> int:
         if part is not None:
             print(f"part {part}: memrl report {sweep_dir} metric={settings.get('metric', 'mean_return')} "
                   f"baseline=core.name=feedforward optimum={settings.get('optimum')}")
+        if any(r["status"] not in ("finished", "error") for r in part_rows):
+            break  # interrupted (Ctrl-C, SIGTERM): the suite's later parts wait for the same command too
     failed = [r for r in rows if r["status"] == "error"]
     unfinished = [r for r in rows if r["status"] != "finished"]
     if failed:
