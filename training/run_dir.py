@@ -161,7 +161,7 @@ class MetricsLogger:
     def _drop_rows_after(self, counter: str, resume_at: float) -> None:
         with open(self.path, newline="") as f:
             rows = list(csv.DictReader(f))
-        kept = [row for row in rows if not float(row[counter]) > resume_at]
+        kept = [row for row in rows if float(row[counter]) <= resume_at]
         if len(kept) == len(rows):
             return
         buffer = io.StringIO()
