@@ -224,9 +224,9 @@ def agent_weights(algo) -> dict[str, torch.Tensor]:
     return {k[len(prefix):]: torch.as_tensor(np.asarray(v)) for k, v in weights.items() if k.startswith(prefix)}
 
 
-def train(cfg: dict, run_dir: Path, resume: bool = False, quiet: bool = False) -> dict[str, float]:
+def train(cfg: dict, run_dir: Path, resume: bool = False, quiet: bool = False, on_log=None) -> dict[str, float]:
     """Call ``algo.train()`` until ``total_frames`` env frames; the run (``run_loop.Run``) logs and checkpoints.
-    Returns the last logged metrics row."""
+    Returns the last logged metrics row. ``on_log(row, algo)``, if given, is called after every logged row."""
     import ray
 
     check_state_memory(cfg)
@@ -270,6 +270,8 @@ def train(cfg: dict, run_dir: Path, resume: bool = False, quiet: bool = False) -
                 done = run.step(counters["frames"] - frames)
                 if run.log_due(done):
                     run.log({**rl_row(counters, run, recent), **stats})
+                    if on_log is not None:
+                        on_log(run.last_row, algo)
                 run.checkpoint_if_due(done)
         return run.last_row
     finally:

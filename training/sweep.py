@@ -18,6 +18,10 @@ The sweep folder's name comes from the grid (``sweep-<hash>``, or ``sweep.name``
 command again (after Ctrl-C, SIGTERM or a lost node) continues it: finished trials are kept,
 unfinished ones resume from their last checkpoint. ``sweep.csv`` has one row per trial: its values
 of the swept keys, status, frames, final metrics and run folder.
+
+Each trial reports its logged rows to Tune as it trains (at most one a second), so Tune's table shows
+progress, and a trial stops at its next row when Tune stops it (Ctrl-C on the sweep): Tune asks a
+function trainable to stop only when it reports.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import csv
 import hashlib
 import itertools
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +41,7 @@ from .run_dir import load_checkpoint, read_metrics, save_config
 SWEEP_DEFAULTS = {"root": "runs/sweeps", "name": None, "max_concurrent": None}
 TUNE_FOLDER = "tune"  # Ray Tune's experiment state inside the sweep folder
 FINAL_COLUMNS = ("mean_return", "mean_success", "mean_episode_length", "fps")
+REPORT_INTERVAL_S = 1.0  # each report waits for Tune's controller to take it
 
 
 @dataclass
@@ -139,8 +145,9 @@ def resources(cfg: dict[str, Any]):
     return tune.PlacementGroupFactory([learner] + [{"CPU": actors["cpus_per_actor"]}] * actors["num_actors"])
 
 
-def run_trial(config: dict[str, Any], run_dir: Path) -> dict[str, float]:
-    """One trial: a new run of ``config`` in ``run_dir``, or the run there continued from its checkpoint."""
+def run_trial(config: dict[str, Any], run_dir: Path, on_log=None) -> dict[str, float]:
+    """One trial: a new run of ``config`` in ``run_dir``, or the run there continued from its checkpoint.
+    ``on_log(row, workers)`` is called after every logged row (``impala.train``'s and ``rllib_backend.train``'s)."""
     from .impala import train as train_impala
     from .prepare import prepare
     from .rllib_backend import train as train_rllib
@@ -156,8 +163,8 @@ def run_trial(config: dict[str, Any], run_dir: Path) -> dict[str, float]:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(run_dir, cfg)
     if cfg.get("backend", "memrl") == "rllib":
-        return train_rllib(cfg, run_dir, resume=checkpoint is not None, quiet=True)
-    return train_impala(cfg, run_dir, checkpoint, quiet=True, parts=prepare(cfg, checkpoint))
+        return train_rllib(cfg, run_dir, resume=checkpoint is not None, quiet=True, on_log=on_log)
+    return train_impala(cfg, run_dir, checkpoint, quiet=True, parts=prepare(cfg, checkpoint), on_log=on_log)
 
 
 def last_row(run_dir: Path) -> dict[str, float]:
@@ -168,6 +175,29 @@ def last_row(run_dir: Path) -> dict[str, float]:
     return {k: v[-1] for k, v in metrics.items() if v}
 
 
+def numeric(row: dict[str, Any]) -> dict[str, float]:
+    return {k: v for k, v in row.items() if isinstance(v, (int, float)) and not math.isnan(v)}
+
+
+class TuneReporter:
+    """``on_log`` for a trial: its rows to Tune; Tune's stop request (which ``tune.report`` delivers as
+    SystemExit) becomes a KeyboardInterrupt, so the run saves its checkpoint as on Ctrl-C."""
+
+    def __init__(self, interval_s: float = REPORT_INTERVAL_S):
+        self.interval_s, self.last = interval_s, -math.inf
+
+    def __call__(self, row: dict[str, Any], workers=None) -> None:
+        from ray import tune
+
+        if time.monotonic() - self.last < self.interval_s:
+            return
+        self.last = time.monotonic()
+        try:
+            tune.report(numeric(row))
+        except SystemExit:
+            raise KeyboardInterrupt from None
+
+
 def make_trainable(trials: list[Trial], sweep_dir: Path):
     """Tune's function trainable: its config holds only the trial's name, the trial holds the overrides."""
     by_name = {t.name: t for t in trials}
@@ -176,8 +206,11 @@ def make_trainable(trials: list[Trial], sweep_dir: Path):
         from ray import tune
 
         trial = by_name[config["trial"]]
-        row = run_trial(trial.config, sweep_dir / trial.name)
-        tune.report({k: v for k, v in row.items() if isinstance(v, (int, float)) and not math.isnan(v)})
+        try:
+            row = run_trial(trial.config, sweep_dir / trial.name, on_log=TuneReporter())
+        except KeyboardInterrupt:  # stopped by Tune: the checkpoint is saved, the same command continues it
+            return
+        tune.report(numeric(row))
 
     return trainable
 
