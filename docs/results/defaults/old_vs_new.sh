@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Issue 29's "done means": the new defaults (decorrelated envs, PopArt) against the old ones
+# (actors.decorrelate_steps=0 learner.loss.value_normalisation=none) on the T-maze,
+# select_nonmatching_object and memory_maze 9x9: lstm, the same seeds and frames, in-process actors
+# (one CPU per trial, two trials at once). None of these env configs sets an unroll length, so T = 20 in both.
+# Usage (from the repository root): docs/results/defaults/old_vs_new.sh [ROOT] [PARTS...]
+#   PARTS: tmaze select_nonmatching_object memory_maze (default: all three, in that order)
+# Then: docs/results/defaults/old_vs_new_report.sh ROOT (reports, plots, run files into docs/results/defaults/old_vs_new/).
+set -eu
+ROOT=${1:-/tmp/defaults_old_vs_new}
+shift || true
+PARTS=${*:-tmaze select_nonmatching_object memory_maze}
+MEMRL=${MEMRL:-memrl}
+common=(core=lstm "seed=range(4)" actors.num_actors=0 tensorboard=false checkpoint.keep_last=0
+        checkpoint.keep_best=false log.interval_s=10 sweep.max_concurrent=2 "sweep.root=$ROOT")
+old=(actors.decorrelate_steps=0 learner.loss.value_normalisation=none)
+for part in $PARTS; do
+  case $part in
+    tmaze) setting=(env=tmaze total_frames=300000) ;;
+    select_nonmatching_object) setting=(env=select_nonmatching_object total_frames=2000000) ;;
+    memory_maze) setting=(env=memory_maze total_frames=2000000) ;;
+    *) echo "unknown part $part" >&2; exit 2 ;;
+  esac
+  $MEMRL sweep "${common[@]}" "${setting[@]}" "sweep.name=$part-new"
+  $MEMRL sweep "${common[@]}" "${setting[@]}" "${old[@]}" "sweep.name=$part-old"
+done
