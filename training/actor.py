@@ -16,6 +16,7 @@ from tensordict import TensorDict
 import envs
 from agents import Agent, env_actions
 
+from .decorrelation import DECORRELATION_CUT, DecorrelationCut, cut_steps
 from .env_guard import GuardedEnv
 from .unroll import inputs_after_step, resolve_unroll_length
 
@@ -80,14 +81,8 @@ class Actor:
     """Steps ``num_envs`` envs for ``unroll_length`` steps per call to ``unroll``.
 
     Decorrelation (``actors.decorrelate_steps`` = S > 0): env b cuts the episode it is in after c_b
-    steps, c_b drawn uniformly from [1, S] with the actor's seed, counted from the actor's start.
-    The cut is a truncation (the learner bootstraps from V(final obs), as at a time limit) and its
-    partial return is not counted as an episode. Envs whose episodes have one fixed length L (POPGym,
-    select_nonmatching_object) would otherwise all reset on the same steps forever, so each learner
-    batch would see only one or two phases of the episode; after the cut they run at phases c_b mod L.
-    Why a cut rather than warm-up steps before the first unroll: the agent sees every episode from
-    its first step (its core state always matches the episode; no random actions; no frames thrown
-    away), and nothing needs to know L: with S >= L the phases spread over all of L.
+    steps, c_b drawn uniformly from [1, S] with the actor's seed, counted from the actor's start
+    (training/decorrelation.py: why, and how the cut is counted).
 
     Args:
         cfg: the run config as a plain dict (env, core, agent, actors sections).
@@ -105,7 +100,10 @@ class Actor:
         num_envs = cfg["actors"]["envs_per_actor"]
         max_errors = cfg["actors"].get("max_env_errors", 10)  # runs saved before the option had no limit key
         make_env = lambda: envs.make_from_config(cfg["env"])  # noqa: E731
-        self.envs = [GuardedEnv(make_env, max_errors, cfg["env"]["name"]) for _ in range(num_envs)]
+        self.guards = [GuardedEnv(make_env, max_errors, cfg["env"]["name"]) for _ in range(num_envs)]
+        # runs saved before the option: all envs start together
+        cuts = cut_steps(cfg["actors"].get("decorrelate_steps", 0), [seed, actor_index, 1], num_envs)
+        self.envs = [DecorrelationCut(guard, cut) for guard, cut in zip(self.guards, cuts)]
         self.env_errors_reported = 0
         env_seeds = np.random.SeedSequence([seed, actor_index]).generate_state(num_envs + 1)
         self.generator = torch.Generator().manual_seed(int(env_seeds[-1]))
@@ -115,10 +113,6 @@ class Actor:
         self.weights_version = -1
 
         obs = [env.reset(seed=int(s))[0] for env, s in zip(self.envs, env_seeds[:-1])]
-        spread = cfg["actors"].get("decorrelate_steps", 0)  # runs saved before the option: all envs start together
-        cut_draws = np.random.default_rng(np.random.SeedSequence([seed, actor_index, 1]))
-        self.cut_at = cut_draws.integers(1, spread + 1, size=num_envs) if spread else np.zeros(num_envs, dtype=np.int64)
-        self.steps_taken = 0  # steps of every env since the actor started
         self.obs = stack_obs(obs)
         self.reset = torch.ones(num_envs, dtype=torch.bool)
         self.prev_action = self.agent.no_action(num_envs)
@@ -231,7 +225,7 @@ class Actor:
 
     def _new_env_errors(self) -> int:
         """Env exceptions survived since the last call (training/env_guard.py)."""
-        env_errors = sum(env.errors for env in self.envs) - self.env_errors_reported
+        env_errors = sum(guard.errors for guard in self.guards) - self.env_errors_reported
         self.env_errors_reported += env_errors
         return env_errors
 
@@ -243,16 +237,13 @@ class Actor:
         terminated = np.zeros(B, dtype=bool)
         truncated = np.zeros(B, dtype=bool)
         next_obs, final_obs = [], {}
-        self.steps_taken += 1
         for b, (env, act) in enumerate(zip(self.envs, env_actions(self.envs[0].action_space, action.numpy()))):
             obs, r, term, trunc, info = env.step(act)
-            cut = self.cut_at[b] == self.steps_taken and not (term or trunc)  # decorrelation (class docstring)
-            trunc = trunc or cut
             reward[b], terminated[b], truncated[b] = r, term, trunc
             self.episode_return[b] += r
             self.episode_length[b] += 1
             # An episode cut by an env error or by the decorrelation is no sample of returns.
-            if (term or trunc) and "env_error" not in info and not cut:
+            if (term or trunc) and "env_error" not in info and DECORRELATION_CUT not in info:
                 episodes.append(
                     {
                         "return": float(self.episode_return[b]),

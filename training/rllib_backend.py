@@ -19,14 +19,18 @@ How memrl settings map onto RLlib:
 | loss.clip_rho_threshold                 | vtrace_clip_rho_threshold and vtrace_clip_pg_rho_threshold (impala, appo) |
 | loss.trace_lambda                       | lambda_ (ppo; Ray 2.60's APPO and IMPALA ignore it: lambda = 1) |
 | loss.reward_scale                       | an env wrapper scales rewards; the module divides the previous reward back |
+| actors.decorrelate_steps                | an env wrapper cuts each env's first episode at its own step (training/decorrelation.py) |
 
-Not mapped: ``learner.loss.clip_c_threshold`` (RLlib's V-trace fixes c-bar = 1),
-``learner.optimizer`` (must be adam), ``device`` (RLlib picks the learner's device).
+Not mapped: ``learner.loss.value_normalisation`` (RLlib's losses use the raw returns: no PopArt, so set
+``loss.reward_scale`` for envs whose rewards are far from 1; a run with ``popart`` says so once),
+``learner.loss.clip_c_threshold`` (RLlib's V-trace fixes c-bar = 1), ``learner.optimizer`` (must be
+adam), ``device`` (RLlib picks the learner's device).
 """
 from __future__ import annotations
 
 import collections
 import functools
+import itertools
 import math
 from pathlib import Path
 from typing import Any
@@ -37,6 +41,7 @@ import torch
 import envs
 
 from .actor import episode_means
+from .decorrelation import DECORRELATION_CUT, DecorrelationCut, cut_steps
 from .impala import init_ray, progress_line, rl_row
 from .run_dir import CHECKPOINT
 from .run_loop import Run, StopClock
@@ -59,15 +64,23 @@ def check_config(cfg: dict) -> None:
         raise ValueError("backend=rllib starts its own local Ray cluster here; drop ray.address or use backend=memrl")
 
 
+_ENVS_MADE = itertools.count()  # envs made in this process: an env runner's envs are made one by one
+
+
 def make_env(env_config: dict):
-    """RLlib's env creator: a memrl env, its rewards multiplied by ``reward_scale``."""
+    """RLlib's env creator: a memrl env, its rewards multiplied by ``reward_scale``, out of lockstep with the
+    runner's other envs (``actors.decorrelate_steps``: the k-th env made in env runner w cuts at the step
+    memrl's actor w would draw for its env k)."""
     import gymnasium
 
     env = envs.make_from_config(dict(env_config["env"]))
     scale = float(env_config["reward_scale"])
     if scale != 1.0:
         env = gymnasium.wrappers.TransformReward(env, functools.partial(_scale_reward, scale=scale))
-    return env
+    index, runner, seed = next(_ENVS_MADE), getattr(env_config, "worker_index", None) or 0, env_config.get("seed")
+    seed_words = None if seed is None else [seed, runner, 1]  # seed=null: fresh entropy, as RLlib's own seeding
+    cut = cut_steps(env_config.get("decorrelate_steps", 0), seed_words, index + 1)[index]
+    return DecorrelationCut(env, cut)
 
 
 def _scale_reward(reward: float, scale: float) -> float:
@@ -84,6 +97,8 @@ def log_episode(*, episode, metrics_logger, prev_episode_chunks=(), **kwargs) ->
     """
     chunks = [*(prev_episode_chunks or []), episode]  # an episode cut across sample() calls comes in chunks
     info = episode.get_infos(-1)
+    if DECORRELATION_CUT in info:  # its partial return is no sample of the episode's (training/decorrelation.py)
+        return
     success, trials = (float(v) if v is not None else math.nan for v in (info.get("success"), info.get("trials")))
     episode_return = float(sum(chunk.get_return() for chunk in chunks))
     metrics_logger.log_value(EPISODES_KEY, (episode_return, sum(map(len, chunks)), success, trials), reduce="item_series")
@@ -118,7 +133,8 @@ def algorithm_config(cfg: dict):
     register_env(RLLIB_ENV, make_env)
     config = _config_class(algo)()
     config = (
-        config.environment(RLLIB_ENV, env_config={"env": cfg["env"], "reward_scale": loss["reward_scale"]})
+        config.environment(RLLIB_ENV, env_config={"env": cfg["env"], "reward_scale": loss["reward_scale"], "seed": cfg["seed"],
+                                                  "decorrelate_steps": actors.get("decorrelate_steps", 0)})
         .framework("torch")
         .env_runners(
             num_env_runners=actors["num_actors"], num_envs_per_env_runner=actors["envs_per_actor"],
@@ -331,6 +347,10 @@ def train_from_cli(cfg: dict, run_dir: Path | None = None) -> int:
     env_name = cfg["env"]["name"].split("/")[-1]
     run_dir = run_dir or new_run_dir(cfg, f"{cfg['core']['name']}-{env_name}-rllib-{cfg['rllib']['algo']}")
     print(f"run folder: {run_dir}", flush=True)
+    if cfg["learner"]["loss"].get("value_normalisation", "none") != "none":
+        print(f"note: backend=rllib does not apply learner.loss.value_normalisation="
+              f"{cfg['learner']['loss']['value_normalisation']} (RLlib's losses use the raw returns); "
+              "set learner.loss.reward_scale for envs whose rewards are far from 1", flush=True)
     train(cfg, Path(run_dir), resume=resume)
     print(f"done; checkpoint: {Path(run_dir) / CHECKPOINT}")
     return 0

@@ -42,7 +42,7 @@ def main(env: str = "select_nonmatching_object", seconds: str = "5") -> None:
         actor.unroll()  # warm-up
 
     def random_steps():
-        for env_ in (guarded.env for guarded in actor.envs):  # the bare envs, as the bench's env-only rate
+        for env_ in (guard.env for guard in actor.guards):  # the bare envs, as the bench's env-only rate
             _, _, terminated, truncated, _ = env_.step(env_.action_space.sample())
             if terminated or truncated:
                 env_.reset()
