@@ -5,13 +5,17 @@
 # (one CPU per trial, two trials at once). None of these env configs sets an unroll length, so T = 20 in both.
 # Usage (from the repository root): docs/results/defaults/old_vs_new.sh [ROOT] [PARTS...]
 #   PARTS: tmaze select_nonmatching_object memory_maze (default: all three, in that order)
+#   SEEDS=range(4,10) SUFFIX=-more docs/results/defaults/old_vs_new.sh ROOT tmaze: more seeds, in sweeps
+#   of their own (<part>-<old|new><SUFFIX>); the report pools them.
 # Then: docs/results/defaults/old_vs_new_report.sh ROOT (reports, plots, run files into docs/results/defaults/old_vs_new/).
 set -eu
 ROOT=${1:-/tmp/defaults_old_vs_new}
 shift || true
 PARTS=${*:-tmaze select_nonmatching_object memory_maze}
 MEMRL=${MEMRL:-memrl}
-common=(core=lstm "seed=range(4)" actors.num_actors=0 tensorboard=false checkpoint.keep_last=0
+SEEDS=${SEEDS:-range(4)}
+SUFFIX=${SUFFIX:-}
+common=(core=lstm "seed=$SEEDS" actors.num_actors=0 tensorboard=false checkpoint.keep_last=0
         checkpoint.keep_best=false log.interval_s=10 sweep.max_concurrent=2 "sweep.root=$ROOT")
 old=(actors.decorrelate_steps=0 learner.loss.value_normalisation=none)
 for part in $PARTS; do
@@ -21,6 +25,6 @@ for part in $PARTS; do
     memory_maze) setting=(env=memory_maze total_frames=2000000) ;;
     *) echo "unknown part $part" >&2; exit 2 ;;
   esac
-  $MEMRL sweep "${common[@]}" "${setting[@]}" "sweep.name=$part-new"
-  $MEMRL sweep "${common[@]}" "${setting[@]}" "${old[@]}" "sweep.name=$part-old"
+  $MEMRL sweep "${common[@]}" "${setting[@]}" "sweep.name=$part-new$SUFFIX"
+  $MEMRL sweep "${common[@]}" "${setting[@]}" "${old[@]}" "sweep.name=$part-old$SUFFIX"
 done
