@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# After old_vs_new.sh: for each part, the old and new sweeps side by side (`memrl report`: final-score IQM
-# with 95% CIs, P(new ends above old)), a plot per sweep, and the run files kept under
-# docs/results/defaults/old_vs_new/<part>-{old,new}/ (config.yaml, metrics.csv per seed; each sweep's
-# sweep.csv as sweep<SUFFIX>.csv). Sweeps <part>-<old|new><SUFFIX> (old_vs_new.sh's SUFFIX) are pooled.
+# After old_vs_new.sh: for each part, its sweeps side by side (`memrl report`: final-score IQM with 95% CIs,
+# the fraction of seeds reaching the threshold, P(one group ends above another)), a plot per variant, and the
+# run files kept under docs/results/defaults/old_vs_new/<part>-<variant>/ (config.yaml, metrics.csv per seed;
+# each sweep's sweep.csv as sweep<suffix>.csv).
+# Variants: old, new (old_vs_new.sh) and, where they were run, decorrelation-only and popart-only (the T-maze
+# ablation: the same command as old_vs_new.sh's with learner.loss.value_normalisation=none, or
+# actors.decorrelate_steps=0, and sweep.name=<part>-<variant>). Sweeps <part>-<variant><suffix> (old_vs_new.sh's
+# SUFFIX: more seeds) are pooled into their variant.
 # Usage (from the repository root): docs/results/defaults/old_vs_new_report.sh [ROOT] [PARTS...]
 set -eu
 ROOT=${1:-/tmp/defaults_old_vs_new}
@@ -15,14 +19,17 @@ for part in $PARTS; do
     tmaze|select_nonmatching_object) metric=(metric=mean_success threshold=0.9) ;;
     memory_maze) metric=(metric=mean_return) ;;
   esac
-  for which in old new; do
-    mkdir -p "$OUT/$part-$which"
-    for sweep in "$ROOT/$part-$which" "$ROOT/$part-$which"-*; do
+  folders=()
+  for variant in old new decorrelation-only popart-only; do
+    [ -f "$ROOT/$part-$variant/sweep.csv" ] || continue
+    mkdir -p "$OUT/$part-$variant"
+    for sweep in "$ROOT/$part-$variant" "$ROOT/$part-$variant"-*; do
       [ -f "$sweep/sweep.csv" ] || continue
-      docs/results/keep_runs.sh "$sweep" "$OUT/$part-$which" config.yaml metrics.csv
-      cp "$sweep/sweep.csv" "$OUT/$part-$which/sweep${sweep#"$ROOT/$part-$which"}.csv"
+      docs/results/keep_runs.sh "$sweep" "$OUT/$part-$variant" config.yaml metrics.csv
+      cp "$sweep/sweep.csv" "$OUT/$part-$variant/sweep${sweep#"$ROOT/$part-$variant"}.csv"
     done
-    $MEMRL plot "run_dir=$OUT/$part-$which" "${metric[0]}" "out=$OUT/$part-$which/curves.png"
+    $MEMRL plot "run_dir=$OUT/$part-$variant" "${metric[0]}" "out=$OUT/$part-$variant/curves.png"
+    folders+=("$OUT/$part-$variant")
   done
-  $MEMRL report "$OUT/$part-old" "$OUT/$part-new" "${metric[@]}" "out=$OUT/$part"
+  $MEMRL report "${folders[@]}" "${metric[@]}" "out=$OUT/$part"
 done
