@@ -13,9 +13,18 @@ channels, each with c temporal contexts):
 |α_j| is how fast channel j forgets, ω_k the frequency of context k, so S
 holds a decayed, phase-encoded sum of the past: S_t = Σ_{s≤t} γ^{t−s} ⊙ x̂_s,
 from which W_mix can read both what was seen and how long ago.
-Initialisation (as in the paper's code): |α| spaced linearly from "halves
-every step" (log 2) to "down to ``forgotten_at`` after ``max_period`` steps";
-ω_k = 2π / P_k with periods P_k spaced linearly in [min_period, max_period].
+Initialisation (the paper's code's scheme and bounds): |α| spaced linearly from
+"halves every step" (log 2) to "down to ``forgotten_at`` after ``max_period``
+steps"; ω_k = 2π / P_k with periods P_k in [min_period, max_period] = [1, 1024].
+A period of 1 step is ω = 2π: no rotation on integer steps, a context that
+holds a value whatever its age. The reference spaces 4 periods linearly (1, 342,
+683, 1024): every context then turns by under 0.02 rad a step or not at all, so
+S cannot tell recent steps apart (a linear read-out recovers x_{t−4} from it
+with R² 0.32) and ffm trailed gru far on POPGym's RepeatPreviousEasy. Here
+``period_spacing=log`` (the default) spaces them geometrically, 8 of them (1, 3,
+7, 20, 53, 141, 380, 1024): held and slow contexts as before, plus ones that
+resolve the last few steps (docs/results/zoo.md, "ffm's initial periods";
+tests/test_zoo_cores.py).
 
 The paper unrolls with the closed form S_t = γ^t ⊙ (S_0 + Σ_{s≤t} γ^{−s} ⊙ x̂_s),
 whose γ^{−s} overflows for long unrolls (its code clamps α and cuts the
@@ -41,9 +50,11 @@ from .registry import register
 class FFMConfig:
     hidden_size: int = 128  # O: output width (and of the pass-through and output gate)
     memory_size: int = 32  # m: memory channels, each with its own decay |α_j|
-    context_size: int = 4  # c: temporal contexts per channel, each with its own frequency ω_k
-    min_period: float = 1.0  # shortest period 2π/ω at initialisation, in steps
+    # c = 8, log: see docs/results/zoo.md, "ffm's initial periods" (the reference: 4 complex contexts, linear).
+    context_size: int = 8  # c: temporal contexts per channel, each with its own frequency ω_k
+    min_period: float = 1.0  # shortest period 2π/ω at initialisation, in steps (1: ω = 2π, no rotation)
     max_period: float = 1024.0  # longest period at initialisation, and the slowest forgetting horizon
+    period_spacing: str = "log"  # periods spaced geometrically (log) or linearly (linear: the reference) in [min, max]
     forgotten_at: float = 0.01  # the slowest channel keeps this fraction of an input after max_period steps
 
     def __post_init__(self):
@@ -52,6 +63,8 @@ class FFMConfig:
                 raise ValueError(f"ffm {name} must be >= 1, got {getattr(self, name)}")
         if not 0 < self.min_period <= self.max_period:
             raise ValueError(f"ffm needs 0 < min_period <= max_period, got {self.min_period}, {self.max_period}")
+        if self.period_spacing not in ("log", "linear"):
+            raise ValueError(f"ffm period_spacing must be log or linear, got {self.period_spacing!r}")
         if not 0 < self.forgotten_at < 1:
             raise ValueError(f"ffm forgotten_at must be in (0, 1), got {self.forgotten_at}; e.g. 0.01")
 
@@ -74,7 +87,11 @@ class FFMCore(MemoryCore):
         self.pre = nn.Linear(input_size, 2 * m + 2 * out)
         slowest = -math.log(config.forgotten_at) / config.max_period
         self.alpha = nn.Parameter(-torch.linspace(math.log(2), min(slowest, math.log(2)), m))
-        self.omega = nn.Parameter(2 * math.pi / torch.linspace(config.min_period, config.max_period, c))
+        if config.period_spacing == "log":
+            periods = torch.logspace(math.log10(config.min_period), math.log10(config.max_period), c)
+        else:
+            periods = torch.linspace(config.min_period, config.max_period, c)
+        self.omega = nn.Parameter(2 * math.pi / periods)
         self.mix = nn.Linear(2 * m * c, out)
         self.norm = nn.LayerNorm(out, elementwise_affine=False)
 

@@ -2,6 +2,8 @@
 in float64 with resets in the middle of the unroll, plus numerical gradient checks."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch.func import functional_call
@@ -135,3 +137,44 @@ def test_lstm_forget_bias_shifts_only_the_forget_gate_biases():
         expected[8:16] = 1.0  # gate order: input, forget, cell, output
         torch.testing.assert_close(shift, expected)
         torch.testing.assert_close(getattr(shifted, f"bias_hh_l{layer}"), getattr(plain, f"bias_hh_l{layer}"))
+
+
+def trace_readout_r2(core, lag, steps=2000, warmup=100, ridge=1e-3):
+    """Held-out R² of the best linear read-out (ridge) of x_{t−lag} from [Re S_t, Im S_t], for a scalar
+    white-noise input fed to every channel of ``core``'s aggregator (γ as initialised)."""
+    m, c = core.config.memory_size, core.config.context_size
+    u = torch.randn(steps, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    drive = u[:, None, None, None].expand(steps, 1, m, c).to(torch.complex128)
+    trace = linear_scan(core.decay().detach().to(torch.complex128), drive, torch.zeros(1, m, c, dtype=torch.complex128))
+    features = torch.view_as_real(trace[warmup:, 0]).reshape(steps - warmup, -1)
+    target = u[warmup - lag:steps - lag]
+    half = len(target) // 2
+    fit, held = (features[:half], target[:half]), (features[half:], target[half:])
+    gram = fit[0].T @ fit[0] + ridge * torch.eye(features.shape[1], dtype=torch.float64)
+    weights = torch.linalg.solve(gram, fit[0].T @ fit[1])
+    return 1 - (held[1] - held[0] @ weights).var() / held[1].var()
+
+
+def test_ffm_trace_at_its_default_initialisation_tells_recent_steps_apart():
+    """S is meant to hold what was seen and when (FFM's contextual drift): at the default periods a linear
+    read-out recovers the input of each of the last 4 steps. At the reference's 4 linearly spaced periods
+    (1, 342, 683, 1024) it does not (R² 0.80, 0.42, 0.41, 0.32 at lags 1-4 on this input): no context turns
+    by more than 0.02 rad a step. Both keep a held context (period 1) and the same decays."""
+    core = memory_cores.build("ffm", 1)
+    for lag in (1, 2, 3, 4):
+        assert trace_readout_r2(core, lag) > 0.9, lag
+    reference = memory_cores.build("ffm", 1, context_size=4, period_spacing="linear")
+    assert trace_readout_r2(reference, 4) < 0.6
+    for ffm in (core, reference):
+        assert torch.allclose(ffm.decay()[:, 0].imag, torch.zeros(()), atol=1e-6)  # ω = 2π: γ real, held
+        assert ffm.omega[-1].item() == pytest.approx(2 * math.pi / 1024)
+    torch.testing.assert_close(core.alpha, reference.alpha)
+
+
+@pytest.mark.parametrize("bad, field", [({"period_spacing": "geometric"}, "period_spacing"),
+                                        ({"forgotten_at": 1.0}, "forgotten_at"), ({"min_period": 2e3}, "min_period")])
+def test_ffm_config_errors_name_the_field(bad, field):
+    from memory_cores.ffm import FFMConfig
+
+    with pytest.raises(ValueError, match=field):
+        FFMConfig(**bad)
