@@ -20,11 +20,13 @@ A period of 1 step is ω = 2π: no rotation on integer steps, a context that
 holds a value whatever its age. The reference spaces 4 periods linearly (1, 342,
 683, 1024): every context then turns by under 0.02 rad a step or not at all, so
 S cannot tell recent steps apart (a linear read-out recovers x_{t−4} from it
-with R² 0.32) and ffm trailed gru far on POPGym's RepeatPreviousEasy. Here
-``period_spacing=log`` (the default) spaces them geometrically, 8 of them (1, 3,
-7, 20, 53, 141, 380, 1024): held and slow contexts as before, plus ones that
-resolve the last few steps (docs/results/zoo.md, "ffm's initial periods";
-tests/test_zoo_cores.py).
+with R² 0.32) and ffm trailed gru far on POPGym's RepeatPreviousEasy. The
+default stays the paper's (``context_size=4``, ``period_spacing=linear``);
+``period_spacing=log context_size=8`` spaces the periods geometrically (1, 3, 7,
+20, 53, 141, 380, 1024): held and slow contexts as before, plus ones that
+resolve the last few steps. It solved RepeatPreviousEasy but learned
+RepeatFirstEasy later (2 seeds each: docs/results/zoo.md, "ffm's initial
+periods"; tests/test_zoo_cores.py).
 
 The paper unrolls with the closed form S_t = γ^t ⊙ (S_0 + Σ_{s≤t} γ^{−s} ⊙ x̂_s),
 whose γ^{−s} overflows for long unrolls (its code clamps α and cuts the
@@ -51,10 +53,10 @@ class FFMConfig:
     hidden_size: int = 128  # O: output width (and of the pass-through and output gate)
     memory_size: int = 32  # m: memory channels, each with its own decay |α_j|
     # c = 8, log: see docs/results/zoo.md, "ffm's initial periods" (the reference: 4 complex contexts, linear).
-    context_size: int = 8  # c: temporal contexts per channel, each with its own frequency ω_k
+    context_size: int = 4  # c: temporal contexts per channel, each with its own frequency ω_k
     min_period: float = 1.0  # shortest period 2π/ω at initialisation, in steps (1: ω = 2π, no rotation)
     max_period: float = 1024.0  # longest period at initialisation, and the slowest forgetting horizon
-    period_spacing: str = "log"  # periods spaced geometrically (log) or linearly (linear: the reference) in [min, max]
+    period_spacing: str = "linear"  # periods spaced linearly (the reference) or geometrically (log) in [min, max]
     forgotten_at: float = 0.01  # the slowest channel keeps this fraction of an input after max_period steps
 
     def __post_init__(self):

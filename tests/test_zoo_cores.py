@@ -155,15 +155,16 @@ def trace_readout_r2(core, lag, steps=2000, warmup=100, ridge=1e-3):
     return 1 - (held[1] - held[0] @ weights).var() / held[1].var()
 
 
-def test_ffm_trace_at_its_default_initialisation_tells_recent_steps_apart():
-    """S is meant to hold what was seen and when (FFM's contextual drift): at the default periods a linear
+def test_ffm_log_spaced_periods_tell_recent_steps_apart():
+    """S is meant to hold what was seen and when (FFM's contextual drift): at log-spaced periods a linear
     read-out recovers the input of each of the last 4 steps. At the reference's 4 linearly spaced periods
-    (1, 342, 683, 1024) it does not (R² 0.80, 0.42, 0.41, 0.32 at lags 1-4 on this input): no context turns
-    by more than 0.02 rad a step. Both keep a held context (period 1) and the same decays."""
-    core = memory_cores.build("ffm", 1)
+    (1, 342, 683, 1024; the default) it does not (R² 0.80, 0.42, 0.41, 0.32 at lags 1-4 on this input): no
+    context turns by more than 0.02 rad a step. Both keep a held context (period 1) and the same decays."""
+    core = memory_cores.build("ffm", 1, context_size=8, period_spacing="log")
     for lag in (1, 2, 3, 4):
         assert trace_readout_r2(core, lag) > 0.9, lag
-    reference = memory_cores.build("ffm", 1, context_size=4, period_spacing="linear")
+    reference = memory_cores.build("ffm", 1)
+    assert (reference.config.context_size, reference.config.period_spacing) == (4, "linear")
     assert trace_readout_r2(reference, 4) < 0.6
     for ffm in (core, reference):
         assert torch.allclose(ffm.decay()[:, 0].imag, torch.zeros(()), atol=1e-6)  # ω = 2π: γ real, held
