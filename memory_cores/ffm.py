@@ -52,7 +52,6 @@ from .registry import register
 class FFMConfig:
     hidden_size: int = 128  # O: output width (and of the pass-through and output gate)
     memory_size: int = 32  # m: memory channels, each with its own decay |α_j|
-    # c = 8, log: see docs/results/zoo.md, "ffm's initial periods" (the reference: 4 complex contexts, linear).
     context_size: int = 4  # c: temporal contexts per channel, each with its own frequency ω_k
     min_period: float = 1.0  # shortest period 2π/ω at initialisation, in steps (1: ω = 2π, no rotation)
     max_period: float = 1024.0  # longest period at initialisation, and the slowest forgetting horizon

@@ -250,6 +250,9 @@ def test_backend_rllib_bad_input_is_a_one_line_error_and_leaves_no_folder(tmp_pa
     assert "learner.optimizer=adam" in capsys.readouterr().err
     assert main(["train", "backend=rllib", "rllib.max_state_mib=0.001", f"run_root={tmp_path}"]) == 2
     assert "rllib.max_state_mib" in capsys.readouterr().err
+    # memrl's own range checks apply to backend=rllib too
+    assert main(["train", "backend=rllib", "actors.decorrelate_steps=-1", f"run_root={tmp_path}"]) == 2
+    assert "actors.decorrelate_steps must be an integer >= 0" in capsys.readouterr().err
     assert not tmp_path.exists() or not list(tmp_path.iterdir())
 
 

@@ -22,9 +22,7 @@ DECORRELATION_CUT = "decorrelation_cut"  # info key on the step where the wrappe
 
 def cut_steps(spread: int, seed_words: list[int] | None, count: int) -> np.ndarray:
     """``count`` cut steps, uniform in [1, ``spread``], seeded by ``seed_words`` (None: fresh entropy);
-    all 0 (no cut) if spread is 0."""
-    if spread < 0:
-        raise ValueError(f"actors.decorrelate_steps must be >= 0 (got {spread}); 0 starts every env together")
+    all 0 (no cut) if spread is 0 (its range is checked with the run's other settings: prepare.check_config)."""
     if not spread:
         return np.zeros(count, dtype=np.int64)
     return np.random.default_rng(np.random.SeedSequence(seed_words)).integers(1, spread + 1, size=count)

@@ -54,7 +54,11 @@ EPISODES_KEY = "memrl_episodes"  # env-runner metric: one (return, length, succe
 
 
 def check_config(cfg: dict) -> None:
-    """One-line ValueErrors for settings backend=rllib cannot honour."""
+    """One-line ValueErrors for settings out of range (memrl's own checks) or that backend=rllib cannot honour."""
+    from .prepare import check_config as check_ranges
+
+    resolve_unroll_length(cfg)
+    check_ranges(cfg)
     algo = cfg["rllib"]["algo"]
     if algo not in ALGOS:
         raise ValueError(f"rllib.algo={algo!r} is not known; use one of {', '.join(ALGOS)}")
