@@ -6,7 +6,9 @@
 # Usage (from the repository root): docs/results/defaults/old_vs_new.sh [ROOT] [PARTS...]
 #   PARTS: tmaze select_nonmatching_object memory_maze (default: all three, in that order)
 #   SEEDS=range(4,10) SUFFIX=-more docs/results/defaults/old_vs_new.sh ROOT tmaze: more seeds, in sweeps
-#   of their own (<part>-<old|new><SUFFIX>); the report pools them.
+#   of their own (<part>-<variant><SUFFIX>); the report pools them.
+#   VARIANTS="decorrelation-only popart-only" ...: the ablation, one of issue 29's two changes at a time
+#   (default VARIANTS: new old).
 # Then: docs/results/defaults/old_vs_new_report.sh ROOT (reports, plots, run files into docs/results/defaults/old_vs_new/).
 set -eu
 ROOT=${1:-/tmp/defaults_old_vs_new}
@@ -17,7 +19,7 @@ SEEDS=${SEEDS:-range(4)}
 SUFFIX=${SUFFIX:-}
 common=(core=lstm "seed=$SEEDS" actors.num_actors=0 tensorboard=false checkpoint.keep_last=0
         checkpoint.keep_best=false log.interval_s=10 sweep.max_concurrent=2 "sweep.root=$ROOT")
-old=(actors.decorrelate_steps=0 learner.loss.value_normalisation=none)
+VARIANTS=${VARIANTS:-new old}
 for part in $PARTS; do
   case $part in
     tmaze) setting=(env=tmaze total_frames=300000) ;;
@@ -25,6 +27,14 @@ for part in $PARTS; do
     memory_maze) setting=(env=memory_maze total_frames=2000000) ;;
     *) echo "unknown part $part" >&2; exit 2 ;;
   esac
-  $MEMRL sweep "${common[@]}" "${setting[@]}" "sweep.name=$part-new$SUFFIX"
-  $MEMRL sweep "${common[@]}" "${setting[@]}" "${old[@]}" "sweep.name=$part-old$SUFFIX"
+  for variant in $VARIANTS; do
+    case $variant in
+      new) changes=() ;;
+      old) changes=(actors.decorrelate_steps=0 learner.loss.value_normalisation=none) ;;
+      decorrelation-only) changes=(learner.loss.value_normalisation=none) ;;
+      popart-only) changes=(actors.decorrelate_steps=0) ;;
+      *) echo "unknown variant $variant" >&2; exit 2 ;;
+    esac
+    $MEMRL sweep "${common[@]}" "${setting[@]}" "${changes[@]}" "sweep.name=$part-$variant$SUFFIX"
+  done
 done
