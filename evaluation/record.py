@@ -10,13 +10,14 @@ samples its actions, and its core state is carried from step to step.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
 import envs
-from agents import env_actions
+from agents import AgentOutput, env_actions
 from training.actor import add_time_dim, build_agent, stack_obs
 from training.unroll import inputs_after_step
 
@@ -37,31 +38,49 @@ def make_rendering_env(env_cfg: dict):
     return env
 
 
+class Step(NamedTuple):
+    """One step of ``episode_steps``: the agent's output before it, what it did, and what the env returned."""
+
+    out: AgentOutput  # the agent's output at the observation it acted on ([1, 1, ...])
+    action: torch.Tensor  # [1, *action_shape], as the policy gave it
+    env_action: Any  # the same action as the env takes it
+    observation: Any
+    reward: float
+    terminated: bool
+    truncated: bool
+
+
 @torch.no_grad()
-def play_episode(agent, env, seed: int, max_steps: int, greedy: bool = False) -> list[tuple[np.ndarray, int, float]]:
-    """(frame, step, return so far) from the first observation to the episode's end or ``max_steps``;
-    actions sampled from the policy, or its most probable ones with ``greedy``."""
-    observation, _ = env.reset(seed=seed)
-    generator = torch.Generator().manual_seed(seed)
+def episode_steps(agent, env, observation, generator: torch.Generator, greedy: bool = False) -> Iterator[Step]:
+    """The rest of the episode that ``observation`` (from ``env.reset``) starts, a ``Step`` at a time, as the
+    actors play it: the core state carried from step to step, the previous action and reward fed back,
+    actions sampled with ``generator`` (or the most probable ones with ``greedy``). Ends with the
+    episode; stop early by leaving the loop."""
     state = agent.initial_state(1)
-    reset = torch.ones(1, dtype=torch.bool)
-    prev_action = agent.no_action(1)
-    prev_reward = torch.zeros(1)
-    total = 0.0
-    frames = [(_rgb(env.render(), env), 0, total)]
-    for step in range(1, max_steps + 1):
+    reset, prev_action, prev_reward = torch.ones(1, dtype=torch.bool), agent.no_action(1), torch.zeros(1)
+    while True:
         out = agent(add_time_dim(stack_obs([observation])), prev_action[None], prev_reward[None], reset[None], state)
         action = agent.greedy(out.logits[0]) if greedy else agent.sample(out.logits[0], generator)
         state = out.state
         [env_action] = env_actions(env.action_space, action.numpy())
         observation, reward, terminated, truncated, _ = env.step(env_action)
-        total += float(reward)
-        frames.append((_rgb(env.render(), env), step, total))
+        yield Step(out, action, env_action, observation, float(reward), bool(terminated), bool(truncated))
         if terminated or truncated:
-            break
+            return
         reset, prev_action, prev_reward = inputs_after_step(
-            action, torch.tensor([float(reward)]), torch.tensor([terminated]), torch.tensor([truncated])
-        )
+            action, torch.tensor([float(reward)]), torch.tensor([terminated]), torch.tensor([truncated]))
+
+
+def play_episode(agent, env, seed: int, max_steps: int, greedy: bool = False) -> list[tuple[np.ndarray, int, float]]:
+    """(frame, step, return so far) from the first observation to the episode's end or ``max_steps``;
+    actions sampled from the policy, or its most probable ones with ``greedy``."""
+    observation, _ = env.reset(seed=seed)
+    total = 0.0
+    frames = [(_rgb(env.render(), env), 0, total)]
+    steps = episode_steps(agent, env, observation, torch.Generator().manual_seed(seed), greedy)
+    for number, step in zip(range(1, max_steps + 1), steps):
+        total += step.reward
+        frames.append((_rgb(env.render(), env), number, total))
     return frames
 
 

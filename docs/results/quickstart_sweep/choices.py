@@ -17,11 +17,10 @@ import collections
 import torch
 
 import envs
-from agents import env_actions
 from envs.select_nonmatching_object import REWARD_MATCHING, REWARD_NONMATCHING
-from training.actor import add_time_dim, build_agent, stack_obs
+from evaluation.record import episode_steps
+from training.actor import build_agent
 from training.run_dir import load_checkpoint, resolve_checkpoint
-from training.unroll import inputs_after_step
 
 
 @torch.no_grad()
@@ -38,22 +37,13 @@ def choices(checkpoint: str, episodes: int, seed: int) -> list[tuple[int, int, i
     trials = []
     for episode in range(episodes):
         observation, _ = env.reset(seed=seed + episode)
-        state = agent.initial_state(1)
-        reset, prev_action, prev_reward = torch.ones(1, dtype=torch.bool), agent.no_action(1), torch.zeros(1)
-        while True:
-            out = agent(add_time_dim(stack_obs([observation])), prev_action[None], prev_reward[None], reset[None], state)
-            action = agent.sample(out.logits[0], generator)
-            state = out.state
+        shown, other = env.unwrapped.matching_object, env.unwrapped.nonmatching_object
+        for step in episode_steps(agent, env, observation, generator):
+            if step.reward in (REWARD_NONMATCHING, REWARD_MATCHING):
+                entropy = float(agent.entropy(step.out.logits[0]).squeeze())
+                trials.append((shown, other if step.reward == REWARD_NONMATCHING else shown, int(step.env_action), entropy))
+            # A choice starts the next trial inside env.step: read its objects before the next step.
             shown, other = env.unwrapped.matching_object, env.unwrapped.nonmatching_object
-            [env_action] = env_actions(env.action_space, action.numpy())
-            observation, reward, terminated, truncated, _ = env.step(env_action)
-            if reward in (REWARD_NONMATCHING, REWARD_MATCHING):
-                entropy = float(agent.entropy(out.logits[0]).squeeze())
-                trials.append((shown, other if reward == REWARD_NONMATCHING else shown, int(env_action), entropy))
-            if terminated or truncated:
-                break
-            reset, prev_action, prev_reward = inputs_after_step(
-                action, torch.tensor([float(reward)]), torch.tensor([terminated]), torch.tensor([truncated]))
     env.close()
     return trials
 
