@@ -7,8 +7,8 @@
 #   PARTS: tmaze select_nonmatching_object memory_maze (default: all three, in that order)
 #   SEEDS=range(4,10) SUFFIX=-more docs/results/defaults/old_vs_new.sh ROOT tmaze: more seeds, in sweeps
 #   of their own (<part>-<variant><SUFFIX>); the report pools them.
-#   VARIANTS="decorrelation-only popart-only" ...: the ablation, one of issue 29's two changes at a time
-#   (default VARIANTS: new old).
+#   VARIANTS="decorrelation-only popart-only" ...: the ablation, one of issue 29's two changes at a time;
+#   VARIANTS=baseline0.1: the new defaults with learner.loss.baseline_cost=0.1 (default VARIANTS: new old).
 # Then: docs/results/defaults/old_vs_new_report.sh ROOT (reports, plots, run files into docs/results/defaults/old_vs_new/).
 set -eu
 ROOT=${1:-/tmp/defaults_old_vs_new}
@@ -33,6 +33,7 @@ for part in $PARTS; do
       old) changes=(actors.decorrelate_steps=0 learner.loss.value_normalisation=none) ;;
       decorrelation-only) changes=(learner.loss.value_normalisation=none) ;;
       popart-only) changes=(actors.decorrelate_steps=0) ;;
+      baseline0.1) changes=(learner.loss.baseline_cost=0.1) ;;  # the new defaults with a fifth of the value loss
       *) echo "unknown variant $variant" >&2; exit 2 ;;
     esac
     $MEMRL sweep "${common[@]}" "${setting[@]}" "${changes[@]}" "sweep.name=$part-$variant$SUFFIX"

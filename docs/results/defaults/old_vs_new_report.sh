@@ -3,10 +3,8 @@
 # the fraction of seeds reaching the threshold, P(one group ends above another)), a plot per variant, and the
 # run files kept under docs/results/defaults/old_vs_new/<part>-<variant>/ (config.yaml, metrics.csv per seed;
 # each sweep's sweep.csv as sweep<suffix>.csv).
-# Variants: old, new (old_vs_new.sh) and, where they were run, decorrelation-only and popart-only (the T-maze
-# ablation: the same command as old_vs_new.sh's with learner.loss.value_normalisation=none, or
-# actors.decorrelate_steps=0, and sweep.name=<part>-<variant>). Sweeps <part>-<variant><suffix> (old_vs_new.sh's
-# SUFFIX: more seeds) are pooled into their variant.
+# Variants: old_vs_new.sh's (old, new, decorrelation-only, popart-only, baseline0.1), where they were run.
+# Sweeps <part>-<variant><suffix> (old_vs_new.sh's SUFFIX: more seeds) are pooled into their variant.
 # Usage (from the repository root): docs/results/defaults/old_vs_new_report.sh [ROOT] [PARTS...]
 set -eu
 ROOT=${1:-/tmp/defaults_old_vs_new}
@@ -20,8 +18,10 @@ for part in $PARTS; do
     memory_maze) metric=(metric=mean_return) ;;
   esac
   folders=()
-  for variant in old new decorrelation-only popart-only; do
-    [ -f "$ROOT/$part-$variant/sweep.csv" ] || continue
+  for variant in old new decorrelation-only popart-only baseline0.1; do
+    found=
+    for sweep in "$ROOT/$part-$variant" "$ROOT/$part-$variant"-*; do [ -f "$sweep/sweep.csv" ] && found=1; done
+    [ -n "$found" ] || continue
     mkdir -p "$OUT/$part-$variant"
     for sweep in "$ROOT/$part-$variant" "$ROOT/$part-$variant"-*; do
       [ -f "$sweep/sweep.csv" ] || continue
