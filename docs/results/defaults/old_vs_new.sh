@@ -8,7 +8,8 @@
 #   SEEDS=range(4,10) SUFFIX=-more docs/results/defaults/old_vs_new.sh ROOT tmaze: more seeds, in sweeps
 #   of their own (<part>-<variant><SUFFIX>); the report pools them.
 #   VARIANTS="decorrelation-only popart-only" ...: the ablation, one of issue 29's two changes at a time;
-#   VARIANTS=baseline0.1: the new defaults with learner.loss.baseline_cost=0.1 (default VARIANTS: new old).
+#   VARIANTS="baseline0.1 entropy0.03": the new defaults with learner.loss.baseline_cost=0.1, or with
+#   learner.loss.entropy_cost=0.03 (default VARIANTS: new old).
 # Then: docs/results/defaults/old_vs_new_report.sh ROOT (reports, plots, run files into docs/results/defaults/old_vs_new/).
 set -eu
 ROOT=${1:-/tmp/defaults_old_vs_new}
@@ -34,6 +35,7 @@ for part in $PARTS; do
       decorrelation-only) changes=(learner.loss.value_normalisation=none) ;;
       popart-only) changes=(actors.decorrelate_steps=0) ;;
       baseline0.1) changes=(learner.loss.baseline_cost=0.1) ;;  # the new defaults with a fifth of the value loss
+      entropy0.03) changes=(learner.loss.entropy_cost=0.03) ;;  # the new defaults with three times the entropy bonus
       *) echo "unknown variant $variant" >&2; exit 2 ;;
     esac
     $MEMRL sweep "${common[@]}" "${setting[@]}" "${changes[@]}" "sweep.name=$part-$variant$SUFFIX"
