@@ -23,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from training.run_dir import load_config, read_metrics
+from training.unroll import resolve_unroll_length
 
 # Config keys that say where a run is written or which seed it drew: never a group difference.
 IGNORED = ("seed", "name", "run_root", "resume", "checkpoint", "log", "tensorboard", "ray.address")
@@ -54,7 +55,17 @@ def _ignored(key: str) -> bool:
 
 
 def load_runs(paths: list[Path]) -> list[Run]:
-    return [Run(Path(p), load_config(Path(p)), read_metrics(p)) for p in paths]
+    return [Run(Path(p), with_unroll_length_that_ran(load_config(Path(p))), read_metrics(p)) for p in paths]
+
+
+def with_unroll_length_that_ran(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with ``actors.unroll_length`` resolved as training resolves it (null: the env config's, else
+    20) and the env's suggestion dropped, so a run saved with null and one saved with the same T written out
+    group together."""
+    if isinstance(config.get("actors"), dict) and isinstance(config.get("env"), dict):
+        resolve_unroll_length(config)
+        config["env"].pop("unroll_length", None)
+    return config
 
 
 def group_runs(runs: list[Run]) -> dict[str, list[Run]]:

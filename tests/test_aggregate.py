@@ -44,6 +44,20 @@ def test_runs_that_differ_only_in_seed_and_names_form_one_group(sweep):
     assert len(groups["core.name=lstm"]) == 4 and len(groups["core.name=feedforward"]) == 3
 
 
+def test_runs_group_by_the_unroll_length_that_ran_not_how_the_config_named_it(tmp_path):
+    runs = []
+    for seed, (actors_t, env_t) in enumerate([(None, 51), (51, None), (None, None)]):
+        folder = write_run(tmp_path / f"lstm-{seed}", "lstm", seed, [0.0, 1.0])
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+        config["actors"] = {"unroll_length": actors_t}
+        if env_t is not None:
+            config["env"]["unroll_length"] = env_t
+        (folder / "config.yaml").write_text(yaml.safe_dump(config))
+        runs.append(folder)
+    groups = group_runs(load_runs(runs))
+    assert {label: len(members) for label, members in groups.items()} == {"actors.unroll_length=51": 2, "actors.unroll_length=20": 1}
+
+
 def test_final_score_is_the_mean_over_the_last_tenth_of_frames_and_mmer_the_best_row(sweep):
     [run] = load_runs([sweep / "lstm-3"])
     assert final_score(run) == pytest.approx((9.0 + 10.0) / 2)  # rows at frames 900 and 1000
