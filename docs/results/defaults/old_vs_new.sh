@@ -9,7 +9,8 @@
 #   of their own (<part>-<variant><SUFFIX>); the report pools them.
 #   VARIANTS="decorrelation-only popart-only" ...: the ablation, one of issue 29's two changes at a time;
 #   VARIANTS="baseline0.1 entropy0.03": the new defaults with learner.loss.baseline_cost=0.1, or with
-#   learner.loss.entropy_cost=0.03 (default VARIANTS: new old).
+#   learner.loss.entropy_cost=0.03; VARIANTS=nopopart-entropy0.003: decorrelation only with entropy_cost 0.003
+#   (default VARIANTS: new old).
 # Then: docs/results/defaults/old_vs_new_report.sh ROOT (reports, plots, run files into docs/results/defaults/old_vs_new/).
 set -eu
 ROOT=${1:-/tmp/defaults_old_vs_new}
@@ -36,6 +37,7 @@ for part in $PARTS; do
       popart-only) changes=(actors.decorrelate_steps=0) ;;
       baseline0.1) changes=(learner.loss.baseline_cost=0.1) ;;  # the new defaults with a fifth of the value loss
       entropy0.03) changes=(learner.loss.entropy_cost=0.03) ;;  # the new defaults with three times the entropy bonus
+      nopopart-entropy0.003) changes=(learner.loss.value_normalisation=none learner.loss.entropy_cost=0.003) ;;  # decorrelation only, a third of the entropy bonus
       *) echo "unknown variant $variant" >&2; exit 2 ;;
     esac
     $MEMRL sweep "${common[@]}" "${setting[@]}" "${changes[@]}" "sweep.name=$part-$variant$SUFFIX"

@@ -3,7 +3,8 @@
 # the fraction of seeds reaching the threshold, P(one group ends above another)), a plot per variant, and the
 # run files kept under docs/results/defaults/old_vs_new/<part>-<variant>/ (config.yaml, metrics.csv per seed;
 # each sweep's sweep.csv as sweep<suffix>.csv).
-# Variants: old_vs_new.sh's (old, new, decorrelation-only, popart-only, baseline0.1, entropy0.03), where they were run.
+# Variants: old_vs_new.sh's (old, new, decorrelation-only, popart-only, baseline0.1, entropy0.03,
+# nopopart-entropy0.003), where they were run.
 # Sweeps <part>-<variant><suffix> (old_vs_new.sh's SUFFIX: more seeds) are pooled into their variant.
 # Usage (from the repository root): docs/results/defaults/old_vs_new_report.sh [ROOT] [PARTS...]
 set -eu
@@ -18,7 +19,7 @@ for part in $PARTS; do
     memory_maze) metric=(metric=mean_return) ;;
   esac
   folders=()
-  for variant in old new decorrelation-only popart-only baseline0.1 entropy0.03; do
+  for variant in old new decorrelation-only popart-only baseline0.1 entropy0.03 nopopart-entropy0.003; do
     found=
     for sweep in "$ROOT/$part-$variant" "$ROOT/$part-$variant"-*; do [ -f "$sweep/sweep.csv" ] && found=1; done
     [ -n "$found" ] || continue
