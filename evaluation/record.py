@@ -39,15 +39,11 @@ def make_rendering_env(env_cfg: dict):
 
 
 class Step(NamedTuple):
-    """One step of ``episode_steps``: the agent's output before it, what it did, and what the env returned."""
+    """One step of ``episode_steps``: the agent's output before it, its action, and the env's reward."""
 
     out: AgentOutput  # the agent's output at the observation it acted on ([1, 1, ...])
-    action: torch.Tensor  # [1, *action_shape], as the policy gave it
-    env_action: Any  # the same action as the env takes it
-    observation: Any
+    env_action: Any  # the action as the env took it
     reward: float
-    terminated: bool
-    truncated: bool
 
 
 @torch.no_grad()
@@ -64,7 +60,7 @@ def episode_steps(agent, env, observation, generator: torch.Generator, greedy: b
         state = out.state
         [env_action] = env_actions(env.action_space, action.numpy())
         observation, reward, terminated, truncated, _ = env.step(env_action)
-        yield Step(out, action, env_action, observation, float(reward), bool(terminated), bool(truncated))
+        yield Step(out, env_action, float(reward))
         if terminated or truncated:
             return
         reset, prev_action, prev_reward = inputs_after_step(

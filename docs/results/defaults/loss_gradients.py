@@ -7,7 +7,8 @@ mid-episode), and per unroll the gradient norm, over the encoder's and the core'
 loss term as the learner would weigh it: the policy gradient and the value loss (baseline_cost 0.5)
 in PopArt's normalised units (``_norm``: the advantage and the targets divided by sigma) and in the
 reward's units (``_raw``: what value_normalisation=none uses), and the entropy term (entropy_cost 0.01).
-Printed: the means over the unrolls, PopArt's sigma, and the value-to-policy ratio of each variant.
+Printed: the means over the unrolls, PopArt's sigma, the value-to-policy ratio of each variant and the
+entropy-to-policy ratio as the learner weighs them (normalised units).
 Without PopArt (sigma = 1) the two variants are the same.
 """
 from __future__ import annotations
@@ -61,7 +62,8 @@ def main() -> None:
                 norms.setdefault(name, []).append(float(torch.sqrt(sum((g**2).sum() for g in grads if g is not None))))
         mean = {name: sum(v) / len(v) for name, v in norms.items()}
         print(path, f"sigma={float(agent.baseline.std):.3f}", " ".join(f"{k}={v:.3f}" for k, v in mean.items()),
-              f"value/pg_norm={mean['value_norm'] / mean['pg_norm']:.2f} value/pg_raw={mean['value_raw'] / mean['pg_raw']:.2f}", flush=True)
+              f"value/pg_norm={mean['value_norm'] / mean['pg_norm']:.2f} value/pg_raw={mean['value_raw'] / mean['pg_raw']:.2f}",
+              f"entropy/pg_norm={mean['entropy'] / mean['pg_norm']:.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -20,15 +20,15 @@ for part in $PARTS; do
   esac
   folders=()
   for variant in old new decorrelation-only popart-only baseline0.1 entropy0.03 nopopart-entropy0.003; do
-    found=
-    for sweep in "$ROOT/$part-$variant" "$ROOT/$part-$variant"-*; do [ -f "$sweep/sweep.csv" ] && found=1; done
-    [ -n "$found" ] || continue
-    mkdir -p "$OUT/$part-$variant"
+    kept=
     for sweep in "$ROOT/$part-$variant" "$ROOT/$part-$variant"-*; do
       [ -f "$sweep/sweep.csv" ] || continue
+      kept=1
+      mkdir -p "$OUT/$part-$variant"
       docs/results/keep_runs.sh "$sweep" "$OUT/$part-$variant" config.yaml metrics.csv
       cp "$sweep/sweep.csv" "$OUT/$part-$variant/sweep${sweep#"$ROOT/$part-$variant"}.csv"
     done
+    [ -n "$kept" ] || continue
     $MEMRL plot "run_dir=$OUT/$part-$variant" "${metric[0]}" "out=$OUT/$part-$variant/curves.png"
     folders+=("$OUT/$part-$variant")
   done
