@@ -23,7 +23,7 @@ import memory_cores
 
 from .distributions import Categorical, make_distribution
 from .encoders import build_encoder
-from .popart import PopArt
+from .popart import AdvantageRMS, PopArt
 
 DEFAULT_CORE = {"name": "lstm"}  # the core section an Agent gets when none is given
 
@@ -74,6 +74,7 @@ class Agent(nn.Module):
         self.core = memory_cores.build_from_config(core, core_input)
         self.policy = nn.Linear(self.core.output_size, self.distribution.param_size)
         self.baseline = PopArt(self.core.output_size)  # V = sigma n + mu; a plain linear head until the learner updates mu, sigma
+        self.advantage_rms = AdvantageRMS()  # the learner's advantage scale with advantage_normalisation: rms
 
     def initial_state(self, batch_size: int, device=None) -> TensorDict:
         return self.core.initial_state(batch_size, device)

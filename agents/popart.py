@@ -105,3 +105,43 @@ class PopArt(nn.Linear):
         for name, buffer in self._buffers.items():
             state_dict.setdefault(prefix + name, torch.zeros_like(buffer))
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+
+
+class AdvantageRMS(nn.Module):
+    """The running root mean square of the policy-gradient advantages (``advantage_normalisation: rms``).
+
+    PopArt divides the advantage by sigma, the spread of the value *targets*; how hard the policy
+    gradient pulls against the entropy bonus then still depends on the env: a task whose returns barely
+    vary between states but whose advantages are large (a +1 at each of many goals) gets a weak bonus,
+    one with small per-step rewards a strong one. Dividing by the advantages' own RMS fixes their scale
+    at 1, so ``entropy_cost`` is measured against one RMS of advantage on every task (the idea of PPO's
+    advantage normalisation, kept as a moving average so that a batch without reward is not blown up).
+    The mean of the squared advantages over the first 1 / beta batches, then a moving average with
+    step size beta; 1 before any update. A buffer, so it travels into checkpoints.
+    """
+
+    min_rms = 1e-4  # a run that has never seen a reward keeps its (near-zero) advantages near zero
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("second_moment", torch.zeros(()))
+        self.register_buffer("updates", torch.zeros((), dtype=torch.float64))
+
+    @property
+    def rms(self) -> torch.Tensor:
+        if self.updates == 0:
+            return torch.ones((), device=self.second_moment.device)
+        return self.second_moment.float().clamp(min=self.min_rms**2).sqrt()
+
+    @torch.no_grad()
+    def update(self, advantages: torch.Tensor, step_size: float) -> None:
+        """Fold a batch of advantages (any shape) into the RMS (the first batch sets it)."""
+        beta = max(step_size, 1.0 / float(self.updates + 1))  # bias correction: the plain mean until 1 / beta updates
+        self.second_moment.mul_(1 - beta).add_(beta * advantages.detach().float().pow(2).mean())
+        self.updates.add_(1)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+        # Checkpoints from before it have none: RMS 1, as before any update.
+        for name, buffer in self._buffers.items():
+            state_dict.setdefault(prefix + name, torch.zeros_like(buffer))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)

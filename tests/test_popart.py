@@ -3,7 +3,7 @@ update does not depend on the rewards' scale (training/learner.py)."""
 import pytest
 import torch
 
-from agents.popart import PopArt
+from agents.popart import AdvantageRMS, PopArt
 from training import cli
 from training.actor import Actor
 from training.config import compose
@@ -36,11 +36,12 @@ def scaled(unroll, factor: float):
     return out
 
 
-def updates_with_rewards_times(factor: float, normalisation: str):
+def updates_with_rewards_times(factor: float, normalisation: str, advantages: str = "sigma"):
     """Weights and statistics after 3 learner steps on the same unrolls, rewards multiplied by ``factor``."""
     cfg = compose("train", ["env=tmaze", "env.corridor_length=2", "core.hidden_size=16", "agent.encoder_size=16",
                             "actors.envs_per_actor=6", "actors.unroll_length=12", "actors.num_actors=0",
-                            f"learner.loss.value_normalisation={normalisation}"])
+                            f"learner.loss.value_normalisation={normalisation}",
+                            f"learner.loss.advantage_normalisation={advantages}"])
     parts = prepare(cfg)
     actor = Actor(cfg, 0, seed=0)
     unrolls = [actor.unroll(parts.agent.state_dict(), 0) for _ in range(3)]
@@ -53,21 +54,40 @@ def updates_with_rewards_times(factor: float, normalisation: str):
         with torch.no_grad():
             agent.baseline.weight.copy_(weight)
             agent.baseline.bias.copy_(bias)
+    if advantages == "rms":  # as PopArt's: the first step also sees a scale from the rewards' units
+        agent.advantage_rms.update(factor * torch.linspace(-0.5, 0.5, 50), parts.loss.advantage_rms_step_size)
     for result in unrolls:
         learner_step(agent, parts.optimizer, scaled(result.unroll, factor), result.start_state, parts.loss,
                      cfg["learner"]["max_grad_norm"])
     return {k: v.clone() for k, v in agent.state_dict().items()}
 
 
-def test_learner_update_is_the_same_when_every_reward_is_multiplied_by_100():
-    plain, times_100 = updates_with_rewards_times(1.0, "popart"), updates_with_rewards_times(100.0, "popart")
-    statistics = ("baseline.first_moment", "baseline.second_moment")
+@pytest.mark.parametrize("advantages", ["sigma", "rms"])
+def test_learner_update_is_the_same_when_every_reward_is_multiplied_by_100(advantages):
+    plain = updates_with_rewards_times(1.0, "popart", advantages)
+    times_100 = updates_with_rewards_times(100.0, "popart", advantages)
+    second_moments = ("baseline.second_moment", "advantage_rms.second_moment")
     for key in plain:
-        if key in statistics:
-            continue
-        torch.testing.assert_close(times_100[key], plain[key], rtol=1e-4, atol=1e-5, msg=key)
-    torch.testing.assert_close(times_100["baseline.first_moment"], 100 * plain["baseline.first_moment"], rtol=1e-4, atol=0)
-    torch.testing.assert_close(times_100["baseline.second_moment"], 1e4 * plain["baseline.second_moment"], rtol=1e-4, atol=0)
+        if key == "baseline.first_moment":
+            torch.testing.assert_close(times_100[key], 100 * plain[key], rtol=1e-4, atol=0)
+        elif key in second_moments:
+            torch.testing.assert_close(times_100[key], 1e4 * plain[key], rtol=1e-4, atol=0)
+        else:
+            torch.testing.assert_close(times_100[key], plain[key], rtol=1e-4, atol=1e-5, msg=key)
+    assert (plain["advantage_rms.updates"] > 0) == (advantages == "rms")
+
+
+def test_advantage_rms_is_the_mean_square_until_one_over_beta_batches_then_moves():
+    scale = AdvantageRMS()
+    assert scale.rms.item() == 1.0
+    mean_squares = [12.5, 1.0, 0.0, 4.0, 8.0]  # of the batches below
+    for batch in ([3.0, -4.0], [1.0, -1.0], [0.0], [2.0, 2.0], [8.0**0.5]):
+        scale.update(torch.tensor(batch), step_size=0.25)
+    # beta = max(0.25, 1/n): the plain mean of the first four batches, then one step of 0.25 towards the fifth.
+    expected = 0.75 * sum(mean_squares[:4]) / 4 + 0.25 * mean_squares[4]
+    torch.testing.assert_close(scale.rms, torch.tensor(expected).sqrt())
+    scale.load_state_dict({})  # a checkpoint from before it: as before any update
+    assert scale.rms.item() == 1.0
 
 
 def test_without_normalisation_the_update_depends_on_the_rewards_scale():
@@ -101,3 +121,7 @@ def test_a_checkpoint_from_before_popart_loads_as_mean_0_std_1():
 def test_bad_normalisation_is_one_line():
     with pytest.raises(ValueError, match="value_normalisation"):
         LossConfig(value_normalisation="popart2")
+    with pytest.raises(ValueError, match="advantage_normalisation"):
+        LossConfig(advantage_normalisation="std")
+    with pytest.raises(ValueError, match="advantage_rms_step_size"):
+        LossConfig(advantage_rms_step_size=0)

@@ -20,6 +20,7 @@ from .unroll import transitions
 
 
 VALUE_NORMALISATIONS = ("popart", "none")
+ADVANTAGE_NORMALISATIONS = ("sigma", "rms")
 
 
 @dataclass
@@ -35,11 +36,18 @@ class LossConfig:
     trace_lambda: float = 1.0
     value_normalisation: str = "none"  # popart: mu, sigma follow the targets; none: they stay 0, 1 (plain IMPALA)
     popart_step_size: float = 3e-4  # beta of PopArt's moving averages (bias-corrected)
+    advantage_normalisation: str = "sigma"  # sigma: advantage / PopArt's sigma; rms: / the advantages' running RMS
+    advantage_rms_step_size: float = 0.01  # beta of that RMS's moving average
 
     def __post_init__(self):
         if self.value_normalisation not in VALUE_NORMALISATIONS:
             raise ValueError(f"learner.loss.value_normalisation must be one of {list(VALUE_NORMALISATIONS)} "
                              f"(got {self.value_normalisation!r})")
+        if self.advantage_normalisation not in ADVANTAGE_NORMALISATIONS:
+            raise ValueError(f"learner.loss.advantage_normalisation must be one of {list(ADVANTAGE_NORMALISATIONS)} "
+                             f"(got {self.advantage_normalisation!r})")
+        if not 0 < self.advantage_rms_step_size <= 1:
+            raise ValueError(f"learner.loss.advantage_rms_step_size must be in (0, 1] (got {self.advantage_rms_step_size!r}); e.g. 0.01")
         if not 0 < self.popart_step_size <= 1:
             raise ValueError(f"learner.loss.popart_step_size must be in (0, 1] (got {self.popart_step_size!r}); e.g. 3e-4")
 
@@ -56,8 +64,13 @@ def compute_entropy_loss(entropy: torch.Tensor) -> torch.Tensor:
     return -entropy.sum(0).mean()
 
 
+def advantage_scale(agent: Agent, cfg: LossConfig) -> torch.Tensor:
+    """What the policy-gradient advantage is divided by (``advantage_normalisation``)."""
+    return agent.advantage_rms.rms if cfg.advantage_normalisation == "rms" else agent.baseline.std
+
+
 def impala_loss(agent: Agent, unroll: TensorDict, start_state: TensorDict, cfg: LossConfig):
-    """(total loss, its parts, the V-trace targets v_s [T, B]) for one batch. ``unroll`` is [T+1, B], ``start_state`` [B].
+    """(total loss, its parts, V-trace's returns (v_s, pg_advantages: [T, B])) for one batch. ``unroll`` is [T+1, B], ``start_state`` [B].
 
     Losses are summed over time and averaged over the batch, as in IMPALA; the
     core's ``loss_*`` aux terms are added, each as its mean (``memory_cores.auxiliary_losses``).
@@ -77,19 +90,22 @@ def impala_loss(agent: Agent, unroll: TensorDict, start_state: TensorDict, cfg: 
     )
     popart = agent.baseline
     parts = {
-        "pg_loss": compute_policy_gradient_loss(target_log_probs, returns.pg_advantages / popart.std),
+        "pg_loss": compute_policy_gradient_loss(target_log_probs, returns.pg_advantages / advantage_scale(agent, cfg)),
         "baseline_loss": cfg.baseline_cost * compute_baseline_loss(out.normalised_values[:-1], popart.normalise(returns.vs)),
         "entropy_loss": cfg.entropy_cost * compute_entropy_loss(agent.entropy(logits)),
     }
     parts.update(auxiliary_losses(out.aux))
     total = sum(parts.values())
-    return total, {k: v.detach() for k, v in parts.items()}, returns.vs
+    return total, {k: v.detach() for k, v in parts.items()}, returns
 
 
-def update_statistics(agent: Agent, targets: torch.Tensor, cfg: LossConfig) -> None:
-    """After a gradient step: fold this batch's targets into PopArt's mu, sigma (outputs preserved)."""
+def update_statistics(agent: Agent, returns, cfg: LossConfig) -> None:
+    """After a gradient step: fold this batch's targets into PopArt's mu, sigma (outputs preserved)
+    and its advantages into their RMS."""
     if cfg.value_normalisation == "popart":
-        agent.baseline.update(targets, cfg.popart_step_size)
+        agent.baseline.update(returns.vs, cfg.popart_step_size)
+    if cfg.advantage_normalisation == "rms":
+        agent.advantage_rms.update(returns.pg_advantages, cfg.advantage_rms_step_size)
 
 
 def learner_step(agent: Agent, optimizer: torch.optim.Optimizer, unroll: TensorDict, start_state: TensorDict,
@@ -101,12 +117,12 @@ def learner_step(agent: Agent, optimizer: torch.optim.Optimizer, unroll: TensorD
     dropout off, so V-trace's pi and mu compare one function.
     """
     agent.eval()
-    loss, losses, targets = impala_loss(agent, unroll, start_state, cfg)
+    loss, losses, returns = impala_loss(agent, unroll, start_state, cfg)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(agent.parameters(), max_grad_norm)
     applied = bool(torch.isfinite(loss) and torch.isfinite(grad_norm))
     if applied:
         optimizer.step()
-        update_statistics(agent, targets, cfg)
+        update_statistics(agent, returns, cfg)
     return loss, losses, grad_norm, applied

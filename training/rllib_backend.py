@@ -21,8 +21,8 @@ How memrl settings map onto RLlib:
 | loss.reward_scale                       | an env wrapper scales rewards; the module divides the previous reward back |
 | actors.decorrelate_steps                | an env wrapper cuts each env's first episode at its own step (training/decorrelation.py) |
 
-Not mapped: ``learner.loss.value_normalisation`` (RLlib's losses use the raw returns: no PopArt, so set
-``loss.reward_scale`` for envs whose rewards are far from 1; a run with ``popart`` says so once),
+Not mapped: ``learner.loss.value_normalisation`` and ``advantage_normalisation`` (RLlib's losses use the raw
+returns: no PopArt, so set ``loss.reward_scale`` for envs whose rewards are far from 1; a run with either says so once),
 ``learner.loss.clip_c_threshold`` (RLlib's V-trace fixes c-bar = 1), ``learner.optimizer`` (must be
 adam), ``device`` (RLlib picks the learner's device).
 """
@@ -351,9 +351,10 @@ def train_from_cli(cfg: dict, run_dir: Path | None = None) -> int:
     env_name = cfg["env"]["name"].split("/")[-1]
     run_dir = run_dir or new_run_dir(cfg, f"{cfg['core']['name']}-{env_name}-rllib-{cfg['rllib']['algo']}")
     print(f"run folder: {run_dir}", flush=True)
-    if cfg["learner"]["loss"].get("value_normalisation", "none") != "none":
-        print(f"note: backend=rllib does not apply learner.loss.value_normalisation="
-              f"{cfg['learner']['loss']['value_normalisation']} (RLlib's losses use the raw returns); "
+    loss = cfg["learner"]["loss"]
+    if loss.get("value_normalisation", "none") != "none" or loss.get("advantage_normalisation", "sigma") != "sigma":
+        print(f"note: backend=rllib does not apply learner.loss.value_normalisation={loss.get('value_normalisation')} "
+              f"or advantage_normalisation={loss.get('advantage_normalisation')} (RLlib's losses use the raw returns); "
               "set learner.loss.reward_scale for envs whose rewards are far from 1", flush=True)
     train(cfg, Path(run_dir), resume=resume)
     print(f"done; checkpoint: {Path(run_dir) / CHECKPOINT}")

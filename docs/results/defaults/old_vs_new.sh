@@ -4,15 +4,15 @@
 # select_nonmatching_object and memory_maze 9x9: lstm, the same seeds and frames, in-process actors
 # (one CPU per trial, two trials at once). None of these env configs sets an unroll length, so T = 20 in both.
 # Usage (from the repository root): docs/results/defaults/old_vs_new.sh [ROOT] [PARTS...]
-#   PARTS: tmaze select_nonmatching_object memory_maze (default: all three, in that order)
+#   PARTS: tmaze select_nonmatching_object memory_maze (default: these three, in that order), and the
+#   POPGym parts repeat_previous_easy count_recall_easy (2M frames, each env config's T)
 #   SEEDS=range(4,10) SUFFIX=-more docs/results/defaults/old_vs_new.sh ROOT tmaze: more seeds, in sweeps
 #   of their own (<part>-<variant><SUFFIX>); the report pools them.
-#   VARIANTS="decorrelation-only popart-only" ...: the ablation, one of issue 29's two changes at a time;
-#   VARIANTS="baseline0.1 entropy0.03": the new defaults with learner.loss.baseline_cost=0.1, or with
-#   learner.loss.entropy_cost=0.03; VARIANTS=nopopart-entropy0.003: decorrelation only with entropy_cost 0.003
+#   VARIANTS="decorrelation-only popart-only" ...: other variants of the defaults, from variants.sh
 #   (default VARIANTS: new old).
 # Then: docs/results/defaults/old_vs_new_report.sh ROOT (reports, plots, run files into docs/results/defaults/old_vs_new/).
 set -eu
+source "$(dirname "$0")/variants.sh"
 ROOT=${1:-/tmp/defaults_old_vs_new}
 shift || true
 PARTS=${*:-tmaze select_nonmatching_object memory_maze}
@@ -27,19 +27,12 @@ for part in $PARTS; do
     tmaze) setting=(env=tmaze total_frames=300000) ;;
     select_nonmatching_object) setting=(env=select_nonmatching_object total_frames=2000000) ;;
     memory_maze) setting=(env=memory_maze total_frames=2000000) ;;
+    repeat_previous_easy|count_recall_easy) setting=(env=$part total_frames=2000000) ;;  # POPGym; T from the env config
     *) echo "unknown part $part" >&2; exit 2 ;;
   esac
   for variant in $VARIANTS; do
-    case $variant in
-      new) changes=() ;;
-      old) changes=(actors.decorrelate_steps=0 learner.loss.value_normalisation=none) ;;
-      decorrelation-only) changes=(learner.loss.value_normalisation=none) ;;
-      popart-only) changes=(actors.decorrelate_steps=0) ;;
-      baseline0.1) changes=(learner.loss.baseline_cost=0.1) ;;  # the new defaults with a fifth of the value loss
-      entropy0.03) changes=(learner.loss.entropy_cost=0.03) ;;  # the new defaults with three times the entropy bonus
-      nopopart-entropy0.003) changes=(learner.loss.value_normalisation=none learner.loss.entropy_cost=0.003) ;;  # decorrelation only, a third of the entropy bonus
-      *) echo "unknown variant $variant" >&2; exit 2 ;;
-    esac
-    $MEMRL sweep "${common[@]}" "${setting[@]}" "${changes[@]}" "sweep.name=$part-$variant$SUFFIX"
+    changes=$(variant_changes "$variant") || exit 2
+    # shellcheck disable=SC2086  # one override per word
+    $MEMRL sweep "${common[@]}" "${setting[@]}" $changes "sweep.name=$part-$variant$SUFFIX"
   done
 done

@@ -3,11 +3,11 @@
 # the fraction of seeds reaching the threshold, P(one group ends above another)), a plot per variant, and the
 # run files kept under docs/results/defaults/old_vs_new/<part>-<variant>/ (config.yaml, metrics.csv per seed;
 # each sweep's sweep.csv as sweep<suffix>.csv).
-# Variants: old_vs_new.sh's (old, new, decorrelation-only, popart-only, baseline0.1, entropy0.03,
-# nopopart-entropy0.003), where they were run.
+# Variants: variants.sh's, where they were run.
 # Sweeps <part>-<variant><suffix> (old_vs_new.sh's SUFFIX: more seeds) are pooled into their variant.
 # Usage (from the repository root): docs/results/defaults/old_vs_new_report.sh [ROOT] [PARTS...]
 set -eu
+source "$(dirname "$0")/variants.sh"
 ROOT=${1:-/tmp/defaults_old_vs_new}
 shift || true
 PARTS=${*:-tmaze select_nonmatching_object memory_maze}
@@ -16,10 +16,10 @@ OUT=docs/results/defaults/old_vs_new
 for part in $PARTS; do
   case $part in
     tmaze|select_nonmatching_object) metric=(metric=mean_success threshold=0.9) ;;
-    memory_maze) metric=(metric=mean_return) ;;
+    memory_maze|repeat_previous_easy|count_recall_easy) metric=(metric=mean_return) ;;
   esac
   folders=()
-  for variant in old new decorrelation-only popart-only baseline0.1 entropy0.03 nopopart-entropy0.003; do
+  for variant in $VARIANT_NAMES; do
     kept=
     for sweep in "$ROOT/$part-$variant" "$ROOT/$part-$variant"-*; do
       [ -f "$sweep/sweep.csv" ] || continue
