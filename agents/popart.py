@@ -28,10 +28,21 @@ import torch
 from torch import nn
 
 
-class PopArt(nn.Linear):
+class StatisticsFromZero:
+    """Loads checkpoints saved before the module's statistics existed: missing buffers load as zeros,
+    which every statistics module here reads as "no update yet"."""
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+        for name, buffer in self._buffers.items():
+            state_dict.setdefault(prefix + name, torch.zeros_like(buffer))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+
+
+class PopArt(StatisticsFromZero, nn.Linear):
     """A linear value head ``[..., I] -> [...]`` with PopArt statistics (mu, sigma over scalar targets).
 
     ``forward`` returns V in the reward's units; ``normalised(x)`` returns n(x), what the loss regresses.
+    A checkpoint from before PopArt (a plain linear head) loads as mu = 0, sigma = 1.
     """
 
     min_std = 1e-4  # sigma's floor: returns that never vary (no reward yet) do not blow n(x) up
@@ -100,14 +111,9 @@ class PopArt(nn.Linear):
         mean, std = self.statistics()
         return self.normalised(x) * std + mean
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
-        # Checkpoints from before PopArt have a plain linear head: no statistics, i.e. mu = 0, sigma = 1.
-        for name, buffer in self._buffers.items():
-            state_dict.setdefault(prefix + name, torch.zeros_like(buffer))
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
 
 
-class AdvantageRMS(nn.Module):
+class AdvantageRMS(StatisticsFromZero, nn.Module):
     """The running root mean square of the policy-gradient advantages (``advantage_normalisation: rms``).
 
     PopArt divides the advantage by sigma, the spread of the value *targets*; how hard the policy
@@ -140,8 +146,3 @@ class AdvantageRMS(nn.Module):
         self.second_moment.mul_(1 - beta).add_(beta * advantages.detach().float().pow(2).mean())
         self.updates.add_(1)
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
-        # Checkpoints from before it have none: RMS 1, as before any update.
-        for name, buffer in self._buffers.items():
-            state_dict.setdefault(prefix + name, torch.zeros_like(buffer))
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)

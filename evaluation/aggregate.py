@@ -50,6 +50,9 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+COMPONENT_OPTIONS = ("core.", "env.")  # options of the named core / env: implied by its name
+
+
 def _ignored(key: str) -> bool:
     return any(key == k or key.startswith(f"{k}.") for k in IGNORED)
 
@@ -72,11 +75,15 @@ def group_runs(runs: list[Run]) -> dict[str, list[Run]]:
     """Runs grouped by the config values that differ between them (seed and bookkeeping excluded).
 
     The label names the differing values, e.g. ``core.name=lstm, env.name=memrl/tmaze``; with no
-    difference at all every run is one group labelled by its core. Only keys that every run has
-    count: an option of one core (``core.num_layers`` of the lstm) is implied by ``core.name``.
+    difference at all every run is one group labelled by its core. An option only some runs' core or
+    env has (``core.num_layers`` of the lstm) is implied by ``core.name`` / ``env.name``; any other key
+    that some runs lack (an option added after they ran) counts, as None where it is missing, so runs
+    of a new option never pool with older ones.
     """
     flats = [flatten(r.config) for r in runs]
-    keys = sorted(k for k in set.intersection(*(set(f) for f in flats)) if not _ignored(k))
+    shared = set.intersection(*(set(f) for f in flats))
+    keys = sorted(k for k in set.union(*(set(f) for f in flats))
+                  if not _ignored(k) and (k in shared or not k.startswith(COMPONENT_OPTIONS)))
     differing = [k for k in keys if len({repr(f.get(k)) for f in flats}) > 1]
     groups: dict[str, list[Run]] = {}
     for run, flat in zip(runs, flats):

@@ -58,6 +58,17 @@ def test_runs_group_by_the_unroll_length_that_ran_not_how_the_config_named_it(tm
     assert {label: len(members) for label, members in groups.items()} == {"actors.unroll_length=51": 2, "actors.unroll_length=20": 1}
 
 
+def test_an_option_some_runs_lack_splits_groups_unless_it_is_a_core_or_env_option(tmp_path):
+    runs = [write_run(tmp_path / f"lstm-{seed}", "lstm", seed, [0.0, 1.0]) for seed in range(3)]
+    config = yaml.safe_load((runs[2] / "config.yaml").read_text())
+    config["learner"] = {"loss": {"advantage_normalisation": "rms"}}  # an option the older runs' code did not have
+    config["env"]["corridor_length"] = 5
+    (runs[2] / "config.yaml").write_text(yaml.safe_dump(config))
+    groups = group_runs(load_runs(runs))
+    assert {label: len(members) for label, members in groups.items()} == {
+        "learner.loss.advantage_normalisation=None": 2, "learner.loss.advantage_normalisation=rms": 1}
+
+
 def test_final_score_is_the_mean_over_the_last_tenth_of_frames_and_mmer_the_best_row(sweep):
     [run] = load_runs([sweep / "lstm-3"])
     assert final_score(run) == pytest.approx((9.0 + 10.0) / 2)  # rows at frames 900 and 1000

@@ -1,0 +1,58 @@
+"""How strong the entropy bonus is against the policy gradient's advantages, in trained agents.
+
+    python docs/results/defaults/advantage_scale.py <sweep>/seed=<n>/checkpoint.pt ... > out.txt
+
+For each checkpoint: the unrolls of loss_gradients.py (its training config's actor, 25 unrolls of
+warm-up, then 15 measured) and the RMS of V-trace's policy-gradient advantages in the reward's units.
+Printed: that RMS, PopArt's sigma, the run's entropy_cost, and the entropy bonus per RMS of advantage as
+the run's learner weighed it, entropy_cost * sigma / RMS (sigma = 1 without PopArt): the same number is
+what ``advantage_normalisation: rms`` holds at entropy_cost on every task.
+"""
+from __future__ import annotations
+
+import sys
+
+import torch
+
+from agents import vtrace
+from training.actor import Actor
+from training.run_dir import load_checkpoint
+from training.unroll import transitions
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from loss_gradients import MEASURED_UNROLLS, WARMUP_UNROLLS  # noqa: E402
+
+
+@torch.no_grad()
+def advantage_rms(actor: Actor, discount: float) -> float:
+    agent, squares = actor.agent, []
+    for index in range(WARMUP_UNROLLS + MEASURED_UNROLLS):
+        result = actor.unroll()
+        if index < WARMUP_UNROLLS:
+            continue
+        unroll = result.unroll
+        out = agent(unroll["obs"], unroll["prev_action"], unroll["prev_reward"], unroll["reset"], result.start_state)
+        steps = transitions(unroll, discount)
+        log_probs = agent.log_prob(out.logits[:-1], steps.actions)
+        returns = vtrace(log_probs - agent.log_prob(steps.behaviour_logits, steps.actions), steps.discounts,
+                         steps.rewards, out.values[:-1], out.values[-1], 1.0, 1.0)
+        squares.append(float(returns.pg_advantages.pow(2).mean()))
+    return (sum(squares) / len(squares)) ** 0.5
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    for path in sys.argv[1:]:
+        payload = load_checkpoint(path)
+        cfg = payload["config"]
+        actor = Actor(cfg, actor_index=0, seed=12345)
+        actor.agent.load_state_dict(payload["model"])
+        loss = cfg["learner"]["loss"]
+        sigma = float(actor.agent.baseline.std)
+        rms = advantage_rms(actor, loss["discount"])
+        print(path, f"entropy_cost={loss['entropy_cost']} sigma={sigma:.3f} advantage_rms={rms:.4f}",
+              f"entropy_per_rms={loss['entropy_cost'] * sigma / rms:.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
