@@ -26,7 +26,9 @@ from training.run_dir import load_config, read_metrics
 from training.unroll import resolve_unroll_length
 
 # Config keys that say where a run is written or which seed it drew: never a group difference.
-IGNORED = ("seed", "name", "run_root", "resume", "checkpoint", "log", "tensorboard", "ray.address")
+IGNORED = ("seed", "name", "run_root", "resume", "checkpoint", "log", "tensorboard", "ray.address",
+           # how a run executes, not what it learns (fused_unroll: the same unrolls, tested)
+           "actors.fused_unroll", "learner.num_threads", "actors.max_actor_restarts", "actors.max_env_errors")
 CONFIDENCE = 0.95
 FINAL_FRACTION = 0.1  # the final score averages the last 10% of a run's frames
 
