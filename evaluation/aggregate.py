@@ -59,17 +59,36 @@ def _ignored(key: str) -> bool:
     return any(key == k or key.startswith(f"{k}.") for k in IGNORED)
 
 
+# What a run saved before an option existed ran with (the option's first default), so such runs group
+# with newer runs of the same setting instead of as "None".
+BEFORE_OPTIONS_EXISTED = {
+    "learner.loss.advantage_normalisation": "sigma",
+    "learner.loss.advantage_rms_step_size": None,  # not used by sigma
+}
+
+
 def load_runs(paths: list[Path]) -> list[Run]:
-    return [Run(Path(p), with_unroll_length_that_ran(load_config(Path(p))), read_metrics(p)) for p in paths]
+    return [Run(Path(p), with_settings_that_ran(load_config(Path(p))), read_metrics(p)) for p in paths]
 
 
-def with_unroll_length_that_ran(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` with ``actors.unroll_length`` resolved as training resolves it (null: the env config's, else
-    20) and the env's suggestion dropped, so a run saved with null and one saved with the same T written out
-    group together."""
+def with_settings_that_ran(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` as the run ran it: ``actors.unroll_length`` resolved as training resolves it (null: the env
+    config's, else 20; the env's suggestion dropped), so a run saved with null and one saved with the same T
+    written out group together; options newer than the run filled in from ``BEFORE_OPTIONS_EXISTED``; and
+    ``advantage_rms_step_size`` dropped where the advantage is not normalised by its RMS (it does nothing there)."""
     if isinstance(config.get("actors"), dict) and isinstance(config.get("env"), dict):
         resolve_unroll_length(config)
         config["env"].pop("unroll_length", None)
+    for key, value in BEFORE_OPTIONS_EXISTED.items():
+        *sections, name = key.split(".")
+        section = config
+        for part in sections:
+            section = section.get(part) if isinstance(section, dict) else None
+        if isinstance(section, dict):
+            section.setdefault(name, value)
+    loss = config.get("learner", {}).get("loss", {}) if isinstance(config.get("learner"), dict) else {}
+    if loss.get("advantage_normalisation") != "rms" and "advantage_rms_step_size" in loss:
+        loss["advantage_rms_step_size"] = None
     return config
 
 

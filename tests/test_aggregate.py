@@ -61,12 +61,28 @@ def test_runs_group_by_the_unroll_length_that_ran_not_how_the_config_named_it(tm
 def test_an_option_some_runs_lack_splits_groups_unless_it_is_a_core_or_env_option(tmp_path):
     runs = [write_run(tmp_path / f"lstm-{seed}", "lstm", seed, [0.0, 1.0]) for seed in range(3)]
     config = yaml.safe_load((runs[2] / "config.yaml").read_text())
-    config["learner"] = {"loss": {"advantage_normalisation": "rms"}}  # an option the older runs' code did not have
+    config["agent"] = {"encoder_size": 64}  # an option the older runs' code did not have
     config["env"]["corridor_length"] = 5
     (runs[2] / "config.yaml").write_text(yaml.safe_dump(config))
     groups = group_runs(load_runs(runs))
     assert {label: len(members) for label, members in groups.items()} == {
-        "learner.loss.advantage_normalisation=None": 2, "learner.loss.advantage_normalisation=rms": 1}
+        "agent.encoder_size=None": 2, "agent.encoder_size=64": 1}
+
+
+def test_runs_from_before_an_option_existed_group_with_what_they_ran(tmp_path):
+    settings = [None, {"advantage_normalisation": "sigma", "advantage_rms_step_size": 0.01},
+                {"advantage_normalisation": "rms", "advantage_rms_step_size": 0.01}]
+    runs = []
+    for seed, loss in enumerate(settings):
+        folder = write_run(tmp_path / f"lstm-{seed}", "lstm", seed, [0.0, 1.0])
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+        config["learner"] = {"loss": {"entropy_cost": 0.01, **(loss or {})}}
+        (folder / "config.yaml").write_text(yaml.safe_dump(config))
+        runs.append(folder)
+    groups = group_runs(load_runs(runs))
+    assert {label: len(members) for label, members in groups.items()} == {
+        "learner.loss.advantage_normalisation=sigma, learner.loss.advantage_rms_step_size=None": 2,
+        "learner.loss.advantage_normalisation=rms, learner.loss.advantage_rms_step_size=0.01": 1}
 
 
 def test_final_score_is_the_mean_over_the_last_tenth_of_frames_and_mmer_the_best_row(sweep):
