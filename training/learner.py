@@ -2,13 +2,14 @@
 
 With ``value_normalisation: popart`` (the default) the value loss is PopArt-IMPALA's (Hessel et al.
 2019; agents/popart.py): the value head regresses (v_s - mu) / sigma, where mu, sigma are the running
-statistics of the V-trace targets. The policy-gradient advantage is divided by the advantages' own
-running RMS (``advantage_normalisation: rms``, the default; agents/popart.py ``AdvantageRMS``) or by
-sigma (``sigma``, PopArt-IMPALA's choice; 1 without PopArt). Either way, multiplying every reward by c
-multiplies V, v_s, mu, sigma and the RMS by c and leaves every loss, gradient and update the same, so one
-``entropy_cost`` means the same on +-1/51 rewards (POPGym) and +-10 ones. With ``rms`` the bonus is also
-weighed against the advantages' own size, which sigma (the spread of the values) is not: sigma is 1.3-1.7
-RMS of advantage on memory_maze, 2 on RepeatPreviousEasy, 4 on CountRecallEasy in trained agents (docs/results/defaults.md).
+statistics of the V-trace targets. The policy-gradient advantage is divided by sigma
+(``advantage_normalisation: sigma``, the default and PopArt-IMPALA's choice; 1 without PopArt) or by
+the advantages' own running RMS (``rms``; agents/popart.py ``AdvantageRMS``). Either way, multiplying
+every reward by c multiplies V, v_s, mu, sigma and the RMS by c and leaves every loss, gradient and
+update the same, so one ``entropy_cost`` means the same on +-1/51 rewards (POPGym) and +-10 ones. With
+``rms`` the bonus is also weighed against the advantages' own size, which sigma (the spread of the
+values) is not: in trained agents sigma is 1.3-1.7 RMS of advantage on memory_maze, 2 on
+RepeatPreviousEasy, 4 on CountRecallEasy (docs/results/defaults.md).
 """
 from __future__ import annotations
 

@@ -143,7 +143,7 @@ _NUMBERS = [  # (section, key, low, high or None for "> low", example)
     ("learner.loss", "discount", 0, 1, "0.99"),
     ("learner.loss", "trace_lambda", 0, 1, "1.0"),
     ("learner.loss", "baseline_cost", 0, float("inf"), "0.5"),
-    ("learner.loss", "entropy_cost", 0, float("inf"), "0.025"),
+    ("learner.loss", "entropy_cost", 0, float("inf"), "0.01"),
     ("learner.loss", "clip_rho_threshold", 0, None, "1.0"),
     ("learner.loss", "clip_c_threshold", 0, None, "1.0"),
     ("log", "interval_s", 0, float("inf"), "5 (0 logs after every update)"),

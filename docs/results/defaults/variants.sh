@@ -2,7 +2,7 @@
 # (to pool their sweeps). variant_changes NAME prints the train overrides of variant NAME, one per line.
 # Each variant is spelled out against the current configs/train.yaml, so a variant keeps meaning what it ran
 # as when the defaults move: "new" is issue 29's first defaults (decorrelation, PopArt, the advantage over
-# PopArt's sigma, entropy_cost 0.01); advrms-entropy0.025 is the defaults since the advantage-RMS runs.
+# PopArt's sigma, entropy_cost 0.01), the defaults still; advrms-entropy0.025 the option advantage_normalisation=rms.
 VARIANT_NAMES="old new decorrelation-only popart-only baseline0.1 entropy0.03 nopopart-entropy0.003 advrms-entropy0.025"
 variant_changes() {
   local sigma=learner.loss.advantage_normalisation=sigma
