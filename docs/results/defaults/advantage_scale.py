@@ -17,20 +17,16 @@ import torch
 
 from agents import vtrace
 from training.actor import Actor
-from training.run_dir import load_checkpoint
 from training.unroll import transitions
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from loss_gradients import MEASURED_UNROLLS, WARMUP_UNROLLS  # noqa: E402
+from loss_gradients import measured_unrolls, trained_actor  # noqa: E402
 
 
 @torch.no_grad()
 def advantage_rms(actor: Actor, discount: float, reward_scale: float) -> float:
     agent, squares = actor.agent, []
-    for index in range(WARMUP_UNROLLS + MEASURED_UNROLLS):
-        result = actor.unroll()
-        if index < WARMUP_UNROLLS:
-            continue
+    for result in measured_unrolls(actor):
         unroll = result.unroll
         out = agent(unroll["obs"], unroll["prev_action"], unroll["prev_reward"], unroll["reset"], result.start_state)
         steps = transitions(unroll, discount, reward_scale)
@@ -44,10 +40,7 @@ def advantage_rms(actor: Actor, discount: float, reward_scale: float) -> float:
 def main() -> None:
     torch.manual_seed(0)
     for path in sys.argv[1:]:
-        payload = load_checkpoint(path)
-        cfg = payload["config"]
-        actor = Actor(cfg, actor_index=0, seed=12345)
-        actor.agent.load_state_dict(payload["model"])
+        actor, cfg = trained_actor(path)
         loss = cfg["learner"]["loss"]
         sigma = float(actor.agent.baseline.std)
         rms = advantage_rms(actor, loss["discount"], loss.get("reward_scale", 1.0))

@@ -43,20 +43,30 @@ def loss_terms(agent, unroll, start_state, discount: float) -> dict[str, torch.T
     }
 
 
+def trained_actor(path: str) -> tuple[Actor, dict]:
+    """An actor of the checkpoint's training config holding its trained agent, and that config."""
+    payload = load_checkpoint(path)
+    actor = Actor(payload["config"], actor_index=0, seed=12345)
+    actor.agent.load_state_dict(payload["model"])
+    return actor, payload["config"]
+
+
+def measured_unrolls(actor: Actor):
+    """The actor's unrolls after the warm-up (every env mid-episode): MEASURED_UNROLLS of them."""
+    for index in range(WARMUP_UNROLLS + MEASURED_UNROLLS):
+        result = actor.unroll()
+        if index >= WARMUP_UNROLLS:
+            yield result
+
+
 def main() -> None:
     torch.manual_seed(0)
     for path in sys.argv[1:]:
-        payload = load_checkpoint(path)
-        cfg = payload["config"]
-        actor = Actor(cfg, actor_index=0, seed=12345)
-        actor.agent.load_state_dict(payload["model"])
+        actor, cfg = trained_actor(path)
         agent = actor.agent
         shared = [p for name, p in agent.named_parameters() if name.startswith(("encoder.", "core."))]
         norms: dict[str, list[float]] = {}
-        for index in range(WARMUP_UNROLLS + MEASURED_UNROLLS):
-            result = actor.unroll()
-            if index < WARMUP_UNROLLS:
-                continue
+        for result in measured_unrolls(actor):
             for name, loss in loss_terms(agent, result.unroll, result.start_state, cfg["learner"]["loss"]["discount"]).items():
                 grads = torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True)
                 norms.setdefault(name, []).append(float(torch.sqrt(sum((g**2).sum() for g in grads if g is not None))))
