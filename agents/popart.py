@@ -112,7 +112,6 @@ class PopArt(StatisticsFromZero, nn.Linear):
         return self.normalised(x) * std + mean
 
 
-
 class AdvantageRMS(StatisticsFromZero, nn.Module):
     """The running root mean square of the policy-gradient advantages (``advantage_normalisation: rms``).
 
@@ -123,7 +122,8 @@ class AdvantageRMS(StatisticsFromZero, nn.Module):
     at 1, so ``entropy_cost`` is measured against one RMS of advantage on every task (the idea of PPO's
     advantage normalisation, kept as a moving average so that a batch without reward is not blown up).
     The mean of the squared advantages over the first 1 / beta batches, then a moving average with
-    step size beta; 1 before any update. A buffer, so it travels into checkpoints.
+    step size beta; 1 before any update. A buffer, so it travels into checkpoints. An option: the
+    defaults keep sigma, since with it the quickstart learned later (docs/results/defaults.md).
     """
 
     min_rms = 1e-4  # a run that has never seen a reward keeps its (near-zero) advantages near zero
