@@ -145,4 +145,3 @@ class AdvantageRMS(StatisticsFromZero, nn.Module):
         beta = max(step_size, 1.0 / float(self.updates + 1))  # bias correction: the plain mean until 1 / beta updates
         self.second_moment.mul_(1 - beta).add_(beta * advantages.detach().float().pow(2).mean())
         self.updates.add_(1)
-
