@@ -61,10 +61,7 @@ def _ignored(key: str) -> bool:
 
 # What a run saved before an option existed ran with (the option's first default), so such runs group
 # with newer runs of the same setting instead of as "None".
-BEFORE_OPTIONS_EXISTED = {
-    "learner.loss.advantage_normalisation": "sigma",
-    "learner.loss.advantage_rms_step_size": None,  # not used by sigma
-}
+BEFORE_OPTIONS_EXISTED = {"learner.loss.advantage_normalisation": "sigma"}
 
 
 def load_runs(paths: list[Path]) -> list[Run]:

@@ -352,10 +352,11 @@ def train_from_cli(cfg: dict, run_dir: Path | None = None) -> int:
     run_dir = run_dir or new_run_dir(cfg, f"{cfg['core']['name']}-{env_name}-rllib-{cfg['rllib']['algo']}")
     print(f"run folder: {run_dir}", flush=True)
     loss = cfg["learner"]["loss"]
-    if loss.get("value_normalisation", "none") != "none" or loss.get("advantage_normalisation", "sigma") != "sigma":
-        print(f"note: backend=rllib does not apply learner.loss.value_normalisation={loss.get('value_normalisation')} "
-              f"or advantage_normalisation={loss.get('advantage_normalisation')} (RLlib's losses use the raw returns); "
-              "set learner.loss.reward_scale for envs whose rewards are far from 1", flush=True)
+    unapplied = [f"{key}={loss[key]}" for key, plain in (("value_normalisation", "none"), ("advantage_normalisation", "sigma"))
+                 if loss.get(key, plain) != plain]
+    if unapplied:
+        print(f"note: backend=rllib does not apply learner.loss.{' or '.join(unapplied)} (RLlib's losses use the raw "
+              "returns); set learner.loss.reward_scale for envs whose rewards are far from 1", flush=True)
     train(cfg, Path(run_dir), resume=resume)
     print(f"done; checkpoint: {Path(run_dir) / CHECKPOINT}")
     return 0
