@@ -24,7 +24,7 @@ import torch
 
 from .actor import Actor, ActorResult, episode_means
 from .env_guard import EnvFaultError
-from .learner import learner_step
+from .learner import at_progress, learner_step
 from .prepare import Parts, prepare
 from .run_dir import CHECKPOINT
 from .run_loop import Run, StopClock
@@ -284,7 +284,8 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
                 results = [actors.next_result(weights_ref, counters["updates"]) for _ in range(learner_cfg["batch_unrolls"])]
                 unroll = torch.cat([r.unroll for r in results], dim=1).to(device)
                 start_state = torch.cat([r.start_state for r in results], dim=0).to(device)
-                loss, losses, grad_norm, applied = learner_step(agent, optimizer, unroll, start_state, parts.loss,
+                loss_cfg = at_progress(parts.loss, counters["frames"] / cfg["total_frames"])
+                loss, losses, grad_norm, applied = learner_step(agent, optimizer, unroll, start_state, loss_cfg,
                                                                 learner_cfg["max_grad_norm"])
                 if applied:
                     nonfinite_in_a_row = 0
@@ -312,7 +313,7 @@ def train(cfg: dict, run_dir: Path, checkpoint: dict | None = None, quiet: bool 
                 if run.log_due(done):
                     lag = run.window.sums["lag"] / run.window.sums["unrolls"]
                     run.log({**rl_row(counters, run, recent), "total_loss": loss.item(), "grad_norm": grad_norm.item(),
-                             "policy_lag": lag, **{k: float(v) for k, v in losses.items()},
+                             "policy_lag": lag, **{k: float(v) for k, v in losses.items()}, "entropy_cost": loss_cfg.entropy_cost,
                              "value_mean": float(agent.baseline.mean), "value_std": float(agent.baseline.std),
                              "skipped_updates": counters["skipped_updates"],
                              "actor_restarts": getattr(actors, "restarts", 0), "env_errors": counters["env_errors"]})

@@ -13,7 +13,7 @@ RepeatPreviousEasy, 4 on CountRecallEasy (docs/results/defaults.md).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from tensordict import TensorDict
@@ -36,6 +36,7 @@ class LossConfig:
     reward_scale: float = 1.0
     baseline_cost: float = 0.5
     entropy_cost: float = 0.01
+    entropy_cost_final: float | None = None  # None: entropy_cost throughout; else linear to this at total_frames
     clip_rho_threshold: float = 1.0
     clip_c_threshold: float = 1.0
     trace_lambda: float = 1.0
@@ -53,8 +54,19 @@ class LossConfig:
                              f"(got {self.advantage_normalisation!r})")
         if not 0 < self.advantage_rms_step_size <= 1:
             raise ValueError(f"learner.loss.advantage_rms_step_size must be in (0, 1] (got {self.advantage_rms_step_size!r}); e.g. 0.01")
+        if self.entropy_cost_final is not None and not 0 <= self.entropy_cost_final < float("inf"):
+            raise ValueError(f"learner.loss.entropy_cost_final must be null or a number >= 0 (got {self.entropy_cost_final!r}); e.g. 0")
         if not 0 < self.popart_step_size <= 1:
             raise ValueError(f"learner.loss.popart_step_size must be in (0, 1] (got {self.popart_step_size!r}); e.g. 3e-4")
+
+
+def at_progress(cfg: LossConfig, progress: float) -> LossConfig:
+    """``cfg`` with the entropy cost of this point of the run (``progress`` = frames / total_frames): linear
+    from ``entropy_cost`` to ``entropy_cost_final``, which it keeps past the end; ``cfg`` itself when no schedule."""
+    if cfg.entropy_cost_final is None:
+        return cfg
+    fraction = min(max(progress, 0.0), 1.0)
+    return replace(cfg, entropy_cost=cfg.entropy_cost + fraction * (cfg.entropy_cost_final - cfg.entropy_cost))
 
 
 def compute_policy_gradient_loss(log_probs: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ How memrl settings map onto RLlib:
 | loss.discount / baseline_cost / entropy_cost | gamma / vf_loss_coeff / entropy_coeff        |
 | loss.clip_rho_threshold                 | vtrace_clip_rho_threshold and vtrace_clip_pg_rho_threshold (impala, appo) |
 | loss.trace_lambda                       | lambda_ (ppo; Ray 2.60's APPO and IMPALA ignore it: lambda = 1) |
+| loss.entropy_cost_final                 | entropy_coeff as RLlib's schedule [[0, entropy_cost], [total_frames, final]] |
 | loss.reward_scale                       | an env wrapper scales rewards; the module divides the previous reward back |
 | actors.decorrelate_steps                | an env wrapper cuts each env's first episode at its own step (training/decorrelation.py) |
 
@@ -156,7 +157,7 @@ def algorithm_config(cfg: dict):
     common = {
         "lr": learner["learning_rate"], "grad_clip": learner["max_grad_norm"], "gamma": loss["discount"],
         "train_batch_size_per_learner": batch_frames(cfg), "vf_loss_coeff": loss["baseline_cost"],
-        "entropy_coeff": loss["entropy_cost"],
+        "entropy_coeff": entropy_coeff(loss, cfg["total_frames"]),
     }
     if algo in ("impala", "appo"):
         common["vtrace_clip_rho_threshold"] = loss["clip_rho_threshold"]
@@ -168,6 +169,14 @@ def algorithm_config(cfg: dict):
         common["num_epochs"] = rllib["num_epochs"]
         common["minibatch_size"] = rllib["minibatch_size"] or batch_frames(cfg)
     return config.training(**common)
+
+
+def entropy_coeff(loss: dict, total_frames: int):
+    """RLlib's ``entropy_coeff``: the constant, or the linear schedule memrl's ``entropy_cost_final`` sets
+    (RLlib interpolates [env steps, value] pairs and holds the last value)."""
+    if loss.get("entropy_cost_final") is None:
+        return loss["entropy_cost"]
+    return [[0, loss["entropy_cost"]], [total_frames, loss["entropy_cost_final"]]]
 
 
 def _config_class(algo: str):

@@ -3,7 +3,7 @@
 # Each variant is spelled out against the current configs/train.yaml, so a variant keeps meaning what it ran
 # as when the defaults move: "new" is issue 29's first defaults (decorrelation, PopArt, the advantage over
 # PopArt's sigma, entropy_cost 0.01), the defaults still; advrms-entropy0.025 the option advantage_normalisation=rms.
-VARIANT_NAMES="old new decorrelation-only popart-only baseline0.1 entropy0.03 nopopart-entropy0.003 advrms-entropy0.025 advrms-entropy0.01"
+VARIANT_NAMES="old new decorrelation-only popart-only baseline0.1 entropy0.03 nopopart-entropy0.003 advrms-entropy0.025 advrms-entropy0.01 advrms-entropy0.025to0"
 variant_changes() {
   local sigma=learner.loss.advantage_normalisation=sigma
   case $1 in
@@ -17,6 +17,8 @@ variant_changes() {
     # the advantage divided by its own running RMS instead of PopArt's sigma
     advrms-entropy0.025) printf '%s\n' learner.loss.advantage_normalisation=rms learner.loss.entropy_cost=0.025 ;;
     advrms-entropy0.01) printf '%s\n' learner.loss.advantage_normalisation=rms learner.loss.entropy_cost=0.01 ;;
+    # the same with the bonus falling linearly from 0.025 at frame 0 to 0 at total_frames
+    advrms-entropy0.025to0) printf '%s\n' learner.loss.advantage_normalisation=rms learner.loss.entropy_cost=0.025 learner.loss.entropy_cost_final=0 ;;
     *) echo "unknown variant $1 (known: $VARIANT_NAMES)" >&2; return 2 ;;
   esac
 }
