@@ -223,8 +223,10 @@ def test_short_rllib_impala_run_with_lstm_writes_the_run_folder_that_eval_and_pl
     from training.cli import main
 
     counter = ("env=counter", "learner.loss.reward_scale=0.5")
-    run_dir = train_rllib(tmp_path / "runs", "lstm", "impala", frames=150, env=counter, extra=("actors.unroll_length=5",))
+    schedule = ("learner.loss.entropy_cost=0.02", "learner.loss.entropy_cost_final=0")
+    run_dir = train_rllib(tmp_path / "runs", "lstm", "impala", frames=150, env=counter, extra=("actors.unroll_length=5", *schedule))
     metrics = check_run_folder(run_dir, "lstm", "impala", 150)
+    assert all(0 <= cost < 0.02 for cost in metrics["entropy_cost"])  # RLlib's schedule, logged after an update
     assert metrics["mean_return"][-1] == 7.0 and metrics["mean_episode_length"][-1] == 7.0
     assert metrics["episodes"][-1] >= 150 // 7 - 4 and math.isfinite(metrics["total_loss"][-1])
     assert main(["eval", f"checkpoint={run_dir}", "episodes=2", "envs=2"]) == 0

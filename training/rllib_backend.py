@@ -321,6 +321,7 @@ LEARNER_COLUMNS = {  # metrics.csv column -> RLlib learner metric (first found)
     "policy_loss": ("mean_pi_loss", "policy_loss"),
     "baseline_loss": ("mean_vf_loss", "vf_loss"),
     "entropy": ("entropy",),
+    "entropy_cost": ("curr_entropy_coeff",),  # the scheduled coefficient (entropy_cost_final)
     "grad_norm": ("gradients_default_optimizer_global_norm",),
     "policy_lag": ("diff_num_grad_updates_vs_sampler_policy",),  # learner updates ahead of the acting weights
 }
