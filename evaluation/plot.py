@@ -25,6 +25,21 @@ def expand_run_dirs(paths: list[str]) -> list[Path]:
     return found
 
 
+LINE_STYLES = ("-", "--", ":", "-.")
+
+
+def distinct_styles(count: int) -> list[dict[str, str]]:
+    """A colour and a dash per line, no two alike for up to 40 lines: tab10's ten colours solid, then dashed,
+    dotted and dash-dotted (matplotlib's default cycle repeats its ten colours, so an 11th group looks like the 1st)."""
+    if count > 10 * len(LINE_STYLES):
+        raise ValueError(f"{count} groups of runs are too many lines for one plot (at most {10 * len(LINE_STYLES)}); "
+                         "plot fewer run folders at a time")
+    from matplotlib import colormaps
+
+    colors = colormaps["tab10"].colors
+    return [{"color": colors[i % 10], "linestyle": LINE_STYLES[i // 10]} for i in range(count)]
+
+
 def plot_runs(run_dirs: list[str], out: str | None = None, metric: str = "mean_return", title: str | None = None,
               statistic: str = "iqm") -> Path:
     """One line per run, labelled by its core (and run name where cores repeat), or one band per group
@@ -43,18 +58,19 @@ def plot_runs(run_dirs: list[str], out: str | None = None, metric: str = "mean_r
     groups = group_runs(runs)
     banded = max(len(group) for group in groups.values()) > 1
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    styles = distinct_styles(len(groups) if banded else len(runs))
     if banded:
-        for label, group in groups.items():
+        for style, (label, group) in zip(styles, groups.items()):
             grid, values = curves(group, metric)
             point, low, high = interval(values, statistic, reps=1000)
-            line, = ax.plot(grid, point, label=f"{label} ({statistic} of {len(group)})")
-            ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+            ax.plot(grid, point, label=f"{label} ({statistic} of {len(group)})", **style)
+            ax.fill_between(grid, low, high, color=style["color"], alpha=0.2, linewidth=0)
     else:
         cores = [run.config["core"]["name"] for run in runs]
-        for run, core in zip(runs, cores):
+        for style, run, core in zip(styles, runs, cores):
             name = run.config.get("name") or run.path.name
             label = core if cores.count(core) == 1 else name if name.startswith(core) else f"{core} ({name})"
-            ax.plot(run.metrics["frames"], run.metrics[metric], label=label)
+            ax.plot(run.metrics["frames"], run.metrics[metric], label=label, **style)
     ax.set_xlabel("env frames")
     ax.set_ylabel(metric.replace("_", " ") + (" (95% CI band)" if banded else ""))
     envs_seen = sorted({run.config["env"]["name"] for run in runs})

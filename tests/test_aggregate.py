@@ -183,3 +183,13 @@ def test_memrl_report_compares_several_sweep_folders_as_one_set_of_runs(tmp_path
         rows = {row["group"]: row for row in csv.DictReader(f)}
     assert set(rows) == {"core.name=lstm", "core.name=feedforward"} and rows["core.name=lstm"]["runs"] == "2"
     assert float(rows["core.name=feedforward"]["normalised_iqm"]) == 0.0  # the baseline group, parsed as one label
+
+
+def test_plot_lines_stay_distinct_past_ten_groups():
+    from evaluation.plot import distinct_styles
+
+    styles = distinct_styles(25)
+    assert len({(style["color"], style["linestyle"]) for style in styles}) == 25
+    assert styles[10]["color"] == styles[0]["color"] and styles[10]["linestyle"] != styles[0]["linestyle"]
+    with pytest.raises(ValueError, match="too many lines"):
+        distinct_styles(41)
