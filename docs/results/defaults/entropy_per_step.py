@@ -4,7 +4,7 @@
 
 FRAMES: comma-separated frame counts, e.g. 500000,750000. Per seed (the seed=<n> trials of each sweep
 folder): at the logged row nearest each frame count, the mean entropy per step in nats,
--entropy_loss / (entropy_cost x T) (entropy_loss sums over the T steps of an unroll and averages
+-entropy_loss / (entropy_cost x T), with the entropy_cost the update used (entropy_loss sums over the T steps of an unroll and averages
 over the batch), and mean_success (or mean_return where the env has no success).
 """
 from __future__ import annotations
@@ -19,12 +19,14 @@ from training.unroll import resolve_unroll_length
 
 def entropy_row(trial: Path, frames: list[int]) -> list[str]:
     config, metrics = load_config(trial), read_metrics(trial)
-    per_step = config["learner"]["loss"]["entropy_cost"] * resolve_unroll_length(config)
+    # The cost each logged update used (runs with an entropy schedule log it; older runs had the config's, constant).
+    costs = metrics.get("entropy_cost") or [config["learner"]["loss"]["entropy_cost"]] * len(metrics["frames"])
+    unroll_length = resolve_unroll_length(config)
     score = "mean_success" if not all(math.isnan(s) for s in metrics["mean_success"]) else "mean_return"
     cells = []
     for target in frames:
         row = min(range(len(metrics["frames"])), key=lambda i: abs(metrics["frames"][i] - target))
-        cells.append(f"{-metrics['entropy_loss'][row] / per_step:.2f} / {metrics[score][row]:.2f}")
+        cells.append(f"{-metrics['entropy_loss'][row] / (costs[row] * unroll_length):.2f} / {metrics[score][row]:.2f}")
     return cells
 
 
