@@ -5,6 +5,7 @@ or mean over seeds with its 95% bootstrap confidence band (evaluation/aggregate.
 line per run."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 
@@ -26,6 +27,7 @@ def expand_run_dirs(paths: list[str]) -> list[Path]:
 
 
 LINE_STYLES = ("-", "--", ":", "-.")
+LONG_LABEL = 60  # characters: a legend with a longer label goes below the axes, wrapped
 
 
 def distinct_styles(count: int) -> list[dict[str, str]]:
@@ -76,7 +78,13 @@ def plot_runs(run_dirs: list[str], out: str | None = None, metric: str = "mean_r
     envs_seen = sorted({run.config["env"]["name"] for run in runs})
     ax.set_title(title or ", ".join(envs_seen))
     ax.grid(alpha=0.3)
-    if len(groups if banded else runs) > 3:  # outside the axes, where it cannot hide the curves
+    lines = ax.get_lines()
+    if any(len(line.get_label()) > LONG_LABEL for line in lines):
+        # Group labels that name several settings: below the axes, wrapped at the settings' commas.
+        for line in lines:
+            line.set_label(textwrap.fill(line.get_label(), 2 * LONG_LABEL, break_long_words=False))
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize="small")
+    elif len(lines) > 3:  # outside the axes, where it cannot hide the curves
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
         fig.set_size_inches(9.5, 4.5)
     else:
@@ -85,6 +93,6 @@ def plot_runs(run_dirs: list[str], out: str | None = None, metric: str = "mean_r
     one_folder = Path(run_dirs[0]) if len(run_dirs) == 1 else None  # a run, or a sweep's folder of runs
     out_path = Path(out) if out else (one_folder or runs[0].path) / "returns.png"
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=120)
+    fig.savefig(out_path, dpi=120, bbox_inches="tight")  # the whole legend, wherever it sits
     plt.close(fig)
     return out_path

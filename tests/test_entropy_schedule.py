@@ -37,7 +37,7 @@ def test_rllib_gets_the_same_schedule():
     scheduled = algorithm_config(compose("train", overrides + ["learner.loss.entropy_cost=0.03",
                                                                 "learner.loss.entropy_cost_final=0.001"]))
     assert scheduled.entropy_coeff == [[0, 0.03], [5000, 0.001]]
-    assert algorithm_config(compose("train", overrides)).entropy_coeff == 0.01
+    assert algorithm_config(compose("train", overrides + ["learner.loss.entropy_cost=0.02"])).entropy_coeff == 0.02
 
 
 def test_a_negative_final_cost_is_a_one_line_error():

@@ -1,10 +1,10 @@
 """The IMPALA learner step: replay the core over a batch of unrolls, V-trace, losses, update.
 
-With ``value_normalisation: popart`` (the default) the value loss is PopArt-IMPALA's (Hessel et al.
+With ``value_normalisation: popart`` (train.yaml's default) the value loss is PopArt-IMPALA's (Hessel et al.
 2019; agents/popart.py): the value head regresses (v_s - mu) / sigma, where mu, sigma are the running
-statistics of the V-trace targets. The policy-gradient advantage is divided by sigma
-(``advantage_normalisation: sigma``, the default and PopArt-IMPALA's choice; 1 without PopArt) or by
-the advantages' own running RMS (``rms``; agents/popart.py ``AdvantageRMS``). Either way, multiplying
+statistics of the V-trace targets. The policy-gradient advantage is divided by the advantages' own
+running RMS (``advantage_normalisation: rms``, train.yaml's default; agents/popart.py ``AdvantageRMS``)
+or by sigma (``sigma``, PopArt-IMPALA's choice and this dataclass's; 1 without PopArt). Either way, multiplying
 every reward by c multiplies V, v_s, mu, sigma and the RMS by c and leaves every loss, gradient and
 update the same, so one ``entropy_cost`` means the same on +-1/51 rewards (POPGym) and +-10 ones. With
 ``rms`` the bonus is also weighed against the advantages' own size, which sigma (the spread of the

@@ -366,7 +366,8 @@ def train_from_cli(cfg: dict, run_dir: Path | None = None) -> int:
                  if loss.get(key, plain) != plain]
     if unapplied:
         print(f"note: backend=rllib does not apply learner.loss.{' or '.join(unapplied)} (RLlib's losses use the raw "
-              "returns); set learner.loss.reward_scale for envs whose rewards are far from 1", flush=True)
+              "returns, and entropy_cost weighs against the raw advantages); set learner.loss.reward_scale for envs "
+              "whose rewards are far from 1", flush=True)
     train(cfg, Path(run_dir), resume=resume)
     print(f"done; checkpoint: {Path(run_dir) / CHECKPOINT}")
     return 0

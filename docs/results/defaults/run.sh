@@ -7,7 +7,9 @@ set -u
 LIMIT_S=${1:-1500}
 OUT=docs/results/defaults
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-common="actors.num_actors=0 total_frames=2000000 seed=0 tensorboard=false checkpoint.keep_last=0 checkpoint.keep_best=false run_root=$OUT"
+# The loss as it ran (train.yaml's defaults then; they have since moved to advantage_normalisation=rms, entropy_cost 0.025).
+common="actors.num_actors=0 total_frames=2000000 seed=0 tensorboard=false checkpoint.keep_last=0 checkpoint.keep_best=false run_root=$OUT
+        learner.loss.advantage_normalisation=sigma learner.loss.entropy_cost=0.01"
 run() {  # name, overrides...
   local name=$1; shift
   nice timeout -s TERM "$LIMIT_S" python -m training.cli train name="$name" $common "$@" > "$OUT/$name.log" 2>&1 &

@@ -2,7 +2,7 @@
 # (to pool their sweeps). variant_changes NAME prints the train overrides of variant NAME, one per line.
 # Each variant is spelled out against the current configs/train.yaml, so a variant keeps meaning what it ran
 # as when the defaults move: "new" is issue 29's first defaults (decorrelation, PopArt, the advantage over
-# PopArt's sigma, entropy_cost 0.01), the defaults still; advrms-entropy0.025 the option advantage_normalisation=rms.
+# PopArt's sigma, entropy_cost 0.01); advrms-entropy0.025 (the advantage over its own RMS) is train.yaml's defaults now.
 VARIANT_NAMES="old new decorrelation-only popart-only baseline0.1 entropy0.03 nopopart-entropy0.003 advrms-entropy0.025 advrms-entropy0.01 advrms-entropy0.025to0"
 variant_changes() {
   local sigma=learner.loss.advantage_normalisation=sigma
