@@ -94,20 +94,33 @@ def group_runs(runs: list[Run]) -> dict[str, list[Run]]:
 
     The label names the differing values, e.g. ``core.name=lstm, env.name=memrl/tmaze``; with no
     difference at all every run is one group labelled by its core. An option only some runs' core or
-    env has (``core.num_layers`` of the lstm) is implied by ``core.name`` / ``env.name``; any other key
-    that some runs lack (an option added after they ran) counts, as None where it is missing, so runs
-    of a new option never pool with older ones.
+    env has (``core.num_layers`` of the lstm) is implied by ``core.name`` / ``env.name`` unless it
+    differs between runs of the same core / env (``core.age_embedding`` true and false for hopfield);
+    then it counts, and only runs that have it name it. Any other key that some runs lack (an option
+    added after they ran) counts, as None where it is missing, so runs of a new option never pool with
+    older ones.
     """
     flats = [flatten(r.config) for r in runs]
     shared = set.intersection(*(set(f) for f in flats))
+    own = {k for k in set.union(*(set(f) for f in flats)) - shared if k.startswith(COMPONENT_OPTIONS)}
     keys = sorted(k for k in set.union(*(set(f) for f in flats))
-                  if not _ignored(k) and (k in shared or not k.startswith(COMPONENT_OPTIONS)))
+                  if not _ignored(k) and (k not in own or _differs_within_component(k, flats)))
     differing = [k for k in keys if len({repr(f.get(k)) for f in flats}) > 1]
     groups: dict[str, list[Run]] = {}
     for run, flat in zip(runs, flats):
-        label = ", ".join(f"{k}={flat.get(k)}" for k in differing) or str(flat.get("core.name", "runs"))
-        groups.setdefault(label, []).append(run)
+        label = ", ".join(f"{k}={flat.get(k)}" for k in differing if k in flat or k not in own)
+        groups.setdefault(label or str(flat.get("core.name", "runs")), []).append(run)
     return groups
+
+
+def _differs_within_component(key: str, flats: list[dict[str, Any]]) -> bool:
+    """Whether a core (env) option takes more than one value among runs of the same core (env)."""
+    component = "core.name" if key.startswith("core.") else "env.name"
+    values: dict[Any, set[str]] = {}
+    for flat in flats:
+        if key in flat:
+            values.setdefault(flat.get(component), set()).add(repr(flat[key]))
+    return any(len(v) > 1 for v in values.values())
 
 
 def _column(run: Run, metric: str) -> tuple[np.ndarray, np.ndarray]:

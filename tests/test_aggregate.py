@@ -69,6 +69,19 @@ def test_an_option_some_runs_lack_splits_groups_unless_it_is_a_core_or_env_optio
         "agent.encoder_size=None": 2, "agent.encoder_size=64": 1}
 
 
+def test_a_core_option_that_differs_between_runs_of_one_core_splits_them(tmp_path):
+    runs = [write_run(tmp_path / f"lstm-{seed}", "lstm", seed, [0.0, 1.0]) for seed in range(2)]
+    runs += [write_run(tmp_path / f"hopfield-{seed}", "hopfield", seed, [0.0, 1.0]) for seed in range(4)]
+    for seed, folder in enumerate(runs[2:]):
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+        config["core"]["age_embedding"] = seed >= 2  # only hopfield has it: false for seeds 0-1, true for 2-3
+        (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    groups = group_runs(load_runs(runs))
+    assert {label: len(members) for label, members in groups.items()} == {
+        "core.name=lstm": 2, "core.age_embedding=False, core.name=hopfield": 2,
+        "core.age_embedding=True, core.name=hopfield": 2}
+
+
 def test_runs_from_before_an_option_existed_group_with_what_they_ran(tmp_path):
     settings = [None, {"advantage_normalisation": "sigma", "advantage_rms_step_size": 0.01},
                 {"advantage_normalisation": "rms", "advantage_rms_step_size": 0.01}]
