@@ -7,12 +7,15 @@ import math
 import pathlib
 import warnings
 
+import gymnasium
 import numpy as np
 import pytest
+from gymnasium import spaces
 from gymnasium.utils.env_checker import check_env
 from omegaconf import OmegaConf
 
 import envs
+from envs.minigrid_adapter import MiniGridImageDirection
 from envs.select_nonmatching_object import (
     MOVES,
     OBJECT_CHANNEL,
@@ -109,6 +112,40 @@ def test_minigrid_wrapper_gives_image_and_direction_only():
     # Turning left changes the direction by -1 (mod 4): the wrapper passes it through.
     turned, *_ = env.step(0)
     assert turned["direction"] == (observation["direction"] - 1) % 4
+
+
+class EndsAsScripted(gymnasium.Env):
+    """A MiniGrid-shaped env whose steps return the (reward, terminated, truncated) given to it."""
+
+    observation_space = spaces.Dict({"image": spaces.Box(0, 255, (7, 7, 3), np.uint8), "direction": spaces.Discrete(4),
+                                     "mission": spaces.Text(8)})
+    action_space = spaces.Discrete(3)
+
+    def __init__(self, steps):
+        self.steps = iter(steps)
+
+    def reset(self, *, seed=None, options=None):
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        return (self.observation_space.sample(), *next(self.steps), {})
+
+
+def test_minigrid_wrapper_reports_success_at_the_end_of_an_episode_only():
+    steps = [(0.0, False, False), (0.8, True, False), (0.0, True, False), (0.0, False, True)]
+    env = MiniGridImageDirection(EndsAsScripted(steps))
+    env.reset()
+    infos = [env.step(0)[-1] for _ in steps]
+    assert [info.get("success") for info in infos] == [None, 1.0, 0.0, 0.0]  # goal, wrong object, time limit
+    real = envs.make("MiniGrid-MemoryS7-v0")
+    real.reset(seed=0)
+    rng = np.random.default_rng(0)
+    while True:  # a random walk ends at an object or the time limit
+        _, reward, terminated, truncated, info = real.step(int(rng.integers(3)))
+        if terminated or truncated:
+            break
+        assert "success" not in info
+    assert info["success"] == float(terminated and reward > 0)
 
 
 # ---- select_nonmatching_object -------------------------------------------------
