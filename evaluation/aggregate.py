@@ -101,10 +101,9 @@ def group_runs(runs: list[Run]) -> dict[str, list[Run]]:
     older ones.
     """
     flats = [flatten(r.config) for r in runs]
-    shared = set.intersection(*(set(f) for f in flats))
-    own = {k for k in set.union(*(set(f) for f in flats)) - shared if k.startswith(COMPONENT_OPTIONS)}
-    keys = sorted(k for k in set.union(*(set(f) for f in flats))
-                  if not _ignored(k) and (k not in own or _differs_within_component(k, flats)))
+    every = set.union(*(set(f) for f in flats))
+    own = {k for k in every - set.intersection(*(set(f) for f in flats)) if k.startswith(COMPONENT_OPTIONS)}
+    keys = sorted(k for k in every if not _ignored(k) and (k not in own or _differs_within_component(k, flats)))
     differing = [k for k in keys if len({repr(f.get(k)) for f in flats}) > 1]
     groups: dict[str, list[Run]] = {}
     for run, flat in zip(runs, flats):
