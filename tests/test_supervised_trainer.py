@@ -347,8 +347,15 @@ def test_bench_supervised_throughput_smoke(tmp_path):
     data = write_toy_babi(tmp_path / "data")
     cfg = OmegaConf.merge(OmegaConf.load(Path(__file__).resolve().parents[1] / "configs/bench/supervised_throughput.yaml"),
                           {"task_options": {"path": str(data)}, "models": [{"core": "lstm", "hidden_size": 16},
-                                                                          {"core": "sam", "slots": 16, "controller_size": 16}],
+                                                                          {"core": "sam", "slots": 16, "controller_size": 16},
+                                                                          {"core": "lstm", "hidden_size": 16,
+                                                                           "model.embedding_size": 8}],
                            "batch_size": 4, "warmup": 1, "rounds": 2, "threads": 1})
     rows = benchmarks.get("supervised_throughput")(cfg)
-    assert [r["core"] for r in rows] == ["lstm", "sam"] and rows[0]["vs_lstm"] == 1.0
+    assert [r["core"] for r in rows] == ["lstm", "sam", "lstm"] and rows[0]["vs_lstm"] == 1.0
     assert all(r["stories_per_s"] == pytest.approx(4 / r["s_per_batch"]) for r in rows)
+    # A dotted key reaches the run config as it is, so the embedding layer is built. An lstm of H = 16 on I
+    # inputs has 4H(I + H) + 8H parameters; with the embedding 8I + 8 + 4H(8 + H) + 8H: 56I - 520 fewer.
+    assert rows[2]["options"] == "hidden_size=16,model.embedding_size=8"
+    inputs, remainder = divmod(rows[0]["parameters"] - rows[2]["parameters"] + 520, 56)
+    assert remainder == 0 and inputs > 8

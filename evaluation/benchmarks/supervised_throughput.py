@@ -18,13 +18,19 @@ import torch
 from . import benchmark
 
 
+def _override(key: str, value) -> str:
+    """An entry's key as a ``memrl supervised`` override: ``core`` picks the core, a dotted key
+    (``model.embedding_size``) is passed as it is, any other key is one of the core's options."""
+    return f"{key}={value}" if key == "core" or "." in key else f"core.{key}={value}"
+
+
 def _setup(cfg, model: dict):
     from training.config import compose
     from training.supervised.trainer import setup
 
     overrides = [f"task={cfg.task}", f"batch_size={cfg.batch_size}", f"seed={cfg.seed}", "optimizer.name=adam",
                  *[f"task.{k}={v}" for k, v in (cfg.task_options or {}).items()],
-                 *[f"core.{k}={v}" if k != "core" else f"core={v}" for k, v in model.items()]]
+                 *[_override(k, v) for k, v in model.items()]]
     return setup(compose("supervised", overrides))
 
 
